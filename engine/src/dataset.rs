@@ -1,0 +1,1 @@
+//! Deterministic synthetic dataset generator (being written).

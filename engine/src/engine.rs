@@ -1,0 +1,572 @@
+//! The engine: open a data directory, ingest, read, snapshot, close.
+//!
+//! Ingest is a three-stage pipeline, ordered end to end:
+//!
+//! 1. **Sequencer** (the caller's thread, under one mutex): validates the batch,
+//!    drops duplicate event ids, assigns dense ids (recording new dictionary
+//!    entries in the batch), encodes and frames the record, and hands it to the
+//!    writer. The mutex makes log order equal id-assignment order.
+//! 2. **Writer thread** (`log::writer`): group commit — one write and one
+//!    `fdatasync` for every record waiting — then passes records on in order.
+//! 3. **Applier thread**: applies each durable batch to derived state, then
+//!    answers the caller. An acknowledged batch is therefore durable *and*
+//!    visible to queries.
+//!
+//! Open takes the directory lock, loads the newest valid snapshot, replays the
+//! log after it (repairing a torn tail), and starts the pipeline.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use rkyv::util::AlignedVec;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::dedupe::{DEFAULT_DEDUPE_WINDOW_MS, Dedupe};
+use crate::dict::{Dictionaries, Dictionary, FastMap, Full};
+use crate::error::{Error, IoContext, Result};
+use crate::log::format::{self, RecordKind};
+use crate::log::recovery::{self, Recovered};
+use crate::log::writer::{self, FaultInjector, Request, WriterConfig, Written};
+use crate::log::{Durability, LOG_DIR, LogPosition, RecoveryMode};
+use crate::meta::Meta;
+use crate::props::{self, KeyId, Value};
+use crate::record::{self, Record};
+use crate::snapshot::{self, SNAPSHOT_DIR};
+use crate::state::{self, DerivedState};
+use crate::wire::{self, LogBatch, LogEntry, LogEvent, LogProfile, LogSubscribe, LogUnsubscribe};
+
+/// Snapshots kept on disk (the newest, plus older ones to fall back on).
+pub const SNAPSHOTS_KEPT: usize = 2;
+const META_DIR: &str = "meta";
+const LOCK_FILE: &str = "LOCK";
+
+/// How to open a data directory.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// When an acknowledgement implies durability.
+    pub durability: Durability,
+    /// What to do with a damaged log.
+    pub recovery: RecoveryMode,
+    /// Source of "now".
+    pub clock: SharedClock,
+    /// Idempotency window for event ids.
+    pub dedupe_window_ms: i64,
+    /// Chunk rotation size.
+    pub chunk_target_bytes: u64,
+    /// Load snapshots at open (false forces a full replay).
+    pub load_snapshot: bool,
+    /// Write a snapshot at close when the log grew since the last one.
+    pub snapshot_on_close: bool,
+    /// Test hook: fail chosen log I/O operations.
+    pub fault_injector: Option<FaultInjector>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            durability: Durability::SyncPerBatch,
+            recovery: RecoveryMode::TolerateTornTail,
+            clock: Arc::new(SystemClock),
+            dedupe_window_ms: DEFAULT_DEDUPE_WINDOW_MS,
+            chunk_target_bytes: writer::CHUNK_TARGET_BYTES,
+            load_snapshot: true,
+            snapshot_on_close: true,
+            fault_injector: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("durability", &self.durability)
+            .field("recovery", &self.recovery)
+            .field("dedupe_window_ms", &self.dedupe_window_ms)
+            .field("chunk_target_bytes", &self.chunk_target_bytes)
+            .field("load_snapshot", &self.load_snapshot)
+            .field("snapshot_on_close", &self.snapshot_on_close)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one ingest call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Records stored.
+    pub accepted: usize,
+    /// Events acknowledged but not stored again (repeated idempotency id).
+    pub duplicates: usize,
+    /// Log position after the batch.
+    pub position: LogPosition,
+}
+
+/// What open found.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// Position of the snapshot loaded, if any.
+    pub snapshot_position: Option<LogPosition>,
+    /// Log frames replayed after it.
+    pub replayed_frames: u64,
+    /// Events replayed after it.
+    pub replayed_events: u64,
+    /// Bytes dropped from a torn tail.
+    pub truncated_bytes: u64,
+    /// Snapshots or metadata that could not be used (not fatal).
+    pub warnings: Vec<String>,
+    /// Time open took.
+    pub took: Duration,
+}
+
+/// Read access to dictionaries and derived state, consistent with each other.
+pub struct StateReader<'a> {
+    /// Dictionaries (may hold ids of batches still in flight; they select nobody).
+    pub dicts: RwLockReadGuard<'a, Dictionaries>,
+    /// Derived state.
+    pub state: RwLockReadGuard<'a, DerivedState>,
+}
+
+struct Pending {
+    /// rkyv bytes of the batch to apply; `None` for a sync request.
+    batch: Option<AlignedVec>,
+    reply: Sender<Result<LogPosition>>,
+}
+
+struct Sequencer {
+    dedupe: Dedupe,
+    writer: Option<Sender<Request<Pending>>>,
+}
+
+/// An open data directory. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Engine {
+    dir: PathBuf,
+    options: EngineOptions,
+    sequencer: Mutex<Sequencer>,
+    dicts: RwLock<Dictionaries>,
+    state: Arc<RwLock<DerivedState>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    meta: Meta,
+    last_snapshot: Mutex<Option<LogPosition>>,
+    report: OpenReport,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .context(|| format!("opening lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { dir: dir.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::Io { context: format!("locking {}", path.display()), source: e })
+        }
+    }
+}
+
+/// Adds a batch's new dictionary entries, checking they are really new.
+fn extend_dicts(dicts: &mut Dictionaries, batch: &wire::ArchivedLogBatch) -> std::result::Result<(), String> {
+    let add = |dict: &mut Dictionary, names: &rkyv::vec::ArchivedVec<rkyv::string::ArchivedString>, what: &str| {
+        for name in names.iter() {
+            if dict.get(name).is_some() {
+                return Err(format!("{what} {:?} is defined twice", name.as_str()));
+            }
+            dict.push(name);
+        }
+        Ok(())
+    };
+    add(&mut dicts.users, &batch.new_users, "user")?;
+    add(&mut dicts.events, &batch.new_event_names, "event name")?;
+    add(&mut dicts.keys, &batch.new_keys, "property key")
+}
+
+/// Replays the log after `state.position` into the given state.
+fn replay(
+    log_dir: &Path,
+    mode: RecoveryMode,
+    dicts: &mut Dictionaries,
+    dedupe: &mut Dedupe,
+    state: &mut DerivedState,
+    events: &mut u64,
+) -> Result<Recovered> {
+    let from = state.position;
+    recovery::recover(log_dir, mode, from, |end, frame| {
+        let corrupt = |why: String| Error::corrupt(log_dir, format!("record ending at log position {end}: {why}"));
+        match frame.kind {
+            RecordKind::Batch => {
+                let batch = wire::access_batch(&frame.body).map_err(corrupt)?;
+                extend_dicts(dicts, batch).map_err(corrupt)?;
+                state::check_batch_refs(batch, dicts).map_err(corrupt)?;
+                let received = batch.received_ms.to_native();
+                for entry in batch.entries.iter() {
+                    if let wire::ArchivedLogEntry::Event(event) = entry {
+                        *events += 1;
+                        if let Some(id) = event.id.as_ref() {
+                            dedupe.insert(Dedupe::hash(id), received);
+                        }
+                    }
+                }
+                state.apply(batch, end);
+            }
+        }
+        Ok(())
+    })
+}
+
+fn applier(written: Receiver<Written<Pending>>, state: Arc<RwLock<DerivedState>>) {
+    for Written { result, payload } in written {
+        let result = match (result, payload.batch) {
+            (Ok(end), Some(bytes)) => match wire::access_batch(&bytes) {
+                Ok(batch) => {
+                    state.write().apply(batch, end);
+                    Ok(end)
+                }
+                // Bytes this process encoded always validate; anything else is a bug.
+                Err(why) => Err(Error::Poisoned { cause: format!("batch failed to re-read: {why}") }),
+            },
+            (result, _) => result,
+        };
+        let _ = payload.reply.send(result);
+    }
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory `dir`.
+    pub fn open(dir: impl AsRef<Path>, options: EngineOptions) -> Result<Engine> {
+        let started = Instant::now();
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).context(|| format!("creating data directory {}", dir.display()))?;
+        let lock = lock_dir(&dir)?;
+        let log_dir = dir.join(LOG_DIR);
+        let snapshot_dir = dir.join(SNAPSHOT_DIR);
+        fs::create_dir_all(&log_dir).context(|| format!("creating {}", log_dir.display()))?;
+        let (meta, recreated) = Meta::open(&dir.join(META_DIR))?;
+        let mut report = OpenReport::default();
+        if recreated {
+            report.warnings.push("metadata store was unreadable and has been recreated".into());
+        }
+
+        let fresh = || (Dictionaries::default(), Dedupe::new(options.dedupe_window_ms), DerivedState::default());
+        let (mut dicts, mut dedupe, mut state) = fresh();
+        if options.load_snapshot {
+            let (loaded, problems) =
+                snapshot::load_newest(&snapshot_dir, meta.newest_snapshot().as_deref(), options.dedupe_window_ms);
+            report.warnings.extend(problems);
+            if let Some(contents) = loaded {
+                report.snapshot_position = Some(contents.state.position);
+                (dicts, dedupe, state) = (contents.dicts, contents.dedupe, contents.state);
+            }
+        }
+        let mut events = 0;
+        let mut recovered = replay(&log_dir, options.recovery, &mut dicts, &mut dedupe, &mut state, &mut events)?;
+        if recovered.end < state.position {
+            // The snapshot is ahead of the log (the log lost its tail): it cannot be trusted.
+            report.warnings.push(format!(
+                "snapshot at log position {} is ahead of the log end {}; replaying the whole log",
+                state.position, recovered.end
+            ));
+            report.snapshot_position = None;
+            (dicts, dedupe, state) = fresh();
+            events = 0;
+            recovered = replay(&log_dir, options.recovery, &mut dicts, &mut dedupe, &mut state, &mut events)?;
+        }
+        dedupe.prune(options.clock.now_ms());
+        report.replayed_frames = recovered.frames;
+        report.replayed_events = events;
+        report.truncated_bytes = recovered.truncated_bytes;
+
+        let state = Arc::new(RwLock::new(state));
+        let (written_tx, written_rx) = crossbeam_channel::bounded(1024);
+        let config = WriterConfig {
+            dir: log_dir,
+            durability: options.durability,
+            chunk_target_bytes: options.chunk_target_bytes,
+            fault_injector: options.fault_injector.clone(),
+        };
+        let (writer_tx, writer_thread) = writer::spawn(config, &recovered, written_tx)?;
+        let applier_state = Arc::clone(&state);
+        let applier_thread = std::thread::Builder::new()
+            .name("nudge-applier".into())
+            .spawn(move || applier(written_rx, applier_state))
+            .context(|| "starting the applier thread".into())?;
+        report.took = started.elapsed();
+        Ok(Engine {
+            dir,
+            sequencer: Mutex::new(Sequencer { dedupe, writer: Some(writer_tx) }),
+            dicts: RwLock::new(dicts),
+            state,
+            threads: Mutex::new(vec![writer_thread, applier_thread]),
+            meta,
+            last_snapshot: Mutex::new(report.snapshot_position),
+            report,
+            options,
+            _lock: lock,
+        })
+    }
+
+    /// What open found (snapshot used, frames replayed, bytes truncated).
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.options.clock
+    }
+
+    /// Stores a batch of records; returns once the batch is durable (per the
+    /// durability mode) and visible to readers. One invalid record rejects the
+    /// whole batch with its index, and nothing is stored.
+    pub fn ingest(&self, records: Vec<Record>) -> Result<IngestOutcome> {
+        record::validate_batch(&records)?;
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        let (accepted, duplicates) = {
+            let mut sequencer = self.sequencer.lock();
+            let Some(writer) = sequencer.writer.clone() else { return Err(Error::Closed) };
+            let now = self.options.clock.now_ms();
+            let (batch, duplicates) = self.sequence(&mut sequencer.dedupe, records, now)?;
+            let accepted = batch.entries.len();
+            let request = if accepted == 0 {
+                // Only duplicates: wait until everything before is durable, store nothing.
+                Request::Sync { payload: Pending { batch: None, reply: reply_tx } }
+            } else {
+                let bytes = wire::encode_batch(&batch);
+                let mut frame = Vec::with_capacity(bytes.len() / 2 + format::FRAME_HEADER_BYTES);
+                format::encode_frame(&mut frame, RecordKind::Batch, &bytes);
+                Request::Append { frame, payload: Pending { batch: Some(bytes), reply: reply_tx } }
+            };
+            writer.send(request).map_err(|_| Error::Closed)?;
+            (accepted, duplicates)
+        };
+        let position = reply_rx.recv().map_err(|_| Error::Closed)??;
+        Ok(IngestOutcome { accepted, duplicates, position })
+    }
+
+    /// Turns validated records into a log batch, assigning ids. Runs under the sequencer lock.
+    fn sequence(&self, dedupe: &mut Dedupe, records: Vec<Record>, now: i64) -> Result<(LogBatch, usize)> {
+        let mut batch = LogBatch { received_ms: now, ..Default::default() };
+        let mut duplicates = 0;
+        let mut ids_in_batch = std::collections::HashSet::new();
+        let mut new_names = NewNames::default();
+        let dicts = self.dicts.upgradable_read();
+        for record in records {
+            let entry = match record {
+                Record::Event(event) => {
+                    if let Some(id) = &event.id {
+                        let hash = Dedupe::hash(id);
+                        if dedupe.is_duplicate(hash, now) || !ids_in_batch.insert(hash) {
+                            duplicates += 1;
+                            continue;
+                        }
+                    }
+                    LogEntry::Event(LogEvent {
+                        user: new_names.user(&dicts, &event.user_id),
+                        event: new_names.event(&dicts, &event.name),
+                        ts_ms: event.ts_ms.unwrap_or(now),
+                        props: new_names.blob(&dicts, &event.props),
+                        id: event.id,
+                    })
+                }
+                Record::Profile(update) => {
+                    let unset_values: Vec<(String, Value)> =
+                        update.unset.iter().map(|k| (k.clone(), Value::Bool(false))).collect();
+                    let unset = props::iter(&new_names.blob(&dicts, &unset_values)).map(|(k, _)| k).collect();
+                    let increment: Vec<(String, Value)> =
+                        update.increment.iter().map(|(k, n)| (k.clone(), Value::Number(*n))).collect();
+                    LogEntry::Profile(LogProfile {
+                        user: new_names.user(&dicts, &update.user_id),
+                        set: new_names.blob(&dicts, &update.set),
+                        set_once: new_names.blob(&dicts, &update.set_once),
+                        unset,
+                        increment: new_names.blob(&dicts, &increment),
+                        append: new_names.blob(&dicts, &update.append),
+                    })
+                }
+                Record::Subscribe { user_id, subscription } => LogEntry::Subscribe(LogSubscribe {
+                    user: new_names.user(&dicts, &user_id),
+                    endpoint: subscription.endpoint,
+                    p256dh: subscription.p256dh,
+                    auth: subscription.auth,
+                }),
+                Record::Unsubscribe { endpoint } => LogEntry::Unsubscribe(LogUnsubscribe { endpoint }),
+            };
+            batch.entries.push(entry);
+        }
+        dicts
+            .room_for(new_names.users.len(), new_names.events.len(), new_names.keys.len())
+            .map_err(|full| {
+                let (field, what) = match full {
+                    Full::Users => ("user_id", "users"),
+                    Full::Events => ("name", "event names"),
+                    Full::Keys => ("props", "property keys"),
+                };
+                Error::invalid(None, field, format!("the dictionary of {what} is full"))
+            })?;
+        // Nothing can fail from here on: commit dedupe entries and names.
+        for entry in &batch.entries {
+            if let LogEntry::Event(LogEvent { id: Some(id), .. }) = entry {
+                dedupe.insert(Dedupe::hash(id), now);
+            }
+        }
+        if !new_names.is_empty() {
+            let mut dicts = parking_lot::RwLockUpgradableReadGuard::upgrade(dicts);
+            for name in &new_names.users {
+                dicts.users.push(name);
+            }
+            for name in &new_names.events {
+                dicts.events.push(name);
+            }
+            for name in &new_names.keys {
+                dicts.keys.push(name);
+            }
+        }
+        batch.new_users = new_names.users;
+        batch.new_event_names = new_names.events;
+        batch.new_keys = new_names.keys;
+        Ok((batch, duplicates))
+    }
+
+    /// Waits until everything acknowledged so far is synced to disk (a no-op
+    /// cost in `SyncPerBatch` mode beyond one round trip).
+    pub fn flush(&self) -> Result<LogPosition> {
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        {
+            let sequencer = self.sequencer.lock();
+            let writer = sequencer.writer.as_ref().ok_or(Error::Closed)?;
+            writer
+                .send(Request::Sync { payload: Pending { batch: None, reply: reply_tx } })
+                .map_err(|_| Error::Closed)?;
+        }
+        reply_rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Read access to dictionaries and derived state.
+    pub fn read(&self) -> StateReader<'_> {
+        let dicts = self.dicts.read();
+        let state = self.state.read();
+        StateReader { dicts, state }
+    }
+
+    /// Writes a snapshot of derived state at the current log position (ingest
+    /// waits meanwhile) and removes older snapshots beyond the few kept.
+    pub fn snapshot(&self) -> Result<PathBuf> {
+        let sequencer = self.sequencer.lock();
+        let writer = sequencer.writer.as_ref().ok_or(Error::Closed)?;
+        // Everything sequenced before this point becomes durable and applied.
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        writer.send(Request::Sync { payload: Pending { batch: None, reply: reply_tx } }).map_err(|_| Error::Closed)?;
+        reply_rx.recv().map_err(|_| Error::Closed)??;
+        let dicts = self.dicts.read();
+        let state = self.state.read();
+        let dir = self.dir.join(SNAPSHOT_DIR);
+        let path = snapshot::write(&dir, &dicts, &sequencer.dedupe, &state)?;
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            self.meta.set_newest_snapshot(name)?;
+        }
+        snapshot::prune(&dir, SNAPSHOTS_KEPT)?;
+        *self.last_snapshot.lock() = Some(state.position);
+        Ok(path)
+    }
+
+    /// Syncs the log, snapshots if configured and the log grew, and stops the
+    /// pipeline threads. Dropping the engine does the same.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.sequencer.lock().writer.is_none() {
+            return Ok(());
+        }
+        let mut outcome = self.flush().map(|_| ());
+        if outcome.is_ok() && self.options.snapshot_on_close {
+            let position = self.state.read().position;
+            if position > 0 && *self.last_snapshot.lock() != Some(position) {
+                outcome = self.snapshot().map(|_| ());
+            }
+        }
+        self.sequencer.lock().writer = None;
+        for thread in self.threads.lock().drain(..) {
+            let _ = thread.join();
+        }
+        outcome
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Names first seen in the batch being sequenced, with their tentative ids.
+#[derive(Default)]
+struct NewNames {
+    users: Vec<String>,
+    events: Vec<String>,
+    keys: Vec<String>,
+    user_ids: FastMap<String, u32>,
+    event_ids: FastMap<String, u32>,
+    key_ids: FastMap<String, u32>,
+}
+
+fn resolve(dict: &Dictionary, names: &mut Vec<String>, ids: &mut FastMap<String, u32>, name: &str) -> u32 {
+    if let Some(id) = dict.get(name) {
+        return id;
+    }
+    if let Some(id) = ids.get(name) {
+        return *id;
+    }
+    let id = dict.len().saturating_add(names.len() as u32);
+    names.push(name.to_owned());
+    ids.insert(name.to_owned(), id);
+    id
+}
+
+impl NewNames {
+    fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.events.is_empty() && self.keys.is_empty()
+    }
+
+    fn user(&mut self, dicts: &Dictionaries, name: &str) -> u32 {
+        resolve(&dicts.users, &mut self.users, &mut self.user_ids, name)
+    }
+
+    fn event(&mut self, dicts: &Dictionaries, name: &str) -> u32 {
+        resolve(&dicts.events, &mut self.events, &mut self.event_ids, name)
+    }
+
+    /// Encodes properties with key ids, sorted by id.
+    fn blob(&mut self, dicts: &Dictionaries, props: &[(String, Value)]) -> Vec<u8> {
+        let mut pairs: Vec<(KeyId, &Value)> = props
+            .iter()
+            .map(|(k, v)| {
+                let id = resolve(&dicts.keys, &mut self.keys, &mut self.key_ids, k);
+                (KeyId::try_from(id).unwrap_or(KeyId::MAX), v)
+            })
+            .collect();
+        pairs.sort_by_key(|(k, _)| *k);
+        let mut blob = Vec::new();
+        props::encode(&mut blob, &pairs);
+        blob
+    }
+}

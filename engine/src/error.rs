@@ -1,0 +1,96 @@
+//! The one error type of the engine, split by what the caller does about it.
+//!
+//! - [`Error::InvalidInput`]: the caller sent something wrong; fix the input. Nothing was stored.
+//! - [`Error::Corrupt`]: stored data is damaged beyond the torn tail recovery repairs;
+//!   an operator must look (or open with `RecoveryMode::Salvage`).
+//! - [`Error::Locked`]: another process holds the data directory.
+//! - [`Error::Poisoned`]: a write or fsync failed earlier; nothing more is acknowledged.
+//!   Restart the process: recovery replays the log.
+//! - [`Error::Io`]: the operating system refused an operation (disk full, permissions).
+//! - [`Error::Closed`]: the engine was shut down.
+
+use std::path::PathBuf;
+
+/// Result alias used across the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad input: which record (index in the batch), which field, what was wrong.
+    #[error("{}invalid `{field}`: {reason}", index.map(|i| format!("record {i}: ")).unwrap_or_default())]
+    InvalidInput {
+        /// Position of the offending record in the batch, when the input was a batch.
+        index: Option<usize>,
+        /// The field that was wrong, e.g. `name` or `props.price`.
+        field: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// Stored data failed validation somewhere other than a torn tail.
+    #[error("data corrupted in {}: {reason}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// What was found, with the byte offset.
+        reason: String,
+    },
+    /// Another process holds the data directory lock.
+    #[error("data directory {} is in use by another process (lock file {} is held)", dir.display(), dir.join("LOCK").display())]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// A write or sync failed earlier; the log refuses everything since.
+    #[error("the event log is poisoned by an earlier I/O failure ({cause}); restart to recover")]
+    Poisoned {
+        /// The first failure, as text.
+        cause: String,
+    },
+    /// An operating-system error, with what the engine was doing.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the engine was doing, with the path.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The engine has been closed.
+    #[error("the engine is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Builds an [`Error::InvalidInput`].
+    pub fn invalid(index: Option<usize>, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput { index, field: field.into(), reason: reason.into() }
+    }
+
+    /// Builds an [`Error::Corrupt`].
+    pub fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Corrupt { path: path.into(), reason: reason.into() }
+    }
+
+    /// Sets the batch index of an `InvalidInput` error (other kinds pass through).
+    pub fn at_index(self, i: usize) -> Self {
+        match self {
+            Error::InvalidInput { field, reason, .. } => {
+                Error::InvalidInput { index: Some(i), field, reason }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Adds a context sentence to `std::io::Error`s.
+pub(crate) trait IoContext<T> {
+    /// Wraps the error with `context()`.
+    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io { context: context(), source })
+    }
+}

@@ -1,0 +1,44 @@
+//! Nudge's engine: an embedded, event-sourced store for behavioural
+//! segmentation.
+//!
+//! The engine keeps an append-only event log (the only source of truth) and
+//! derives from it, incrementally on ingest and again by replay on open:
+//! dictionaries of dense ids, bitmap indexes of users, per-user timelines,
+//! current profiles and web push subscriptions. Snapshots of derived state,
+//! stamped with their log position, make open fast.
+//!
+//! It knows no HTTP, no JSON and no async runtime (that is the `server`
+//! crate), and no query syntax (that is `query-lang`). Time comes from an
+//! injected [`clock::Clock`].
+//!
+//! ```no_run
+//! use nudge_engine::{Engine, EngineOptions, Event};
+//! let engine = Engine::open("./nudge-data", EngineOptions::default())?;
+//! let outcome = engine.ingest(vec![Event::new("u1", "Added To Cart").prop("price", 49.5).into()])?;
+//! assert_eq!(outcome.accepted, 1);
+//! # Ok::<(), nudge_engine::Error>(())
+//! ```
+//!
+//! Limits on input are in [`limits`]; the on-disk format is specified in
+//! `docs/design/event-log-format.md`.
+
+pub mod clock;
+pub mod dict;
+mod engine;
+pub mod error;
+pub mod dataset;
+pub mod dedupe;
+pub mod limits;
+pub mod log;
+mod meta;
+pub mod props;
+pub mod record;
+pub mod snapshot;
+pub mod state;
+pub mod wire;
+
+pub use engine::{Engine, EngineOptions, IngestOutcome, OpenReport, StateReader};
+pub use error::{Error, Result};
+pub use log::{Durability, RecoveryMode};
+pub use props::Value;
+pub use record::{Event, ProfileUpdate, Record, Subscription};

@@ -1,0 +1,179 @@
+//! Reading the log back at open.
+//!
+//! Chunks are read in position order. Every frame is checked (length, CRC,
+//! version, kind) and handed to the caller, which applies it to derived state.
+//! When a frame cannot be read:
+//!
+//! - in the **last** chunk, and no valid frame follows it anywhere in that
+//!   chunk, it is a torn tail left by a crash mid-write: the chunk is truncated
+//!   to the end of the last valid frame (and synced), and opening continues;
+//! - anywhere else, or when a valid frame follows the damage, acknowledged data
+//!   may be damaged: opening stops with `Error::Corrupt` naming the file and
+//!   offset, unless the caller chose `RecoveryMode::Salvage`, which truncates
+//!   at the first damage and removes every later chunk.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use super::format::{self, CHUNK_HEADER_BYTES, Frame, FrameError};
+use super::{LogPosition, RecoveryMode};
+use crate::error::{Error, IoContext, Result};
+
+/// One chunk file found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkFile {
+    /// Log position of its first frame.
+    pub start: LogPosition,
+    /// Its path.
+    pub path: PathBuf,
+}
+
+/// What recovery found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Position just after the last valid frame: where appends continue.
+    pub end: LogPosition,
+    /// Frames handed to the caller.
+    pub frames: u64,
+    /// Bytes dropped from a torn tail (or salvaged away).
+    pub truncated_bytes: u64,
+    /// The chunks that remain, in order.
+    pub chunks: Vec<ChunkFile>,
+}
+
+/// The file name of the chunk starting at `start`.
+pub fn chunk_name(start: LogPosition) -> String {
+    format!("{start:020}.chunk")
+}
+
+/// Lists chunk files in position order, checking that their names parse.
+pub fn list_chunks(dir: &Path) -> Result<Vec<ChunkFile>> {
+    let mut chunks = Vec::new();
+    let entries = fs::read_dir(dir).context(|| format!("listing log directory {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("listing log directory {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(".chunk") else { continue };
+        let start = stem
+            .parse::<u64>()
+            .map_err(|_| Error::corrupt(entry.path(), "chunk file name is not a log position"))?;
+        chunks.push(ChunkFile { start, path: entry.path() });
+    }
+    chunks.sort_by_key(|c| c.start);
+    Ok(chunks)
+}
+
+/// True when some valid frame starts anywhere in `bytes` after offset 0.
+fn valid_frame_follows(bytes: &[u8]) -> Option<usize> {
+    (1..bytes.len()).find(|&at| {
+        // Cheap pre-checks before a CRC: the version byte must match.
+        bytes.get(at + 8) == Some(&format::FRAME_VERSION) && format::decode_frame(&bytes[at..]).is_ok()
+    })
+}
+
+fn truncate(path: &Path, len: u64) -> Result<()> {
+    let file = OpenOptions::new().write(true).open(path).context(|| format!("opening {} to truncate its torn tail", path.display()))?;
+    file.set_len(len).context(|| format!("truncating {}", path.display()))?;
+    file.sync_all().context(|| format!("syncing {}", path.display()))
+}
+
+/// Syncs a directory so that file creations, renames and removals in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Reads the log in `dir`, calling `apply(end_position, frame)` for every valid
+/// frame that ends after `from` (frames before `from` are covered by a snapshot
+/// and skipped unread). Repairs a torn tail as described in the module docs.
+pub fn recover(
+    dir: &Path,
+    mode: RecoveryMode,
+    from: LogPosition,
+    mut apply: impl FnMut(LogPosition, Frame) -> Result<()>,
+) -> Result<Recovered> {
+    let mut chunks = list_chunks(dir)?;
+    let mut recovered = Recovered::default();
+    let mut expected_start: LogPosition = 0;
+    let mut index = 0;
+    while index < chunks.len() {
+        let chunk = chunks[index].clone();
+        let is_last = index + 1 == chunks.len();
+        if chunk.start != expected_start {
+            return Err(Error::corrupt(
+                &chunk.path,
+                format!("chunk starts at log position {} but the previous one ends at {expected_start}", chunk.start),
+            ));
+        }
+        let file_len = fs::metadata(&chunk.path).context(|| format!("reading {}", chunk.path.display()))?.len();
+        let data_len = file_len.saturating_sub(CHUNK_HEADER_BYTES as u64);
+        let next_start = chunk.start + data_len;
+        // Chunks entirely covered by the snapshot are not read at all.
+        if !is_last && next_start <= from && file_len >= CHUNK_HEADER_BYTES as u64 {
+            expected_start = next_start;
+            index += 1;
+            continue;
+        }
+        let bytes = fs::read(&chunk.path).context(|| format!("reading {}", chunk.path.display()))?;
+        if let Err(reason) = format::check_chunk_header(&bytes) {
+            if is_last && bytes.len() < CHUNK_HEADER_BYTES && bytes.iter().all(|&b| b == 0 || format::CHUNK_MAGIC.contains(&b)) {
+                // Created during rotation but the header never reached disk.
+                fs::write(&chunk.path, format::chunk_header()).context(|| format!("rewriting header of {}", chunk.path.display()))?;
+                File::open(&chunk.path).and_then(|f| f.sync_all()).context(|| format!("syncing {}", chunk.path.display()))?;
+                recovered.truncated_bytes += bytes.len() as u64;
+                expected_start = chunk.start;
+                index += 1;
+                continue;
+            }
+            return Err(Error::corrupt(&chunk.path, reason));
+        }
+        let mut at = CHUNK_HEADER_BYTES;
+        let mut position = chunk.start;
+        while at < bytes.len() {
+            match format::decode_frame(&bytes[at..]) {
+                Ok(frame) => {
+                    let len = frame.len;
+                    position += len as u64;
+                    if position > from {
+                        apply(position, frame)?;
+                        recovered.frames += 1;
+                    }
+                    at += len;
+                }
+                Err(error) => {
+                    let follows = valid_frame_follows(&bytes[at..]);
+                    let reason = match &error {
+                        FrameError::Incomplete => "incomplete frame".to_string(),
+                        FrameError::Damaged(why) => why.clone(),
+                    };
+                    let torn_tail = is_last && follows.is_none();
+                    if !torn_tail && mode != RecoveryMode::Salvage {
+                        let detail = match follows {
+                            Some(next) => format!("; a valid record follows at byte {}", at + next),
+                            None => "; later chunks exist".into(),
+                        };
+                        return Err(Error::corrupt(
+                            &chunk.path,
+                            format!("{reason} at byte {at} (log position {position}){detail}. Refusing to open: acknowledged data may be damaged. Open with salvage recovery to keep only what precedes it."),
+                        ));
+                    }
+                    recovered.truncated_bytes += (bytes.len() - at) as u64;
+                    truncate(&chunk.path, at as u64)?;
+                    for later in chunks.drain(index + 1..) {
+                        recovered.truncated_bytes += fs::metadata(&later.path).map(|m| m.len()).unwrap_or(0);
+                        fs::remove_file(&later.path).context(|| format!("removing {}", later.path.display()))?;
+                    }
+                    sync_dir(dir)?;
+                    break;
+                }
+            }
+        }
+        expected_start = position;
+        index += 1;
+    }
+    recovered.end = expected_start;
+    recovered.chunks = chunks;
+    Ok(recovered)
+}

@@ -1,0 +1,320 @@
+//! Bitmap indexes: sets of dense user ids, kept up to date on every applied
+//! record and rebuilt by replay.
+//!
+//! | index | maps | kept for |
+//! |---|---|---|
+//! | `all_user_ids` | — → every user seen (event, profile or subscription) | `not`, the universe |
+//! | `event_user_ids[e].all` | event → users who ever did it | `did E` with no window |
+//! | `event_user_ids[e].by_bucket[l]` | (event, time bucket of level `l`) → users | windows |
+//! | `event_property_value_user_ids` | (event, key, value) → users with such an event | `did E where k == v` |
+//! | `profile_property_value_user_ids` | (profile key, current value) → users | `user.k == v` |
+//! | `webpush_user_ids` | — → users with an active web push subscription | `reachable via webpush` |
+//!
+//! Time buckets form a pyramid of aligned spans of [`TIME_BUCKET_DAYS`] days
+//! (UTC days since the epoch), so any day range is covered by a handful of
+//! buckets ([`cover_days`]): a 30-day window takes at most about a dozen
+//! bitmaps, never thirty.
+//!
+//! Value indexes keep one bitmap per distinct scalar value while a property
+//! has shown at most `MAX_INDEXED_VALUES_PER_PROPERTY` values; past that the
+//! property is marked overflowed, its bitmaps are dropped, and readers fall
+//! back to timelines or profiles. Arrays are not value-indexed. Both rules
+//! depend only on log order, so replay reproduces them exactly.
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+
+use crate::dict::{EventId, FastMap, UserId};
+use crate::limits::MAX_INDEXED_VALUES_PER_PROPERTY;
+use crate::props::{self, KeyId, ValueRef};
+
+/// Span in days of each level of the time-bucket pyramid.
+pub const TIME_BUCKET_DAYS: [i32; 4] = [1, 4, 16, 64];
+/// Number of pyramid levels.
+pub const TIME_LEVELS: usize = TIME_BUCKET_DAYS.len();
+
+/// Users who did one event: all time and per time bucket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventUserIds {
+    /// Users who ever did the event.
+    pub all: RoaringBitmap,
+    /// For each level, bucket number (`day.div_euclid(span)`) → users.
+    pub by_bucket: [BTreeMap<i32, RoaringBitmap>; TIME_LEVELS],
+}
+
+impl EventUserIds {
+    /// Users who did the event on some day in `from_day..=to_day`.
+    pub fn in_days(&self, from_day: i32, to_day: i32) -> RoaringBitmap {
+        let mut parts = cover_days(from_day, to_day)
+            .into_iter()
+            .filter_map(|(level, bucket)| self.by_bucket[level].get(&bucket));
+        match (parts.next(), parts.next()) {
+            (None, _) => RoaringBitmap::new(),
+            (Some(only), None) => only.clone(),
+            (Some(first), Some(second)) => {
+                let mut union = first | second;
+                for part in parts {
+                    union |= part;
+                }
+                union
+            }
+        }
+    }
+}
+
+/// Covers the inclusive day range with aligned buckets, largest first where
+/// alignment allows: a list of `(level, bucket number)`.
+pub fn cover_days(from_day: i32, to_day: i32) -> Vec<(usize, i32)> {
+    let mut pieces = Vec::new();
+    let mut day = i64::from(from_day);
+    let last = i64::from(to_day);
+    while day <= last {
+        let level = (0..TIME_LEVELS)
+            .rev()
+            .find(|&l| {
+                let span = i64::from(TIME_BUCKET_DAYS[l]);
+                day.rem_euclid(span) == 0 && day + span - 1 <= last
+            })
+            .unwrap_or(0);
+        let span = i64::from(TIME_BUCKET_DAYS[level]);
+        pieces.push((level, day.div_euclid(span) as i32));
+        day += span;
+    }
+    pieces
+}
+
+/// The bitmap key of a scalar value: numbers by their bits (with -0 as 0).
+fn number_key(n: f64) -> u64 {
+    if n == 0.0 { 0 } else { n.to_bits() }
+}
+
+/// Per-value bitmaps of one property.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValueUserIds {
+    strings: FastMap<Box<str>, RoaringBitmap>,
+    numbers: FastMap<u64, RoaringBitmap>,
+    bools: [Option<RoaringBitmap>; 2],
+    overflowed: bool,
+}
+
+impl ValueUserIds {
+    /// False once the property has shown too many distinct values to index.
+    pub fn is_complete(&self) -> bool {
+        !self.overflowed
+    }
+
+    /// Distinct values indexed.
+    pub fn distinct_values(&self) -> usize {
+        self.strings.len() + self.numbers.len() + self.bools.iter().flatten().count()
+    }
+
+    /// Users whose value is `value`; `None` when the index overflowed (scan instead).
+    /// Arrays are never indexed: they answer `None` too.
+    pub fn get(&self, value: ValueRef<'_>) -> Option<Option<&RoaringBitmap>> {
+        if self.overflowed {
+            return None;
+        }
+        match value {
+            ValueRef::Str(s) => Some(self.strings.get(s)),
+            ValueRef::Number(n) => Some(self.numbers.get(&number_key(n))),
+            ValueRef::Bool(b) => Some(self.bools[usize::from(b)].as_ref()),
+            ValueRef::Array(_) => None,
+        }
+    }
+
+    /// Every indexed `(value, users)` pair, strings first then numbers then booleans,
+    /// each group sorted (deterministic, for snapshots and tests).
+    pub fn entries(&self) -> Vec<(IndexedValue, &RoaringBitmap)> {
+        let mut strings: Vec<_> = self.strings.iter().map(|(s, b)| (IndexedValue::Str(s.to_string()), b)).collect();
+        strings.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut numbers: Vec<_> = self.numbers.iter().map(|(n, b)| (IndexedValue::NumberBits(*n), b)).collect();
+        numbers.sort_by(|a, b| a.0.cmp(&b.0));
+        let bools = self.bools.iter().enumerate().filter_map(|(i, b)| Some((IndexedValue::Bool(i == 1), b.as_ref()?)));
+        strings.into_iter().chain(numbers).chain(bools).collect()
+    }
+
+    fn slot(&mut self, value: ValueRef<'_>) -> Option<&mut RoaringBitmap> {
+        if self.overflowed {
+            return None;
+        }
+        let is_new = match value {
+            ValueRef::Str(s) => !self.strings.contains_key(s),
+            ValueRef::Number(n) => !self.numbers.contains_key(&number_key(n)),
+            ValueRef::Bool(b) => self.bools[usize::from(b)].is_none(),
+            ValueRef::Array(_) => return None,
+        };
+        if is_new && self.distinct_values() >= MAX_INDEXED_VALUES_PER_PROPERTY {
+            *self = ValueUserIds { overflowed: true, ..Default::default() };
+            return None;
+        }
+        Some(match value {
+            ValueRef::Str(s) => {
+                if is_new {
+                    self.strings.insert(s.into(), RoaringBitmap::new());
+                }
+                self.strings.get_mut(s)?
+            }
+            ValueRef::Number(n) => self.numbers.entry(number_key(n)).or_default(),
+            ValueRef::Bool(b) => self.bools[usize::from(b)].get_or_insert_with(RoaringBitmap::new),
+            ValueRef::Array(_) => return None,
+        })
+    }
+
+    /// Adds `user` under `value`.
+    pub fn insert(&mut self, value: ValueRef<'_>, user: UserId) {
+        if let Some(bitmap) = self.slot(value) {
+            bitmap.insert(user);
+        }
+    }
+
+    /// Removes `user` from under `value` (the value stays counted as seen).
+    pub fn remove(&mut self, value: ValueRef<'_>, user: UserId) {
+        let bitmap = match value {
+            ValueRef::Str(s) => self.strings.get_mut(s),
+            ValueRef::Number(n) => self.numbers.get_mut(&number_key(n)),
+            ValueRef::Bool(b) => self.bools[usize::from(b)].as_mut(),
+            ValueRef::Array(_) => None,
+        };
+        if let Some(bitmap) = bitmap {
+            bitmap.remove(user);
+        }
+    }
+
+    /// Rebuilds an index from snapshot parts.
+    pub fn from_entries(overflowed: bool, entries: Vec<(IndexedValue, RoaringBitmap)>) -> Self {
+        let mut index = ValueUserIds { overflowed, ..Default::default() };
+        for (value, bitmap) in entries {
+            match value {
+                IndexedValue::Str(s) => {
+                    index.strings.insert(s.into(), bitmap);
+                }
+                IndexedValue::NumberBits(n) => {
+                    index.numbers.insert(n, bitmap);
+                }
+                IndexedValue::Bool(b) => index.bools[usize::from(b)] = Some(bitmap),
+            }
+        }
+        index
+    }
+}
+
+/// A value as a value index keys it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IndexedValue {
+    /// A string.
+    Str(String),
+    /// A number, by its normalized bits.
+    NumberBits(u64),
+    /// A boolean.
+    Bool(bool),
+}
+
+/// Every bitmap index of a data directory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Indexes {
+    /// Every user seen through an event, a profile update or a subscription.
+    pub all_user_ids: RoaringBitmap,
+    /// Per event id: users who did it, all time and per time bucket.
+    pub event_user_ids: Vec<EventUserIds>,
+    /// (event, property key) → per-value users who did the event with that value.
+    pub event_property_value_user_ids: FastMap<(EventId, KeyId), ValueUserIds>,
+    /// Profile key → per-value users whose profile currently holds that value.
+    pub profile_property_value_user_ids: FastMap<KeyId, ValueUserIds>,
+    /// Users with at least one active web push subscription.
+    pub webpush_user_ids: RoaringBitmap,
+}
+
+impl Indexes {
+    /// Indexes one event.
+    pub fn add_event(&mut self, user: UserId, event: EventId, ts_ms: i64, blob: &[u8]) {
+        self.all_user_ids.insert(user);
+        let index = event as usize;
+        if self.event_user_ids.len() <= index {
+            self.event_user_ids.resize_with(index + 1, EventUserIds::default);
+        }
+        let entry = &mut self.event_user_ids[index];
+        entry.all.insert(user);
+        let day = crate::clock::day_of(ts_ms);
+        for (level, span) in TIME_BUCKET_DAYS.iter().enumerate() {
+            entry.by_bucket[level].entry(day.div_euclid(*span)).or_default().insert(user);
+        }
+        for (key, value) in props::iter(blob) {
+            if matches!(value, ValueRef::Array(_)) {
+                continue;
+            }
+            self.event_property_value_user_ids.entry((event, key)).or_default().insert(value, user);
+        }
+    }
+
+    /// Users who did `event` at any time.
+    pub fn users_with_event(&self, event: EventId) -> Option<&RoaringBitmap> {
+        self.event_user_ids.get(event as usize).map(|e| &e.all)
+    }
+
+    /// Approximate heap bytes of all bitmaps.
+    pub fn heap_bytes(&self) -> usize {
+        let events: usize = self
+            .event_user_ids
+            .iter()
+            .map(|e| e.all.serialized_size() + e.by_bucket.iter().flat_map(|l| l.values()).map(|b| b.serialized_size()).sum::<usize>())
+            .sum();
+        let values = |v: &ValueUserIds| v.entries().iter().map(|(_, b)| b.serialized_size()).sum::<usize>();
+        events
+            + self.event_property_value_user_ids.values().map(values).sum::<usize>()
+            + self.profile_property_value_user_ids.values().map(values).sum::<usize>()
+            + self.all_user_ids.serialized_size()
+            + self.webpush_user_ids.serialized_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cover_uses_aligned_buckets_and_covers_each_day_once() {
+        for (from, to) in [(0, 0), (3, 40), (-10, 5), (100, 229), (17, 16), (19_000, 19_029)] {
+            let pieces = cover_days(from, to);
+            let mut days = Vec::new();
+            for (level, bucket) in &pieces {
+                let span = TIME_BUCKET_DAYS[*level];
+                days.extend(bucket * span..bucket * span + span);
+            }
+            let expected: Vec<i32> = (from..=to).collect();
+            assert_eq!(days, expected, "{from}..={to}");
+            assert!(pieces.len() <= 13, "{from}..={to} took {} buckets", pieces.len());
+        }
+    }
+
+    #[test]
+    fn value_index_overflows_deterministically_and_normalizes_zero() {
+        let mut index = ValueUserIds::default();
+        index.insert(ValueRef::Number(-0.0), 1);
+        index.insert(ValueRef::Number(0.0), 2);
+        assert_eq!(index.get(ValueRef::Number(0.0)).flatten().map(|b| b.len()), Some(2));
+        index.remove(ValueRef::Number(0.0), 1);
+        assert_eq!(index.get(ValueRef::Number(0.0)).flatten().map(|b| b.len()), Some(1));
+        for i in 0..MAX_INDEXED_VALUES_PER_PROPERTY {
+            index.insert(ValueRef::Str(&format!("v{i}")), 3);
+        }
+        assert!(!index.is_complete(), "the {}th distinct value overflows", MAX_INDEXED_VALUES_PER_PROPERTY + 1);
+        assert_eq!(index.get(ValueRef::Str("v1")), None);
+        index.insert(ValueRef::Str("again"), 4);
+        assert_eq!(index.distinct_values(), 0);
+    }
+
+    #[test]
+    fn event_buckets_answer_day_ranges() {
+        let mut indexes = Indexes::default();
+        let day = crate::clock::DAY_MS;
+        indexes.add_event(1, 0, 10 * day, props::EMPTY);
+        indexes.add_event(2, 0, 20 * day + 5, props::EMPTY);
+        indexes.add_event(3, 1, 20 * day, props::EMPTY);
+        let event = &indexes.event_user_ids[0];
+        assert_eq!(event.in_days(0, 30).iter().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(event.in_days(11, 20).iter().collect::<Vec<_>>(), [2]);
+        assert!(event.in_days(21, 400).is_empty());
+        assert_eq!(indexes.all_user_ids.len(), 3);
+    }
+}

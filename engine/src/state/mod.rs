@@ -1,0 +1,118 @@
+//! Derived state: everything the engine knows that is not the log itself.
+//!
+//! [`DerivedState`] is a pure fold of log batches: [`DerivedState::apply`]
+//! takes one batch (already durable) and updates timelines, bitmap indexes,
+//! profiles and subscriptions. Ingest calls it for new batches; open calls it
+//! for the batches a snapshot does not cover. The same function on the same
+//! batches in the same order gives the same state, which the replay tests
+//! check bit for bit (`snapshot::encode` of both must be equal).
+//!
+//! Dictionaries and the idempotency index are derived too, but they are
+//! updated earlier, when a batch is sequenced (`engine.rs`), because they
+//! decide what the batch contains.
+
+pub mod index;
+pub mod profiles;
+pub mod subscriptions;
+pub mod timeline;
+
+use crate::dict::Dictionaries;
+use crate::log::LogPosition;
+use crate::props;
+use crate::wire::{ArchivedLogBatch, ArchivedLogEntry};
+use index::Indexes;
+use profiles::Profiles;
+use subscriptions::{StoredSubscription, Subscriptions};
+use timeline::Timelines;
+
+/// Timelines, indexes, profiles and subscriptions, as of a log position.
+#[derive(Debug, Clone, Default)]
+pub struct DerivedState {
+    /// Per-user events in time order.
+    pub timelines: Timelines,
+    /// Bitmap indexes.
+    pub indexes: Indexes,
+    /// Current profiles.
+    pub profiles: Profiles,
+    /// Active web push subscriptions.
+    pub subscriptions: Subscriptions,
+    /// The log position this state reflects.
+    pub position: LogPosition,
+}
+
+impl DerivedState {
+    /// Applies one durable batch ending at log position `end`.
+    pub fn apply(&mut self, batch: &ArchivedLogBatch, end: LogPosition) {
+        for entry in batch.entries.iter() {
+            match entry {
+                ArchivedLogEntry::Event(event) => {
+                    let user = event.user.to_native();
+                    let name = event.event.to_native();
+                    let ts = event.ts_ms.to_native();
+                    self.timelines.insert(user, name, ts, &event.props);
+                    self.indexes.add_event(user, name, ts, &event.props);
+                }
+                ArchivedLogEntry::Profile(update) => {
+                    self.indexes.all_user_ids.insert(update.user.to_native());
+                    self.profiles.apply(update, &mut self.indexes.profile_property_value_user_ids);
+                }
+                ArchivedLogEntry::Subscribe(sub) => {
+                    let user = sub.user.to_native();
+                    self.indexes.all_user_ids.insert(user);
+                    let stored = StoredSubscription {
+                        user,
+                        endpoint: sub.endpoint.to_string(),
+                        p256dh: sub.p256dh.to_string(),
+                        auth: sub.auth.to_string(),
+                    };
+                    self.subscriptions.subscribe(stored, &mut self.indexes.webpush_user_ids);
+                }
+                ArchivedLogEntry::Unsubscribe(unsub) => {
+                    self.subscriptions.unsubscribe(&unsub.endpoint, &mut self.indexes.webpush_user_ids);
+                }
+            }
+        }
+        debug_assert!(end >= self.position);
+        self.position = end;
+    }
+
+    /// Approximate heap bytes held by derived state.
+    pub fn heap_bytes(&self) -> usize {
+        self.timelines.heap_bytes() + self.indexes.heap_bytes() + self.profiles.heap_bytes()
+    }
+}
+
+/// Checks that a batch read from disk only refers to ids its dictionaries
+/// define (after the batch's own new entries are added) and that every
+/// property blob is well formed. A batch that fails is treated as corruption.
+pub fn check_batch_refs(batch: &ArchivedLogBatch, dicts: &Dictionaries) -> Result<(), String> {
+    let users = dicts.users.len();
+    let events = dicts.events.len();
+    let keys = dicts.keys.len();
+    let user_ok = |u: u32| if u < users { Ok(()) } else { Err(format!("user id {u} is not defined ({users} users)")) };
+    let blob_ok = |b: &[u8], what: &str| props::validate(b, keys).map_err(|e| format!("{what}: {e}"));
+    for (i, entry) in batch.entries.iter().enumerate() {
+        let checked = match entry {
+            ArchivedLogEntry::Event(e) => {
+                let name = e.event.to_native();
+                user_ok(e.user.to_native())
+                    .and_then(|()| if name < events { Ok(()) } else { Err(format!("event id {name} is not defined")) })
+                    .and_then(|()| blob_ok(&e.props, "props"))
+                    .and_then(|()| crate::record::check_timestamp("ts", e.ts_ms.to_native()).map_err(|e| e.to_string()))
+            }
+            ArchivedLogEntry::Profile(p) => user_ok(p.user.to_native())
+                .and_then(|()| blob_ok(&p.set, "set"))
+                .and_then(|()| blob_ok(&p.set_once, "set_once"))
+                .and_then(|()| blob_ok(&p.increment, "increment"))
+                .and_then(|()| blob_ok(&p.append, "append"))
+                .and_then(|()| match p.unset.iter().find(|k| u32::from(k.to_native()) >= keys) {
+                    Some(k) => Err(format!("unset key id {k} is not defined")),
+                    None => Ok(()),
+                }),
+            ArchivedLogEntry::Subscribe(s) => user_ok(s.user.to_native()),
+            ArchivedLogEntry::Unsubscribe(_) => Ok(()),
+        };
+        checked.map_err(|e| format!("entry {i}: {e}"))?;
+    }
+    Ok(())
+}

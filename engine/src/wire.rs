@@ -1,0 +1,107 @@
+//! The body of a log record: the rkyv-encoded structures the log stores.
+//!
+//! One ingest call becomes one [`LogBatch`]. A batch first lists the dictionary
+//! entries it introduces (new users, event names and property keys, in the
+//! order their dense ids were assigned), then its entries, which refer to
+//! users, events and keys by dense id only. Replaying batches in log order
+//! therefore rebuilds exactly the same ids (see `dict.rs`).
+//!
+//! Event and profile properties are carried as blobs of the property codec
+//! (`props.rs`), so replay copies them into the arena without re-encoding.
+//! The record kinds that later parts of the engine append (definitions, fire
+//! records, timers, deliveries) get their own frame kind byte; see
+//! `docs/design/event-log-format.md`.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// One ingest call, as stored in the log.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct LogBatch {
+    /// Engine clock when the batch was sequenced (drives the idempotency window).
+    pub received_ms: i64,
+    /// External ids of users first seen in this batch; their dense ids follow the
+    /// current user count, in this order.
+    pub new_users: Vec<String>,
+    /// Event names first seen in this batch, likewise.
+    pub new_event_names: Vec<String>,
+    /// Property keys first seen in this batch, likewise.
+    pub new_keys: Vec<String>,
+    /// The records, in arrival order.
+    pub entries: Vec<LogEntry>,
+}
+
+/// One stored record.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum LogEntry {
+    /// A behavioural event.
+    Event(LogEvent),
+    /// A profile update.
+    Profile(LogProfile),
+    /// A web push subscription added.
+    Subscribe(LogSubscribe),
+    /// A web push subscription removed.
+    Unsubscribe(LogUnsubscribe),
+}
+
+/// An event with dense ids.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogEvent {
+    /// Dense user id.
+    pub user: u32,
+    /// Dense event-name id.
+    pub event: u32,
+    /// Event time, epoch ms UTC (the engine clock filled it in when absent).
+    pub ts_ms: i64,
+    /// Idempotency id, when the caller gave one.
+    pub id: Option<String>,
+    /// Properties in the property codec.
+    pub props: Vec<u8>,
+}
+
+/// A profile update with dense ids; applied set, set_once, unset, increment, append.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogProfile {
+    /// Dense user id.
+    pub user: u32,
+    /// Properties to overwrite (property codec).
+    pub set: Vec<u8>,
+    /// Properties to set when absent (property codec).
+    pub set_once: Vec<u8>,
+    /// Key ids to remove.
+    pub unset: Vec<u16>,
+    /// Numbers to add (property codec, numbers only).
+    pub increment: Vec<u8>,
+    /// Values to append (property codec).
+    pub append: Vec<u8>,
+}
+
+/// A subscription added.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogSubscribe {
+    /// Dense user id.
+    pub user: u32,
+    /// Push service URL.
+    pub endpoint: String,
+    /// Browser public key, base64url.
+    pub p256dh: String,
+    /// Auth secret, base64url.
+    pub auth: String,
+}
+
+/// A subscription removed.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogUnsubscribe {
+    /// Push service URL.
+    pub endpoint: String,
+}
+
+/// Encodes a batch with rkyv.
+pub fn encode_batch(batch: &LogBatch) -> rkyv::util::AlignedVec {
+    // Serializing plain owned data into a growable buffer cannot fail.
+    rkyv::to_bytes::<rkyv::rancor::Error>(batch).unwrap_or_default()
+}
+
+/// Validates and accesses an encoded batch (bytes must be 16-byte aligned).
+pub fn access_batch(bytes: &[u8]) -> Result<&ArchivedLogBatch, String> {
+    rkyv::access::<ArchivedLogBatch, rkyv::rancor::Error>(bytes).map_err(|e| e.to_string())
+}

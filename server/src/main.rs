@@ -1,0 +1,2 @@
+//! The `nudge` command line.
+fn main() {}
