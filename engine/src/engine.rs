@@ -179,8 +179,13 @@ fn lock_dir(dir: &Path) -> Result<File> {
 }
 
 /// Adds a batch's new dictionary entries, checking they are really new.
-fn extend_dicts(dicts: &mut Dictionaries, batch: &wire::ArchivedLogBatch) -> std::result::Result<(), String> {
-    let add = |dict: &mut Dictionary, names: &rkyv::vec::ArchivedVec<rkyv::string::ArchivedString>, what: &str| {
+fn extend_dicts(
+    dicts: &mut Dictionaries,
+    batch: &wire::ArchivedLogBatch,
+) -> std::result::Result<(), String> {
+    let add = |dict: &mut Dictionary,
+               names: &rkyv::vec::ArchivedVec<rkyv::string::ArchivedString>,
+               what: &str| {
         for name in names.iter() {
             if dict.get(name).is_some() {
                 return Err(format!("{what} {:?} is defined twice", name.as_str()));
@@ -205,7 +210,9 @@ fn replay(
 ) -> Result<Recovered> {
     let from = state.position;
     recovery::recover(log_dir, mode, from, |end, frame| {
-        let corrupt = |why: String| Error::corrupt(log_dir, format!("record ending at log position {end}: {why}"));
+        let corrupt = |why: String| {
+            Error::corrupt(log_dir, format!("record ending at log position {end}: {why}"))
+        };
         match frame.kind {
             RecordKind::Batch => {
                 let batch = wire::access_batch(&frame.body).map_err(corrupt)?;
@@ -236,7 +243,9 @@ fn applier(written: Receiver<Written<Pending>>, state: Arc<RwLock<DerivedState>>
                     Ok(end)
                 }
                 // Bytes this process encoded always validate; anything else is a bug.
-                Err(why) => Err(Error::Poisoned { cause: format!("batch failed to re-read: {why}") }),
+                Err(why) => {
+                    Err(Error::Poisoned { cause: format!("batch failed to re-read: {why}") })
+                }
             },
             (result, _) => result,
         };
@@ -249,7 +258,8 @@ impl Engine {
     pub fn open(dir: impl AsRef<Path>, options: EngineOptions) -> Result<Engine> {
         let started = Instant::now();
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).context(|| format!("creating data directory {}", dir.display()))?;
+        fs::create_dir_all(&dir)
+            .context(|| format!("creating data directory {}", dir.display()))?;
         let lock = lock_dir(&dir)?;
         let log_dir = dir.join(LOG_DIR);
         let snapshot_dir = dir.join(SNAPSHOT_DIR);
@@ -260,11 +270,20 @@ impl Engine {
             report.warnings.push("metadata store was unreadable and has been recreated".into());
         }
 
-        let fresh = || (Dictionaries::default(), Dedupe::new(options.dedupe_window_ms), DerivedState::default());
+        let fresh = || {
+            (
+                Dictionaries::default(),
+                Dedupe::new(options.dedupe_window_ms),
+                DerivedState::default(),
+            )
+        };
         let (mut dicts, mut dedupe, mut state) = fresh();
         if options.load_snapshot {
-            let (loaded, problems) =
-                snapshot::load_newest(&snapshot_dir, meta.newest_snapshot().as_deref(), options.dedupe_window_ms);
+            let (loaded, problems) = snapshot::load_newest(
+                &snapshot_dir,
+                meta.newest_snapshot().as_deref(),
+                options.dedupe_window_ms,
+            );
             report.warnings.extend(problems);
             if let Some(contents) = loaded {
                 report.snapshot_position = Some(contents.state.position);
@@ -272,7 +291,8 @@ impl Engine {
             }
         }
         let mut events = 0;
-        let mut recovered = replay(&log_dir, options.recovery, &mut dicts, &mut dedupe, &mut state, &mut events)?;
+        let mut recovered =
+            replay(&log_dir, options.recovery, &mut dicts, &mut dedupe, &mut state, &mut events)?;
         if recovered.end < state.position {
             // The snapshot is ahead of the log (the log lost its tail): it cannot be trusted.
             report.warnings.push(format!(
@@ -282,7 +302,14 @@ impl Engine {
             report.snapshot_position = None;
             (dicts, dedupe, state) = fresh();
             events = 0;
-            recovered = replay(&log_dir, options.recovery, &mut dicts, &mut dedupe, &mut state, &mut events)?;
+            recovered = replay(
+                &log_dir,
+                options.recovery,
+                &mut dicts,
+                &mut dedupe,
+                &mut state,
+                &mut events,
+            )?;
         }
         dedupe.prune(options.clock.now_ms());
         report.replayed_frames = recovered.frames;
@@ -362,7 +389,12 @@ impl Engine {
     }
 
     /// Turns validated records into a log batch, assigning ids. Runs under the sequencer lock.
-    fn sequence(&self, dedupe: &mut Dedupe, records: Vec<Record>, now: i64) -> Result<(LogBatch, usize)> {
+    fn sequence(
+        &self,
+        dedupe: &mut Dedupe,
+        records: Vec<Record>,
+        now: i64,
+    ) -> Result<(LogBatch, usize)> {
         let mut batch = LogBatch { received_ms: now, ..Default::default() };
         let mut duplicates = 0;
         let mut ids_in_batch = std::collections::HashSet::new();
@@ -389,9 +421,14 @@ impl Engine {
                 Record::Profile(update) => {
                     let unset_values: Vec<(String, Value)> =
                         update.unset.iter().map(|k| (k.clone(), Value::Bool(false))).collect();
-                    let unset = props::iter(&new_names.blob(&dicts, &unset_values)).map(|(k, _)| k).collect();
-                    let increment: Vec<(String, Value)> =
-                        update.increment.iter().map(|(k, n)| (k.clone(), Value::Number(*n))).collect();
+                    let unset = props::iter(&new_names.blob(&dicts, &unset_values))
+                        .map(|(k, _)| k)
+                        .collect();
+                    let increment: Vec<(String, Value)> = update
+                        .increment
+                        .iter()
+                        .map(|(k, n)| (k.clone(), Value::Number(*n)))
+                        .collect();
                     LogEntry::Profile(LogProfile {
                         user: new_names.user(&dicts, &update.user_id),
                         set: new_names.blob(&dicts, &update.set),
@@ -407,7 +444,9 @@ impl Engine {
                     p256dh: subscription.p256dh,
                     auth: subscription.auth,
                 }),
-                Record::Unsubscribe { endpoint } => LogEntry::Unsubscribe(LogUnsubscribe { endpoint }),
+                Record::Unsubscribe { endpoint } => {
+                    LogEntry::Unsubscribe(LogUnsubscribe { endpoint })
+                }
             };
             batch.entries.push(entry);
         }
@@ -466,25 +505,44 @@ impl Engine {
         StateReader { dicts, state }
     }
 
-    /// Writes a snapshot of derived state at the current log position (ingest
-    /// waits meanwhile) and removes older snapshots beyond the few kept.
-    pub fn snapshot(&self) -> Result<PathBuf> {
+    /// Runs `f` on a consistent cut: ingest is held, everything sequenced so far
+    /// is durable and applied, so dictionaries, dedupe and state share one position.
+    fn with_quiesced<T>(
+        &self,
+        f: impl FnOnce(&Dictionaries, &Dedupe, &DerivedState) -> Result<T>,
+    ) -> Result<T> {
         let sequencer = self.sequencer.lock();
         let writer = sequencer.writer.as_ref().ok_or(Error::Closed)?;
-        // Everything sequenced before this point becomes durable and applied.
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        writer.send(Request::Sync { payload: Pending { batch: None, reply: reply_tx } }).map_err(|_| Error::Closed)?;
+        writer
+            .send(Request::Sync { payload: Pending { batch: None, reply: reply_tx } })
+            .map_err(|_| Error::Closed)?;
         reply_rx.recv().map_err(|_| Error::Closed)??;
         let dicts = self.dicts.read();
         let state = self.state.read();
+        f(&dicts, &sequencer.dedupe, &state)
+    }
+
+    /// Writes a snapshot of derived state at the current log position (ingest
+    /// waits meanwhile) and removes older snapshots beyond the few kept.
+    pub fn snapshot(&self) -> Result<PathBuf> {
         let dir = self.dir.join(SNAPSHOT_DIR);
-        let path = snapshot::write(&dir, &dicts, &sequencer.dedupe, &state)?;
+        let (path, position) = self.with_quiesced(|dicts, dedupe, state| {
+            Ok((snapshot::write(&dir, dicts, dedupe, state)?, state.position))
+        })?;
         if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
             self.meta.set_newest_snapshot(name)?;
         }
         snapshot::prune(&dir, SNAPSHOTS_KEPT)?;
-        *self.last_snapshot.lock() = Some(state.position);
+        *self.last_snapshot.lock() = Some(position);
         Ok(path)
+    }
+
+    /// The snapshot encoding of the current state (deterministic: two engines
+    /// hold equal derived state exactly when these bytes are equal). For tests
+    /// and diagnostics; it copies everything.
+    pub fn encode_state(&self) -> Result<Vec<u8>> {
+        self.with_quiesced(|dicts, dedupe, state| Ok(snapshot::encode(dicts, dedupe, state)))
     }
 
     /// Syncs the log, snapshots if configured and the log grew, and stops the
@@ -529,7 +587,12 @@ struct NewNames {
     key_ids: FastMap<String, u32>,
 }
 
-fn resolve(dict: &Dictionary, names: &mut Vec<String>, ids: &mut FastMap<String, u32>, name: &str) -> u32 {
+fn resolve(
+    dict: &Dictionary,
+    names: &mut Vec<String>,
+    ids: &mut FastMap<String, u32>,
+    name: &str,
+) -> u32 {
     if let Some(id) = dict.get(name) {
         return id;
     }

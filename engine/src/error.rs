@@ -63,7 +63,11 @@ pub enum Error {
 
 impl Error {
     /// Builds an [`Error::InvalidInput`].
-    pub fn invalid(index: Option<usize>, field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(
+        index: Option<usize>,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::InvalidInput { index, field: field.into(), reason: reason.into() }
     }
 

@@ -23,11 +23,11 @@
 //! `docs/design/event-log-format.md`.
 
 pub mod clock;
+pub mod dataset;
+pub mod dedupe;
 pub mod dict;
 mod engine;
 pub mod error;
-pub mod dataset;
-pub mod dedupe;
 pub mod limits;
 pub mod log;
 mod meta;

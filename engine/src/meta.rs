@@ -34,11 +34,10 @@ impl Meta {
             Err(_) => {
                 // Derived metadata only: start over rather than refuse to open.
                 let _ = std::fs::remove_dir_all(dir);
-                let db = sled::Config::new()
-                    .path(dir)
-                    .flush_every_ms(None)
-                    .open()
-                    .map_err(|e| sled_error(&format!("recreating metadata store {}", dir.display()), e))?;
+                let db =
+                    sled::Config::new().path(dir).flush_every_ms(None).open().map_err(|e| {
+                        sled_error(&format!("recreating metadata store {}", dir.display()), e)
+                    })?;
                 (db, true)
             }
         };
@@ -49,7 +48,9 @@ impl Meta {
                 if version > DATA_FORMAT_VERSION {
                     return Err(Error::corrupt(
                         dir,
-                        format!("data directory has format version {version}; this build understands up to {DATA_FORMAT_VERSION}"),
+                        format!(
+                            "data directory has format version {version}; this build understands up to {DATA_FORMAT_VERSION}"
+                        ),
                     ));
                 }
             }
@@ -75,7 +76,9 @@ impl Meta {
 
     /// Records the newest snapshot's file name.
     pub fn set_newest_snapshot(&self, name: &str) -> Result<()> {
-        self.db.insert(KEY_SNAPSHOT, name.as_bytes()).map_err(|e| sled_error("recording snapshot", e))?;
+        self.db
+            .insert(KEY_SNAPSHOT, name.as_bytes())
+            .map_err(|e| sled_error("recording snapshot", e))?;
         self.flush()
     }
 }

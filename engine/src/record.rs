@@ -28,7 +28,13 @@ pub struct Event {
 impl Event {
     /// An event with no properties, no explicit time and no id.
     pub fn new(user_id: impl Into<String>, name: impl Into<String>) -> Self {
-        Event { user_id: user_id.into(), name: name.into(), ts_ms: None, props: Vec::new(), id: None }
+        Event {
+            user_id: user_id.into(),
+            name: name.into(),
+            ts_ms: None,
+            props: Vec::new(),
+            id: None,
+        }
     }
 
     /// Sets the timestamp.
@@ -189,7 +195,10 @@ fn value_size(field: &str, value: &Value, nested: bool) -> Result<usize> {
         Value::Array(items) if items.len() > MAX_ARRAY_ELEMENTS => Err(Error::invalid(
             None,
             field,
-            format!("array has {} elements, more than the limit of {MAX_ARRAY_ELEMENTS}", items.len()),
+            format!(
+                "array has {} elements, more than the limit of {MAX_ARRAY_ELEMENTS}",
+                items.len()
+            ),
         )),
         Value::Array(items) => {
             items.iter().try_fold(3, |total, item| Ok(total + value_size(field, item, true)?))
@@ -254,7 +263,11 @@ pub fn validate(record: &Record) -> Result<()> {
             check_props("unset", p.unset.iter().map(|k| (k.as_str(), None)))?;
             for (key, by) in &p.increment {
                 if !by.is_finite() {
-                    return Err(Error::invalid(None, format!("increment.{key}"), "not a finite number"));
+                    return Err(Error::invalid(
+                        None,
+                        format!("increment.{key}"),
+                        "not a finite number",
+                    ));
                 }
             }
             check_props(
@@ -262,7 +275,8 @@ pub fn validate(record: &Record) -> Result<()> {
                 p.increment.iter().map(|(k, _)| (k.as_str(), None)).collect::<Vec<_>>().into_iter(),
             )?;
             check_props("append", pairs(&p.append))?;
-            let touched = p.set.len() + p.set_once.len() + p.unset.len() + p.increment.len() + p.append.len();
+            let touched =
+                p.set.len() + p.set_once.len() + p.unset.len() + p.increment.len() + p.append.len();
             if touched == 0 {
                 return Err(Error::invalid(
                     None,
@@ -274,9 +288,24 @@ pub fn validate(record: &Record) -> Result<()> {
         }
         Record::Subscribe { user_id, subscription } => {
             check_text("user_id", user_id, MAX_USER_ID_BYTES, "user id")?;
-            check_text("subscription.endpoint", &subscription.endpoint, MAX_ENDPOINT_BYTES, "endpoint")?;
-            check_text("subscription.keys.p256dh", &subscription.p256dh, MAX_PUSH_KEY_BYTES, "p256dh key")?;
-            check_text("subscription.keys.auth", &subscription.auth, MAX_PUSH_KEY_BYTES, "auth secret")
+            check_text(
+                "subscription.endpoint",
+                &subscription.endpoint,
+                MAX_ENDPOINT_BYTES,
+                "endpoint",
+            )?;
+            check_text(
+                "subscription.keys.p256dh",
+                &subscription.p256dh,
+                MAX_PUSH_KEY_BYTES,
+                "p256dh key",
+            )?;
+            check_text(
+                "subscription.keys.auth",
+                &subscription.auth,
+                MAX_PUSH_KEY_BYTES,
+                "auth secret",
+            )
         }
         Record::Unsubscribe { endpoint } => {
             check_text("endpoint", endpoint, MAX_ENDPOINT_BYTES, "endpoint")
@@ -290,7 +319,10 @@ pub fn validate_batch(records: &[Record]) -> Result<()> {
         return Err(Error::invalid(
             None,
             "records",
-            format!("{} records, more than the limit of {MAX_BATCH_RECORDS} per batch", records.len()),
+            format!(
+                "{} records, more than the limit of {MAX_BATCH_RECORDS} per batch",
+                records.len()
+            ),
         ));
     }
     records.iter().enumerate().try_for_each(|(i, r)| validate(r).map_err(|e| e.at_index(i)))
@@ -308,14 +340,31 @@ mod tests {
 
     #[test]
     fn rejects_bad_events_with_index_and_field() {
-        assert_eq!(reason(Event::new("", "x").into()), "record 1: invalid `user_id`: user id must not be empty");
-        assert!(reason(Event::new("u", "").into()).contains("`name`: event name must not be empty"));
-        assert!(reason(Event::new("u", "n".repeat(300)).into()).contains("300 bytes, more than the limit of 256"));
-        assert!(reason(Event::new("u", "x").at(-1).into()).contains("`ts`: timestamp -1 is outside"));
-        assert!(reason(Event::new("u", "x").prop("p", f64::NAN).into()).contains("`props.p`: number NaN is not finite"));
-        assert!(reason(Event::new("u", "x").prop("p", 1).prop("p", 2).into()).contains("appears twice"));
+        assert_eq!(
+            reason(Event::new("", "x").into()),
+            "record 1: invalid `user_id`: user id must not be empty"
+        );
+        assert!(
+            reason(Event::new("u", "").into()).contains("`name`: event name must not be empty")
+        );
+        assert!(
+            reason(Event::new("u", "n".repeat(300)).into())
+                .contains("300 bytes, more than the limit of 256")
+        );
+        assert!(
+            reason(Event::new("u", "x").at(-1).into()).contains("`ts`: timestamp -1 is outside")
+        );
+        assert!(
+            reason(Event::new("u", "x").prop("p", f64::NAN).into())
+                .contains("`props.p`: number NaN is not finite")
+        );
+        assert!(
+            reason(Event::new("u", "x").prop("p", 1).prop("p", 2).into()).contains("appears twice")
+        );
         let nested = Value::Array(vec![Value::Array(vec![])]);
-        assert!(reason(Event::new("u", "x").prop("a", nested).into()).contains("arrays may hold only"));
+        assert!(
+            reason(Event::new("u", "x").prop("a", nested).into()).contains("arrays may hold only")
+        );
         let big = "x".repeat(MAX_STRING_VALUE_BYTES);
         let mut oversized = Event::new("u", "x");
         for i in 0..5 {
@@ -330,14 +379,19 @@ mod tests {
         assert!(reason(empty.into()).contains("needs at least one of"));
         let sub = Record::Subscribe {
             user_id: "u".into(),
-            subscription: Subscription { endpoint: "https://x".into(), p256dh: "".into(), auth: "a".into() },
+            subscription: Subscription {
+                endpoint: "https://x".into(),
+                p256dh: "".into(),
+                auth: "a".into(),
+            },
         };
         assert!(reason(sub).contains("`subscription.keys.p256dh`"));
     }
 
     #[test]
     fn accepts_a_well_formed_batch() {
-        let event = Event::new("u1", "Added To Cart").at(1_700_000_000_000).prop("price", 49.5).id("e1");
+        let event =
+            Event::new("u1", "Added To Cart").at(1_700_000_000_000).prop("price", 49.5).id("e1");
         let profile = ProfileUpdate {
             user_id: "u1".into(),
             set: vec![("city".into(), "Delhi".into())],

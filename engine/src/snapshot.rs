@@ -222,7 +222,11 @@ type Decoded<T> = std::result::Result<T, String>;
 
 impl<'a> In<'a> {
     fn take(&mut self, n: usize) -> Decoded<&'a [u8]> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| format!("truncated at byte {}", self.at))?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| format!("truncated at byte {}", self.at))?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
@@ -360,9 +364,14 @@ pub fn decode(bytes: &[u8], dedupe_window_ms: i64) -> Decoded<Contents> {
         let endpoint = input.str()?.to_owned();
         let p256dh = input.str()?.to_owned();
         let auth = input.str()?.to_owned();
-        subscriptions.subscribe(StoredSubscription { user, endpoint, p256dh, auth }, &mut reachable);
+        subscriptions
+            .subscribe(StoredSubscription { user, endpoint, p256dh, auth }, &mut reachable);
     }
-    let mut indexes = Indexes { all_user_ids: input.bitmap()?, webpush_user_ids: input.bitmap()?, ..Default::default() };
+    let mut indexes = Indexes {
+        all_user_ids: input.bitmap()?,
+        webpush_user_ids: input.bitmap()?,
+        ..Default::default()
+    };
     for _ in 0..input.len()? {
         let mut event = EventUserIds { all: input.bitmap()?, ..Default::default() };
         for level in 0..TIME_LEVELS {
@@ -400,7 +409,12 @@ pub fn decode(bytes: &[u8], dedupe_window_ms: i64) -> Decoded<Contents> {
 }
 
 /// Writes a snapshot durably into `dir`; returns its path.
-pub fn write(dir: &Path, dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Result<PathBuf> {
+pub fn write(
+    dir: &Path,
+    dicts: &Dictionaries,
+    dedupe: &Dedupe,
+    state: &DerivedState,
+) -> Result<PathBuf> {
     fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     let bytes = encode(dicts, dedupe, state);
     let path = dir.join(file_name(state.position));
@@ -430,17 +444,24 @@ pub fn list(dir: &Path) -> Vec<(LogPosition, PathBuf)> {
 
 /// Loads the newest snapshot that decodes, trying `preferred` first; returns
 /// it with the problems met on the way (damaged files are reported, not fatal).
-pub fn load_newest(dir: &Path, preferred: Option<&str>, dedupe_window_ms: i64) -> (Option<Contents>, Vec<String>) {
+pub fn load_newest(
+    dir: &Path,
+    preferred: Option<&str>,
+    dedupe_window_ms: i64,
+) -> (Option<Contents>, Vec<String>) {
     let mut problems = Vec::new();
     let mut candidates = list(dir);
     if let Some(name) = preferred {
-        if let Some(at) = candidates.iter().position(|(_, p)| p.file_name().is_some_and(|n| n == name)) {
+        if let Some(at) =
+            candidates.iter().position(|(_, p)| p.file_name().is_some_and(|n| n == name))
+        {
             let chosen = candidates.remove(at);
             candidates.insert(0, chosen);
         }
     }
     for (_, path) in candidates {
-        match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| decode(&b, dedupe_window_ms)) {
+        match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| decode(&b, dedupe_window_ms))
+        {
             Ok(contents) => return (Some(contents), problems),
             Err(why) => problems.push(format!("snapshot {} skipped: {why}", path.display())),
         }

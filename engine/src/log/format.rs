@@ -70,14 +70,19 @@ pub fn chunk_header() -> [u8; CHUNK_HEADER_BYTES] {
 /// Checks a chunk header.
 pub fn check_chunk_header(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() < CHUNK_HEADER_BYTES {
-        return Err(format!("chunk header is {} bytes, expected {CHUNK_HEADER_BYTES}", bytes.len()));
+        return Err(format!(
+            "chunk header is {} bytes, expected {CHUNK_HEADER_BYTES}",
+            bytes.len()
+        ));
     }
     if &bytes[..8] != CHUNK_MAGIC {
         return Err("chunk does not start with the NUDGELOG magic".into());
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != CHUNK_FORMAT_VERSION {
-        return Err(format!("chunk format version {version} is not supported (this build reads {CHUNK_FORMAT_VERSION})"));
+        return Err(format!(
+            "chunk format version {version} is not supported (this build reads {CHUNK_FORMAT_VERSION})"
+        ));
     }
     Ok(())
 }
@@ -107,7 +112,8 @@ pub fn encode_frame(out: &mut Vec<u8>, kind: RecordKind, body: &[u8]) {
     let body_len = out.len() - start - FRAME_HEADER_BYTES;
     debug_assert!(body_len <= MAX_RECORD_BYTES);
     let header = &mut out[start..start + FRAME_HEADER_BYTES];
-    header[LEN_AT..CRC_AT].copy_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
+    header[LEN_AT..CRC_AT]
+        .copy_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
     header[VERSION_AT] = FRAME_VERSION;
     header[KIND_AT] = kind as u8;
     header[FLAGS_AT] = flags;
@@ -148,7 +154,9 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, FrameError> {
     }
     let body_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
     if body_len > MAX_RECORD_BYTES {
-        return Err(FrameError::Damaged(format!("frame length {body_len} exceeds the maximum {MAX_RECORD_BYTES}")));
+        return Err(FrameError::Damaged(format!(
+            "frame length {body_len} exceeds the maximum {MAX_RECORD_BYTES}"
+        )));
     }
     let len = FRAME_HEADER_BYTES + body_len;
     if bytes.len() < len {
@@ -172,16 +180,22 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, FrameError> {
     let raw = &frame[FRAME_HEADER_BYTES..];
     let mut body = AlignedVec::new();
     if flags & FLAG_COMPRESSED != 0 {
-        let (size, compressed) = raw.split_at_checked(4).ok_or_else(|| FrameError::Damaged("compressed body too short".into()))?;
+        let (size, compressed) = raw
+            .split_at_checked(4)
+            .ok_or_else(|| FrameError::Damaged("compressed body too short".into()))?;
         let raw_len = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
         if raw_len > MAX_RECORD_BYTES {
-            return Err(FrameError::Damaged(format!("decompressed length {raw_len} exceeds the maximum")));
+            return Err(FrameError::Damaged(format!(
+                "decompressed length {raw_len} exceeds the maximum"
+            )));
         }
         body.resize(raw_len, 0);
         let written = zstd::bulk::decompress_to_buffer(compressed, &mut body[..])
             .map_err(|e| FrameError::Damaged(format!("zstd: {e}")))?;
         if written != raw_len {
-            return Err(FrameError::Damaged(format!("decompressed {written} bytes, header said {raw_len}")));
+            return Err(FrameError::Damaged(format!(
+                "decompressed {written} bytes, header said {raw_len}"
+            )));
         }
     } else {
         body.extend_from_slice(raw);
@@ -222,7 +236,9 @@ mod tests {
                 damaged[byte] ^= 1 << bit;
                 match decode_frame(&damaged) {
                     Err(_) => {}
-                    Ok(f) => panic!("flip of bit {bit} in byte {byte} went unnoticed ({} bytes)", f.len),
+                    Ok(f) => {
+                        panic!("flip of bit {bit} in byte {byte} went unnoticed ({} bytes)", f.len)
+                    }
                 }
             }
         }

@@ -49,7 +49,8 @@ pub fn chunk_name(start: LogPosition) -> String {
 /// Lists chunk files in position order, checking that their names parse.
 pub fn list_chunks(dir: &Path) -> Result<Vec<ChunkFile>> {
     let mut chunks = Vec::new();
-    let entries = fs::read_dir(dir).context(|| format!("listing log directory {}", dir.display()))?;
+    let entries =
+        fs::read_dir(dir).context(|| format!("listing log directory {}", dir.display()))?;
     for entry in entries {
         let entry = entry.context(|| format!("listing log directory {}", dir.display()))?;
         let name = entry.file_name();
@@ -68,12 +69,16 @@ pub fn list_chunks(dir: &Path) -> Result<Vec<ChunkFile>> {
 fn valid_frame_follows(bytes: &[u8]) -> Option<usize> {
     (1..bytes.len()).find(|&at| {
         // Cheap pre-checks before a CRC: the version byte must match.
-        bytes.get(at + 8) == Some(&format::FRAME_VERSION) && format::decode_frame(&bytes[at..]).is_ok()
+        bytes.get(at + 8) == Some(&format::FRAME_VERSION)
+            && format::decode_frame(&bytes[at..]).is_ok()
     })
 }
 
 fn truncate(path: &Path, len: u64) -> Result<()> {
-    let file = OpenOptions::new().write(true).open(path).context(|| format!("opening {} to truncate its torn tail", path.display()))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .context(|| format!("opening {} to truncate its torn tail", path.display()))?;
     file.set_len(len).context(|| format!("truncating {}", path.display()))?;
     file.sync_all().context(|| format!("syncing {}", path.display()))
 }
@@ -104,10 +109,15 @@ pub fn recover(
         if chunk.start != expected_start {
             return Err(Error::corrupt(
                 &chunk.path,
-                format!("chunk starts at log position {} but the previous one ends at {expected_start}", chunk.start),
+                format!(
+                    "chunk starts at log position {} but the previous one ends at {expected_start}",
+                    chunk.start
+                ),
             ));
         }
-        let file_len = fs::metadata(&chunk.path).context(|| format!("reading {}", chunk.path.display()))?.len();
+        let file_len = fs::metadata(&chunk.path)
+            .context(|| format!("reading {}", chunk.path.display()))?
+            .len();
         let data_len = file_len.saturating_sub(CHUNK_HEADER_BYTES as u64);
         let next_start = chunk.start + data_len;
         // Chunks entirely covered by the snapshot are not read at all.
@@ -116,12 +126,19 @@ pub fn recover(
             index += 1;
             continue;
         }
-        let bytes = fs::read(&chunk.path).context(|| format!("reading {}", chunk.path.display()))?;
+        let bytes =
+            fs::read(&chunk.path).context(|| format!("reading {}", chunk.path.display()))?;
         if let Err(reason) = format::check_chunk_header(&bytes) {
-            if is_last && bytes.len() < CHUNK_HEADER_BYTES && bytes.iter().all(|&b| b == 0 || format::CHUNK_MAGIC.contains(&b)) {
+            if is_last
+                && bytes.len() < CHUNK_HEADER_BYTES
+                && bytes.iter().all(|&b| b == 0 || format::CHUNK_MAGIC.contains(&b))
+            {
                 // Created during rotation but the header never reached disk.
-                fs::write(&chunk.path, format::chunk_header()).context(|| format!("rewriting header of {}", chunk.path.display()))?;
-                File::open(&chunk.path).and_then(|f| f.sync_all()).context(|| format!("syncing {}", chunk.path.display()))?;
+                fs::write(&chunk.path, format::chunk_header())
+                    .context(|| format!("rewriting header of {}", chunk.path.display()))?;
+                File::open(&chunk.path)
+                    .and_then(|f| f.sync_all())
+                    .context(|| format!("syncing {}", chunk.path.display()))?;
                 recovered.truncated_bytes += bytes.len() as u64;
                 expected_start = chunk.start;
                 index += 1;
@@ -156,14 +173,18 @@ pub fn recover(
                         };
                         return Err(Error::corrupt(
                             &chunk.path,
-                            format!("{reason} at byte {at} (log position {position}){detail}. Refusing to open: acknowledged data may be damaged. Open with salvage recovery to keep only what precedes it."),
+                            format!(
+                                "{reason} at byte {at} (log position {position}){detail}. Refusing to open: acknowledged data may be damaged. Open with salvage recovery to keep only what precedes it."
+                            ),
                         ));
                     }
                     recovered.truncated_bytes += (bytes.len() - at) as u64;
                     truncate(&chunk.path, at as u64)?;
                     for later in chunks.drain(index + 1..) {
-                        recovered.truncated_bytes += fs::metadata(&later.path).map(|m| m.len()).unwrap_or(0);
-                        fs::remove_file(&later.path).context(|| format!("removing {}", later.path.display()))?;
+                        recovered.truncated_bytes +=
+                            fs::metadata(&later.path).map(|m| m.len()).unwrap_or(0);
+                        fs::remove_file(&later.path)
+                            .context(|| format!("removing {}", later.path.display()))?;
                     }
                     sync_dir(dir)?;
                     break;

@@ -121,7 +121,8 @@ fn create_chunk(dir: &Path, start: LogPosition) -> Result<ActiveChunk> {
         .append(true)
         .open(&path)
         .context(|| format!("creating chunk {}", path.display()))?;
-    file.write_all(&format::chunk_header()).context(|| format!("writing header of {}", path.display()))?;
+    file.write_all(&format::chunk_header())
+        .context(|| format!("writing header of {}", path.display()))?;
     file.sync_all().context(|| format!("syncing {}", path.display()))?;
     sync_dir(dir)?;
     Ok(ActiveChunk { file, path, start, len: 0 })
@@ -187,7 +188,8 @@ impl Writer {
 
     fn rotate(&mut self) -> Result<()> {
         self.sync()?;
-        self.inject(IoOp::Rotate).context(|| format!("creating a chunk in {}", self.config.dir.display()))?;
+        self.inject(IoOp::Rotate)
+            .context(|| format!("creating a chunk in {}", self.config.dir.display()))?;
         self.chunk = create_chunk(&self.config.dir, self.chunk.end())?;
         Ok(())
     }
@@ -200,7 +202,9 @@ impl Writer {
             match request {
                 Request::Append { frame, .. } => {
                     let frame_len = frame.len() as u64;
-                    if self.chunk.len > 0 && self.chunk.len + frame_len > self.config.chunk_target_bytes {
+                    if self.chunk.len > 0
+                        && self.chunk.len + frame_len > self.config.chunk_target_bytes
+                    {
                         self.rotate()?;
                     }
                     self.buffer.extend_from_slice(frame);
@@ -234,7 +238,9 @@ impl Writer {
                 }
             }
             let results: Vec<Result<LogPosition>> = match &self.poisoned {
-                Some(cause) => group.iter().map(|_| Err(Error::Poisoned { cause: cause.clone() })).collect(),
+                Some(cause) => {
+                    group.iter().map(|_| Err(Error::Poisoned { cause: cause.clone() })).collect()
+                }
                 None => match self.write_group(&group) {
                     Ok(ends) => ends.into_iter().map(Ok).collect(),
                     Err(error) => {
@@ -242,7 +248,14 @@ impl Writer {
                         self.poisoned = Some(cause.clone());
                         // The first request learns the I/O error itself, the rest that the log is poisoned.
                         let mut first = Some(error);
-                        group.iter().map(|_| Err(first.take().unwrap_or(Error::Poisoned { cause: cause.clone() }))).collect()
+                        group
+                            .iter()
+                            .map(|_| {
+                                Err(first
+                                    .take()
+                                    .unwrap_or(Error::Poisoned { cause: cause.clone() }))
+                            })
+                            .collect()
                     }
                 },
             };
@@ -269,7 +282,8 @@ pub fn spawn<T: Send + 'static>(
     output: Sender<Written<T>>,
 ) -> Result<(Sender<Request<T>>, JoinHandle<()>)> {
     let chunk = open_last_chunk(&config.dir, recovered)?;
-    let writer = Writer { config, chunk, buffer: Vec::with_capacity(1 << 20), dirty: false, poisoned: None };
+    let writer =
+        Writer { config, chunk, buffer: Vec::with_capacity(1 << 20), dirty: false, poisoned: None };
     // Bounded so that a slow disk pushes back on callers instead of growing memory.
     let (sender, receiver) = crossbeam_channel::bounded(1024);
     let handle = std::thread::Builder::new()

@@ -126,11 +126,17 @@ impl ValueUserIds {
     /// Every indexed `(value, users)` pair, strings first then numbers then booleans,
     /// each group sorted (deterministic, for snapshots and tests).
     pub fn entries(&self) -> Vec<(IndexedValue, &RoaringBitmap)> {
-        let mut strings: Vec<_> = self.strings.iter().map(|(s, b)| (IndexedValue::Str(s.to_string()), b)).collect();
+        let mut strings: Vec<_> =
+            self.strings.iter().map(|(s, b)| (IndexedValue::Str(s.to_string()), b)).collect();
         strings.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut numbers: Vec<_> = self.numbers.iter().map(|(n, b)| (IndexedValue::NumberBits(*n), b)).collect();
+        let mut numbers: Vec<_> =
+            self.numbers.iter().map(|(n, b)| (IndexedValue::NumberBits(*n), b)).collect();
         numbers.sort_by(|a, b| a.0.cmp(&b.0));
-        let bools = self.bools.iter().enumerate().filter_map(|(i, b)| Some((IndexedValue::Bool(i == 1), b.as_ref()?)));
+        let bools = self
+            .bools
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| Some((IndexedValue::Bool(i == 1), b.as_ref()?)));
         strings.into_iter().chain(numbers).chain(bools).collect()
     }
 
@@ -257,9 +263,17 @@ impl Indexes {
         let events: usize = self
             .event_user_ids
             .iter()
-            .map(|e| e.all.serialized_size() + e.by_bucket.iter().flat_map(|l| l.values()).map(|b| b.serialized_size()).sum::<usize>())
+            .map(|e| {
+                e.all.serialized_size()
+                    + e.by_bucket
+                        .iter()
+                        .flat_map(|l| l.values())
+                        .map(|b| b.serialized_size())
+                        .sum::<usize>()
+            })
             .sum();
-        let values = |v: &ValueUserIds| v.entries().iter().map(|(_, b)| b.serialized_size()).sum::<usize>();
+        let values =
+            |v: &ValueUserIds| v.entries().iter().map(|(_, b)| b.serialized_size()).sum::<usize>();
         events
             + self.event_property_value_user_ids.values().map(values).sum::<usize>()
             + self.profile_property_value_user_ids.values().map(values).sum::<usize>()
@@ -298,7 +312,11 @@ mod tests {
         for i in 0..MAX_INDEXED_VALUES_PER_PROPERTY {
             index.insert(ValueRef::Str(&format!("v{i}")), 3);
         }
-        assert!(!index.is_complete(), "the {}th distinct value overflows", MAX_INDEXED_VALUES_PER_PROPERTY + 1);
+        assert!(
+            !index.is_complete(),
+            "the {}th distinct value overflows",
+            MAX_INDEXED_VALUES_PER_PROPERTY + 1
+        );
         assert_eq!(index.get(ValueRef::Str("v1")), None);
         index.insert(ValueRef::Str("again"), 4);
         assert_eq!(index.distinct_values(), 0);

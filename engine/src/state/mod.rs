@@ -68,7 +68,8 @@ impl DerivedState {
                     self.subscriptions.subscribe(stored, &mut self.indexes.webpush_user_ids);
                 }
                 ArchivedLogEntry::Unsubscribe(unsub) => {
-                    self.subscriptions.unsubscribe(&unsub.endpoint, &mut self.indexes.webpush_user_ids);
+                    self.subscriptions
+                        .unsubscribe(&unsub.endpoint, &mut self.indexes.webpush_user_ids);
                 }
             }
         }
@@ -89,16 +90,28 @@ pub fn check_batch_refs(batch: &ArchivedLogBatch, dicts: &Dictionaries) -> Resul
     let users = dicts.users.len();
     let events = dicts.events.len();
     let keys = dicts.keys.len();
-    let user_ok = |u: u32| if u < users { Ok(()) } else { Err(format!("user id {u} is not defined ({users} users)")) };
-    let blob_ok = |b: &[u8], what: &str| props::validate(b, keys).map_err(|e| format!("{what}: {e}"));
+    let user_ok = |u: u32| {
+        if u < users { Ok(()) } else { Err(format!("user id {u} is not defined ({users} users)")) }
+    };
+    let blob_ok =
+        |b: &[u8], what: &str| props::validate(b, keys).map_err(|e| format!("{what}: {e}"));
     for (i, entry) in batch.entries.iter().enumerate() {
         let checked = match entry {
             ArchivedLogEntry::Event(e) => {
                 let name = e.event.to_native();
                 user_ok(e.user.to_native())
-                    .and_then(|()| if name < events { Ok(()) } else { Err(format!("event id {name} is not defined")) })
+                    .and_then(|()| {
+                        if name < events {
+                            Ok(())
+                        } else {
+                            Err(format!("event id {name} is not defined"))
+                        }
+                    })
                     .and_then(|()| blob_ok(&e.props, "props"))
-                    .and_then(|()| crate::record::check_timestamp("ts", e.ts_ms.to_native()).map_err(|e| e.to_string()))
+                    .and_then(|()| {
+                        crate::record::check_timestamp("ts", e.ts_ms.to_native())
+                            .map_err(|e| e.to_string())
+                    })
             }
             ArchivedLogEntry::Profile(p) => user_ok(p.user.to_native())
                 .and_then(|()| blob_ok(&p.set, "set"))

@@ -75,7 +75,12 @@ impl Profiles {
                 _ => 0.0,
             };
             let sum = current + by;
-            upsert(&mut props, key, Value::Number(if sum.is_finite() { sum } else { current }), false);
+            upsert(
+                &mut props,
+                key,
+                Value::Number(if sum.is_finite() { sum } else { current }),
+                false,
+            );
         }
         for (key, value) in props::iter(&update.append) {
             let mut items = match props.iter().find(|(k, _)| *k == key) {
@@ -103,7 +108,13 @@ impl Profiles {
         self.by_user[slot] = Some(new_blob.into_boxed_slice());
     }
 
-    fn reindex(&self, user: UserId, old: &[u8], new: &[u8], index: &mut FastMap<KeyId, ValueUserIds>) {
+    fn reindex(
+        &self,
+        user: UserId,
+        old: &[u8],
+        new: &[u8],
+        index: &mut FastMap<KeyId, ValueUserIds>,
+    ) {
         for (key, value) in props::iter(old) {
             if props::get(new, key) != Some(value) {
                 if let Some(values) = index.get_mut(&key) {

@@ -34,7 +34,10 @@ impl TimelineEntry {
     /// An entry for `event` at `ts_ms` whose properties are at `props_at`.
     pub fn new(ts_ms: i64, event: EventId, props_at: u64) -> Self {
         debug_assert!(props_at <= OFFSET_MASK);
-        TimelineEntry { ts_ms, packed: (u64::from(event) << OFFSET_BITS) | (props_at & OFFSET_MASK) }
+        TimelineEntry {
+            ts_ms,
+            packed: (u64::from(event) << OFFSET_BITS) | (props_at & OFFSET_MASK),
+        }
     }
 
     /// The event id.
@@ -193,7 +196,8 @@ mod tests {
         timelines.insert(3, 2, 100, &blob(2));
         timelines.insert(3, 3, 200, &blob(3));
         timelines.insert(3, 4, 150, props::EMPTY);
-        let got: Vec<(i64, EventId)> = timelines.of(3).iter().map(|e| (e.ts_ms, e.event())).collect();
+        let got: Vec<(i64, EventId)> =
+            timelines.of(3).iter().map(|e| (e.ts_ms, e.event())).collect();
         assert_eq!(got, [(100, 2), (150, 4), (200, 1), (200, 3)]);
         let third = timelines.of(3)[2];
         assert_eq!(props::get(timelines.props(&third), 0), Some(props::ValueRef::Number(1.0)));

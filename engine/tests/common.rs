@@ -1,0 +1,37 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code, missing_docs)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use nudge_engine::clock::ManualClock;
+use nudge_engine::{Engine, EngineOptions, Event, Record};
+
+/// 2026-11-01T00:00:00Z.
+pub const NOW: i64 = 1_793_491_200_000;
+
+pub fn options(clock: &ManualClock) -> EngineOptions {
+    EngineOptions { clock: Arc::new(clock.clone()), snapshot_on_close: false, ..Default::default() }
+}
+
+pub fn open(dir: &Path, clock: &ManualClock) -> Engine {
+    Engine::open(dir, options(clock)).expect("open")
+}
+
+/// `n` events of user `u{b}` named `E{b}` in batch `b`, with ids `b-i`.
+pub fn batch(b: usize, n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            Event::new(format!("u{}", b % 7), format!("E{}", b % 3))
+                .at(NOW - 1000 + i as i64)
+                .prop("n", i as i64)
+                .prop("tag", format!("t{}", i % 4))
+                .id(format!("{b}-{i}"))
+                .into()
+        })
+        .collect()
+}
+
+pub fn event_count(engine: &Engine) -> u64 {
+    engine.read().state.timelines.event_count()
+}

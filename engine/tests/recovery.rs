@@ -1,0 +1,144 @@
+//! Recovery of a damaged log: torn tails are cut back to the valid prefix at
+//! every byte offset; damage followed by valid data refuses to open.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use nudge_engine::clock::ManualClock;
+use nudge_engine::{Engine, EngineOptions, Error, RecoveryMode};
+
+/// Writes `batches` batches of 3 events and returns (dir, end position of each batch).
+fn build_log(batches: usize) -> (tempfile::TempDir, Vec<u64>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let engine = open(dir.path(), &clock);
+    let ends = (0..batches).map(|b| engine.ingest(batch(b, 3)).expect("ingest").position).collect();
+    engine.close().expect("close");
+    (dir, ends)
+}
+
+fn chunk_path(dir: &Path) -> PathBuf {
+    let mut chunks: Vec<PathBuf> =
+        fs::read_dir(dir.join("log")).expect("log dir").map(|e| e.expect("entry").path()).collect();
+    chunks.sort();
+    chunks.pop().expect("a chunk")
+}
+
+fn copy_dir(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(to.path().join("log")).expect("mkdir");
+    let chunk = chunk_path(from);
+    fs::copy(&chunk, to.path().join("log").join(chunk.file_name().expect("name"))).expect("copy");
+    to
+}
+
+const HEADER: u64 = 16;
+
+#[test]
+fn truncation_at_every_offset_keeps_exactly_the_complete_batches() {
+    let (dir, ends) = build_log(6);
+    let chunk = chunk_path(dir.path());
+    let full = fs::read(&chunk).expect("read");
+    assert_eq!(full.len() as u64, HEADER + ends[5]);
+    // Every byte offset inside the last three records.
+    let first_cut = HEADER + ends[2];
+    for cut in first_cut..=full.len() as u64 {
+        let copy = copy_dir(dir.path());
+        fs::write(chunk_path(copy.path()), &full[..cut as usize]).expect("write");
+        let clock = ManualClock::new(NOW);
+        let engine = open(copy.path(), &clock);
+        let kept = ends.iter().filter(|&&e| HEADER + e <= cut).count();
+        assert_eq!(event_count(&engine), kept as u64 * 3, "cut at byte {cut}");
+        assert_eq!(
+            engine.open_report().truncated_bytes,
+            cut - HEADER - ends[kept - 1],
+            "cut at byte {cut}"
+        );
+        // The repaired log accepts appends and they survive a reopen.
+        engine.ingest(batch(100, 2)).expect("append after repair");
+        drop(engine);
+        let engine = open(copy.path(), &clock);
+        assert_eq!(event_count(&engine), kept as u64 * 3 + 2, "reopen after cut at {cut}");
+    }
+}
+
+#[test]
+fn damage_in_the_last_record_is_a_torn_tail_for_every_bit() {
+    let (dir, ends) = build_log(3);
+    let full = fs::read(chunk_path(dir.path())).expect("read");
+    let last_start = (HEADER + ends[1]) as usize;
+    for byte in (last_start..full.len()).step_by(3) {
+        let mut damaged = full.clone();
+        damaged[byte] ^= 0x10;
+        let copy = copy_dir(dir.path());
+        fs::write(chunk_path(copy.path()), &damaged).expect("write");
+        let engine = open(copy.path(), &ManualClock::new(NOW));
+        assert_eq!(event_count(&engine), 6, "flip in byte {byte}");
+    }
+    // Garbage appended after the last record is a torn tail too.
+    let mut garbage = full.clone();
+    garbage.extend_from_slice(&[0xAB; 100]);
+    let copy = copy_dir(dir.path());
+    fs::write(chunk_path(copy.path()), &garbage).expect("write");
+    assert_eq!(event_count(&open(copy.path(), &ManualClock::new(NOW))), 9);
+}
+
+#[test]
+fn damage_followed_by_valid_records_refuses_to_open_and_changes_nothing() {
+    let (dir, ends) = build_log(4);
+    let full = fs::read(chunk_path(dir.path())).expect("read");
+    let mut damaged = full.clone();
+    let in_second = (HEADER + ends[0] + 20) as usize;
+    damaged[in_second] ^= 0xFF;
+    let copy = copy_dir(dir.path());
+    fs::write(chunk_path(copy.path()), &damaged).expect("write");
+    let clock = ManualClock::new(NOW);
+    match Engine::open(copy.path(), options(&clock)) {
+        Err(Error::Corrupt { reason, .. }) => {
+            assert!(reason.contains("a valid record follows"), "{reason}");
+            assert!(reason.contains(&format!("byte {}", HEADER + ends[0])), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(
+        fs::read(chunk_path(copy.path())).expect("read"),
+        damaged,
+        "a refused open must not modify the log"
+    );
+    // Salvage keeps the prefix before the damage.
+    let salvaged = Engine::open(
+        copy.path(),
+        EngineOptions { recovery: RecoveryMode::Salvage, ..options(&clock) },
+    )
+    .expect("salvage");
+    assert_eq!(event_count(&salvaged), 3);
+}
+
+#[test]
+fn a_missing_chunk_in_the_middle_is_corruption() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let small = EngineOptions { chunk_target_bytes: 200, ..options(&clock) };
+    let engine = Engine::open(dir.path(), small.clone()).expect("open");
+    for b in 0..5 {
+        engine.ingest(batch(b, 3)).expect("ingest");
+    }
+    drop(engine);
+    let mut chunks: Vec<PathBuf> =
+        fs::read_dir(dir.path().join("log")).expect("dir").map(|e| e.expect("e").path()).collect();
+    chunks.sort();
+    assert!(chunks.len() >= 3, "rotation produced {} chunks", chunks.len());
+    let reopened = Engine::open(dir.path(), small.clone()).expect("reopen across chunks");
+    assert_eq!(event_count(&reopened), 15);
+    drop(reopened);
+    fs::remove_file(&chunks[1]).expect("remove");
+    match Engine::open(dir.path(), small) {
+        Err(Error::Corrupt { reason, .. }) => {
+            assert!(reason.contains("previous one ends at"), "{reason}")
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+}
