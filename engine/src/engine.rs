@@ -29,6 +29,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::dedupe::{DEFAULT_DEDUPE_WINDOW_MS, Dedupe};
 use crate::dict::{Dictionaries, Dictionary, FastMap, Full};
 use crate::error::{Error, IoContext, Result};
+use crate::limits::MAX_RECORD_BYTES;
 use crate::log::format::{self, RecordKind};
 use crate::log::recovery::{self, Recovered};
 use crate::log::writer::{self, FaultInjector, Request, WriterConfig, Written};
@@ -199,7 +200,12 @@ fn extend_dicts(
     add(&mut dicts.keys, &batch.new_keys, "property key")
 }
 
-/// Replays the log after `state.position` into the given state.
+/// Frames decoded by the reading thread, waiting to be applied.
+const REPLAY_QUEUE_FRAMES: usize = 64;
+
+/// Replays the log after `state.position` into the given state. One thread
+/// reads, checks and decompresses frames; this thread validates and applies
+/// them, in log order.
 fn replay(
     log_dir: &Path,
     mode: RecoveryMode,
@@ -209,29 +215,61 @@ fn replay(
     events: &mut u64,
 ) -> Result<Recovered> {
     let from = state.position;
-    recovery::recover(log_dir, mode, from, |end, frame| {
-        let corrupt = |why: String| {
-            Error::corrupt(log_dir, format!("record ending at log position {end}: {why}"))
-        };
-        match frame.kind {
-            RecordKind::Batch => {
-                let batch = wire::access_batch(&frame.body).map_err(corrupt)?;
-                extend_dicts(dicts, batch).map_err(corrupt)?;
-                state::check_batch_refs(batch, dicts).map_err(corrupt)?;
-                let received = batch.received_ms.to_native();
-                for entry in batch.entries.iter() {
-                    if let wire::ArchivedLogEntry::Event(event) = entry {
-                        *events += 1;
-                        if let Some(id) = event.id.as_ref() {
-                            dedupe.insert(Dedupe::hash(id), received);
-                        }
+    let (frames_tx, frames_rx) =
+        crossbeam_channel::bounded::<(LogPosition, format::Frame)>(REPLAY_QUEUE_FRAMES);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            recovery::recover(log_dir, mode, from, |end, frame| {
+                // The applying side stopped on an error of its own; it reports it.
+                frames_tx.send((end, frame)).map_err(|_| Error::Closed)
+            })
+        });
+        let mut applied: Result<()> = Ok(());
+        for (end, frame) in frames_rx.iter() {
+            if applied.is_err() {
+                break;
+            }
+            applied = apply_replayed(log_dir, end, &frame, dicts, dedupe, state, events);
+        }
+        drop(frames_rx);
+        let recovered = reader
+            .join()
+            .map_err(|_| Error::corrupt(log_dir, "the log reading thread panicked"))?;
+        applied?;
+        recovered
+    })
+}
+
+fn apply_replayed(
+    log_dir: &Path,
+    end: LogPosition,
+    frame: &format::Frame,
+    dicts: &mut Dictionaries,
+    dedupe: &mut Dedupe,
+    state: &mut DerivedState,
+    events: &mut u64,
+) -> Result<()> {
+    let corrupt = |why: String| {
+        Error::corrupt(log_dir, format!("record ending at log position {end}: {why}"))
+    };
+    match frame.kind {
+        RecordKind::Batch => {
+            let batch = wire::access_batch(&frame.body).map_err(corrupt)?;
+            extend_dicts(dicts, batch).map_err(corrupt)?;
+            state::check_batch_refs(batch, dicts).map_err(corrupt)?;
+            let received = batch.received_ms.to_native();
+            for entry in batch.entries.iter() {
+                if let wire::ArchivedLogEntry::Event(event) = entry {
+                    *events += 1;
+                    if let Some(id) = event.id.as_ref() {
+                        dedupe.insert(Dedupe::hash(id), received);
                     }
                 }
-                state.apply(batch, end);
             }
+            state.apply(batch, end);
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 fn applier(written: Receiver<Written<Pending>>, state: Arc<RwLock<DerivedState>>) {
@@ -379,6 +417,17 @@ impl Engine {
                 let bytes = wire::encode_batch(&batch);
                 let mut frame = Vec::with_capacity(bytes.len() / 2 + format::FRAME_HEADER_BYTES);
                 format::encode_frame(&mut frame, RecordKind::Batch, &bytes);
+                if frame.len() > MAX_RECORD_BYTES {
+                    // Nothing is committed yet except dedupe and names, which select nobody.
+                    return Err(Error::invalid(
+                        None,
+                        "records",
+                        format!(
+                            "the batch encodes to {} bytes, more than the limit of {MAX_RECORD_BYTES}; send it in smaller batches",
+                            frame.len()
+                        ),
+                    ));
+                }
                 Request::Append { frame, payload: Pending { batch: Some(bytes), reply: reply_tx } }
             };
             writer.send(request).map_err(|_| Error::Closed)?;

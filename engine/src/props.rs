@@ -2,7 +2,7 @@
 //! are laid out as bytes, both inside log records and in the in-memory arena.
 //!
 //! ```text
-//! blob  := count:u8 entry*            entries sorted by key id, keys unique
+//! blob  := count:u16le entry*         entries sorted by key id, keys unique
 //! entry := key:u16le value
 //! value := 0x00                       false
 //!        | 0x01                       true

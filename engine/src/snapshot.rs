@@ -367,11 +367,9 @@ pub fn decode(bytes: &[u8], dedupe_window_ms: i64) -> Decoded<Contents> {
         subscriptions
             .subscribe(StoredSubscription { user, endpoint, p256dh, auth }, &mut reachable);
     }
-    let mut indexes = Indexes {
-        all_user_ids: input.bitmap()?,
-        webpush_user_ids: input.bitmap()?,
-        ..Default::default()
-    };
+    let mut indexes = Indexes::default();
+    indexes.all_user_ids = input.bitmap()?;
+    indexes.webpush_user_ids = input.bitmap()?;
     for _ in 0..input.len()? {
         let mut event = EventUserIds { all: input.bitmap()?, ..Default::default() };
         for level in 0..TIME_LEVELS {

@@ -229,21 +229,40 @@ pub struct Indexes {
     pub profile_property_value_user_ids: FastMap<KeyId, ValueUserIds>,
     /// Users with at least one active web push subscription.
     pub webpush_user_ids: RoaringBitmap,
+    /// Per event id, the (user, day) of the last insert: a repeat needs no bitmap work.
+    last_insert: InsertCache,
+}
+
+/// A cache that only saves work: it never changes what the indexes hold, so it
+/// takes no part in equality and is not saved in snapshots.
+#[derive(Debug, Clone, Default)]
+struct InsertCache(Vec<Option<(UserId, i32)>>);
+
+impl PartialEq for InsertCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Indexes {
     /// Indexes one event.
     pub fn add_event(&mut self, user: UserId, event: EventId, ts_ms: i64, blob: &[u8]) {
-        self.all_user_ids.insert(user);
         let index = event as usize;
         if self.event_user_ids.len() <= index {
             self.event_user_ids.resize_with(index + 1, EventUserIds::default);
         }
-        let entry = &mut self.event_user_ids[index];
-        entry.all.insert(user);
+        if self.last_insert.0.len() <= index {
+            self.last_insert.0.resize(index + 1, None);
+        }
         let day = crate::clock::day_of(ts_ms);
-        for (level, span) in TIME_BUCKET_DAYS.iter().enumerate() {
-            entry.by_bucket[level].entry(day.div_euclid(*span)).or_default().insert(user);
+        if self.last_insert.0[index] != Some((user, day)) {
+            self.last_insert.0[index] = Some((user, day));
+            self.all_user_ids.insert(user);
+            let entry = &mut self.event_user_ids[index];
+            entry.all.insert(user);
+            for (level, span) in TIME_BUCKET_DAYS.iter().enumerate() {
+                entry.by_bucket[level].entry(day.div_euclid(*span)).or_default().insert(user);
+            }
         }
         for (key, value) in props::iter(blob) {
             if matches!(value, ValueRef::Array(_)) {

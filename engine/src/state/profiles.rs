@@ -3,8 +3,8 @@
 //! Each profile is one property blob (`props.rs` codec). An update is applied
 //! as set, then set_once, then unset, then increment, then append; the
 //! profile value index (`index.rs`) is moved for every key whose scalar value
-//! changed. A profile holds at most `MAX_PROFILE_PROPERTIES` keys: `set` of a
-//! further new key is ignored (deterministically, so replay agrees). Appending
+//! changed. A profile holds at most `MAX_PROFILE_PROPERTIES` keys: an operation
+//! adding a further new key is ignored (deterministically, so replay agrees). Appending
 //! beyond `MAX_ARRAY_ELEMENTS` keeps the newest elements.
 
 use crate::dict::{FastMap, UserId};
