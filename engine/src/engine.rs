@@ -536,15 +536,19 @@ impl Engine {
     /// Waits until everything acknowledged so far is synced to disk (a no-op
     /// cost in `SyncPerBatch` mode beyond one round trip).
     pub fn flush(&self) -> Result<LogPosition> {
+        let reply = Self::request_sync(&self.sequencer.lock())?;
+        reply.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Queues a sync behind everything sequenced so far; the answer arrives once
+    /// all of it is durable and applied. Call with the sequencer locked.
+    fn request_sync(sequencer: &Sequencer) -> Result<Receiver<Result<LogPosition>>> {
+        let writer = sequencer.writer.as_ref().ok_or(Error::Closed)?;
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        {
-            let sequencer = self.sequencer.lock();
-            let writer = sequencer.writer.as_ref().ok_or(Error::Closed)?;
-            writer
-                .send(Request::Sync { payload: Pending { batch: None, reply: reply_tx } })
-                .map_err(|_| Error::Closed)?;
-        }
-        reply_rx.recv().map_err(|_| Error::Closed)?
+        writer
+            .send(Request::Sync { payload: Pending { batch: None, reply: reply_tx } })
+            .map_err(|_| Error::Closed)?;
+        Ok(reply_rx)
     }
 
     /// Read access to dictionaries and derived state.
@@ -561,12 +565,7 @@ impl Engine {
         f: impl FnOnce(&Dictionaries, &Dedupe, &DerivedState) -> Result<T>,
     ) -> Result<T> {
         let sequencer = self.sequencer.lock();
-        let writer = sequencer.writer.as_ref().ok_or(Error::Closed)?;
-        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        writer
-            .send(Request::Sync { payload: Pending { batch: None, reply: reply_tx } })
-            .map_err(|_| Error::Closed)?;
-        reply_rx.recv().map_err(|_| Error::Closed)??;
+        Self::request_sync(&sequencer)?.recv().map_err(|_| Error::Closed)??;
         let dicts = self.dicts.read();
         let state = self.state.read();
         f(&dicts, &sequencer.dedupe, &state)
