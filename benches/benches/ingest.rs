@@ -31,7 +31,11 @@ fn ingest(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let engine = Engine::open(dir.path(), EngineOptions { snapshot_on_close: false, ..Default::default() }).expect("open");
+                let engine = Engine::open(
+                    dir.path(),
+                    EngineOptions { snapshot_on_close: false, ..Default::default() },
+                )
+                .expect("open");
                 let work = batches.clone();
                 let started = Instant::now();
                 for batch in work {
@@ -48,7 +52,11 @@ fn ingest(c: &mut Criterion) {
             for _ in 0..iterations {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let engine = Arc::new(
-                    Engine::open(dir.path(), EngineOptions { snapshot_on_close: false, ..Default::default() }).expect("open"),
+                    Engine::open(
+                        dir.path(),
+                        EngineOptions { snapshot_on_close: false, ..Default::default() },
+                    )
+                    .expect("open"),
                 );
                 let mut shares: Vec<Vec<_>> = vec![Vec::new(); 4];
                 for (i, batch) in batches.iter().cloned().enumerate() {
@@ -59,9 +67,11 @@ fn ingest(c: &mut Criterion) {
                     .into_iter()
                     .map(|share| {
                         let engine = Arc::clone(&engine);
-                        std::thread::spawn(move || share.into_iter().for_each(|b| {
-                            engine.ingest(b).expect("ingest");
-                        }))
+                        std::thread::spawn(move || {
+                            share.into_iter().for_each(|b| {
+                                engine.ingest(b).expect("ingest");
+                            })
+                        })
                     })
                     .collect();
                 threads.into_iter().for_each(|t| t.join().expect("join"));
