@@ -123,7 +123,7 @@ impl Error {
         self.line
     }
 
-    /// The 1-based column, counted in characters, of the start of the fault.
+    /// The column of the start of the fault: the number of characters before it on its line (as in the specification's example).
     pub fn column(&self) -> usize {
         self.column
     }
@@ -132,7 +132,7 @@ impl Error {
     ///
     /// ```text
     /// error: expected a duration such as 10m or 7d after `in last`
-    ///  --> line 1, column 29
+    ///  --> line 1, column 28
     ///   |
     /// 1 | did "Added To Cart" in last seven
     ///   |                             ^^^^^
@@ -150,7 +150,7 @@ impl Error {
             .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
             .collect();
 
-        let caret_start = column - 1;
+        let caret_start = column;
         let span_chars = self.span.slice(source).chars().take_while(|&c| c != '\n').count();
         let caret_len = span_chars.max(1);
 
@@ -215,11 +215,11 @@ mod tests {
             "expected a duration such as 10m or 7d after `in last`",
             source,
         );
-        assert_eq!((error.line(), error.column()), (1, 29));
+        assert_eq!((error.line(), error.column()), (1, 28));
         assert_eq!(
             error.render(source),
             "error: expected a duration such as 10m or 7d after `in last`\n \
-             --> line 1, column 29\n  |\n1 | did \"Added To Cart\" in last seven\n  \
+             --> line 1, column 28\n  |\n1 | did \"Added To Cart\" in last seven\n  \
              |                             ^^^^^"
         );
     }
@@ -231,7 +231,7 @@ mod tests {
             .with_help("try y");
         assert_eq!(
             error.render(source),
-            "error: expected x\n  --> line 10, column 5\n   |\n10 | \tdid\n   | \t   ^\n   = help: try y"
+            "error: expected x\n  --> line 10, column 4\n   |\n10 | \tdid\n   | \t   ^\n   = help: try y"
         );
     }
 
@@ -241,7 +241,7 @@ mod tests {
         let error = Error::new(ErrorKind::Syntax, Span::new(200, 203), "expected x", &source);
         let rendered = error.render(&source);
         let lines: Vec<&str> = rendered.lines().collect();
-        assert_eq!(lines[1], " --> line 1, column 201");
+        assert_eq!(lines[1], " --> line 1, column 200");
         assert!(lines[3].starts_with("1 | …a a") && lines[3].ends_with(" …"), "{rendered}");
         let caret_column = lines[4].chars().position(|c| c == '^').expect("caret");
         let shown: String = lines[3].chars().skip(caret_column).take(3).collect();

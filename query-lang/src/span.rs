@@ -111,7 +111,7 @@ impl<T: fmt::Debug> fmt::Debug for Spanned<T> {
     }
 }
 
-/// The 1-based line and 1-based column of byte `offset` in `source`. Columns count Unicode
+/// The 1-based line of byte `offset` in `source`, and its column: the number of characters before it on its line (the specification's convention). Columns count Unicode
 /// scalar values (characters), not bytes; an offset inside a character or past the end is
 /// clamped to the nearest preceding character boundary.
 pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
@@ -122,7 +122,7 @@ pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-    let column = source[line_start..offset].chars().count() + 1;
+    let column = source[line_start..offset].chars().count();
     (line, column)
 }
 
@@ -131,16 +131,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn line_column_counts_characters_from_one() {
+    fn line_column_counts_lines_from_one_and_characters_before_the_fault() {
         let source = "ab\ncé d";
-        assert_eq!(line_column(source, 0), (1, 1));
-        assert_eq!(line_column(source, 2), (1, 3));
-        assert_eq!(line_column(source, 3), (2, 1));
-        // `d` is at byte 7 (é is two bytes) but column 4.
-        assert_eq!(line_column(source, 7), (2, 4));
-        assert_eq!(line_column(source, 99), (2, 5));
+        assert_eq!(line_column(source, 0), (1, 0));
+        assert_eq!(line_column(source, 2), (1, 2));
+        assert_eq!(line_column(source, 3), (2, 0));
+        // `d` is at byte 7 (é is two bytes) with 3 characters before it on its line.
+        assert_eq!(line_column(source, 7), (2, 3));
+        assert_eq!(line_column(source, 99), (2, 4));
         // Inside `é`: clamped to its start.
-        assert_eq!(line_column(source, 5), (2, 2));
+        assert_eq!(line_column(source, 5), (2, 1));
     }
 
     #[test]

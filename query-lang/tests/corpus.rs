@@ -45,11 +45,29 @@ fn parse_ok(path: &Path, source: &str) -> (String, String) {
     }
 }
 
+/// Checks every `@start..end` of a debug AST: within the source, on character boundaries,
+/// not empty, and trimmed (a node never starts or ends with whitespace).
+fn check_spans(path: &Path, source: &str, debug_ast: &str) {
+    for (at, _) in debug_ast.match_indices('@') {
+        let Some((start, rest)) = debug_ast[at + 1..].split_once("..") else { continue };
+        let end: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let (Ok(start), Ok(end)) = (start.parse::<usize>(), end.parse::<usize>()) else {
+            continue;
+        };
+        let text = source.get(start..end).unwrap_or_else(|| {
+            panic!("{}: span {start}..{end} is not within the source", path.display())
+        });
+        assert!(!text.is_empty(), "{}: empty span at {start}", path.display());
+        assert_eq!(text, text.trim(), "{}: span {start}..{end} is not trimmed", path.display());
+    }
+}
+
 #[test]
 fn ok_cases_parse_and_print_canonically() {
     insta::glob!("cases/ok/*.nq", |path| {
         let source = std::fs::read_to_string(path).expect("readable case");
         let (canonical, ast) = parse_ok(path, &source);
+        check_spans(path, &source, &ast);
         insta::assert_snapshot!(format!("{canonical}\n\n{ast}"));
     });
 }
