@@ -69,7 +69,9 @@ pub struct PropsArena {
 
 impl Default for PropsArena {
     fn default() -> Self {
-        PropsArena { pages: vec![props::EMPTY.to_vec()] }
+        let mut first = Vec::with_capacity(ARENA_PAGE_BYTES);
+        first.extend_from_slice(props::EMPTY);
+        PropsArena { pages: vec![first] }
     }
 }
 
@@ -81,7 +83,9 @@ impl PropsArena {
         }
         let fits = self.pages.last().is_some_and(|p| p.len() + blob.len() <= ARENA_PAGE_BYTES);
         if !fits {
-            self.pages.push(Vec::with_capacity(ARENA_PAGE_BYTES.min(1 << 20)));
+            // Reserved whole: growing by doubling would copy up to a page per page.
+            // Untouched capacity costs address space only.
+            self.pages.push(Vec::with_capacity(ARENA_PAGE_BYTES));
         }
         let page_index = self.pages.len() - 1;
         let page = &mut self.pages[page_index];
