@@ -149,58 +149,89 @@ pub struct Frame {
 
 /// Reads the frame at the start of `bytes`.
 pub fn decode_frame(bytes: &[u8]) -> Result<Frame, FrameError> {
-    if bytes.len() < FRAME_HEADER_BYTES {
-        return Err(FrameError::Incomplete);
-    }
-    let body_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-    if body_len > MAX_RECORD_BYTES {
-        return Err(FrameError::Damaged(format!(
-            "frame length {body_len} exceeds the maximum {MAX_RECORD_BYTES}"
-        )));
-    }
-    let len = FRAME_HEADER_BYTES + body_len;
-    if bytes.len() < len {
-        return Err(FrameError::Incomplete);
-    }
-    let frame = &bytes[..len];
-    let stored_crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    if frame_crc(frame) != stored_crc {
-        return Err(FrameError::Damaged("checksum mismatch".into()));
-    }
-    if frame[VERSION_AT] != FRAME_VERSION {
-        return Err(FrameError::Damaged(format!(
-            "record version {} is not supported (this build reads {FRAME_VERSION})",
-            frame[VERSION_AT]
-        )));
-    }
-    let kind = RecordKind::from_byte(frame[KIND_AT]).ok_or_else(|| {
-        FrameError::Damaged(format!("record kind {} is unknown to this build", frame[KIND_AT]))
-    })?;
-    let flags = frame[FLAGS_AT];
-    let raw = &frame[FRAME_HEADER_BYTES..];
-    let mut body = AlignedVec::new();
-    if flags & FLAG_COMPRESSED != 0 {
-        let (size, compressed) = raw
-            .split_at_checked(4)
-            .ok_or_else(|| FrameError::Damaged("compressed body too short".into()))?;
-        let raw_len = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
-        if raw_len > MAX_RECORD_BYTES {
+    FrameDecoder::default().decode(bytes)
+}
+
+/// The length of the frame starting at `bytes`, from its header alone (no
+/// checksum, no decompression): for skipping frames a snapshot already covers.
+pub fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let header = bytes.get(..FRAME_HEADER_BYTES)?;
+    let body_len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    (body_len <= MAX_RECORD_BYTES).then_some(FRAME_HEADER_BYTES + body_len)
+}
+
+/// Decodes frames, reusing one zstd context across them.
+#[derive(Default)]
+pub struct FrameDecoder {
+    zstd: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl FrameDecoder {
+    /// Reads the frame at the start of `bytes`.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Frame, FrameError> {
+        if bytes.len() < FRAME_HEADER_BYTES {
+            return Err(FrameError::Incomplete);
+        }
+        let body_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        if body_len > MAX_RECORD_BYTES {
             return Err(FrameError::Damaged(format!(
-                "decompressed length {raw_len} exceeds the maximum"
+                "frame length {body_len} exceeds the maximum {MAX_RECORD_BYTES}"
             )));
         }
-        body.resize(raw_len, 0);
-        let written = zstd::bulk::decompress_to_buffer(compressed, &mut body[..])
-            .map_err(|e| FrameError::Damaged(format!("zstd: {e}")))?;
-        if written != raw_len {
+        let len = FRAME_HEADER_BYTES + body_len;
+        if bytes.len() < len {
+            return Err(FrameError::Incomplete);
+        }
+        let frame = &bytes[..len];
+        let stored_crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if frame_crc(frame) != stored_crc {
+            return Err(FrameError::Damaged("checksum mismatch".into()));
+        }
+        if frame[VERSION_AT] != FRAME_VERSION {
             return Err(FrameError::Damaged(format!(
-                "decompressed {written} bytes, header said {raw_len}"
+                "record version {} is not supported (this build reads {FRAME_VERSION})",
+                frame[VERSION_AT]
             )));
         }
-    } else {
-        body.extend_from_slice(raw);
+        let kind = RecordKind::from_byte(frame[KIND_AT]).ok_or_else(|| {
+            FrameError::Damaged(format!("record kind {} is unknown to this build", frame[KIND_AT]))
+        })?;
+        let flags = frame[FLAGS_AT];
+        let raw = &frame[FRAME_HEADER_BYTES..];
+        let mut body = AlignedVec::new();
+        if flags & FLAG_COMPRESSED != 0 {
+            let (size, compressed) = raw
+                .split_at_checked(4)
+                .ok_or_else(|| FrameError::Damaged("compressed body too short".into()))?;
+            let raw_len = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
+            if raw_len > MAX_RECORD_BYTES {
+                return Err(FrameError::Damaged(format!(
+                    "decompressed length {raw_len} exceeds the maximum"
+                )));
+            }
+            body.resize(raw_len, 0);
+            if self.zstd.is_none() {
+                self.zstd = Some(
+                    zstd::bulk::Decompressor::new()
+                        .map_err(|e| FrameError::Damaged(format!("zstd context: {e}")))?,
+                );
+            }
+            let Some(zstd) = self.zstd.as_mut() else {
+                return Err(FrameError::Damaged("zstd context unavailable".into()));
+            };
+            let written = zstd
+                .decompress_to_buffer(compressed, &mut body[..])
+                .map_err(|e| FrameError::Damaged(format!("zstd: {e}")))?;
+            if written != raw_len {
+                return Err(FrameError::Damaged(format!(
+                    "decompressed {written} bytes, header said {raw_len}"
+                )));
+            }
+        } else {
+            body.extend_from_slice(raw);
+        }
+        Ok(Frame { kind, body, len })
     }
-    Ok(Frame { kind, body, len })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //!   at the first damage and removes every later chunk.
 
 use std::fs::{self, File, OpenOptions};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::format::{self, CHUNK_HEADER_BYTES, Frame, FrameError};
@@ -101,6 +102,8 @@ pub fn recover(
 ) -> Result<Recovered> {
     let mut chunks = list_chunks(dir)?;
     let mut recovered = Recovered::default();
+    let mut decoder = format::FrameDecoder::default();
+    let mut buffer: Vec<u8> = Vec::new();
     let mut expected_start: LogPosition = 0;
     let mut index = 0;
     while index < chunks.len() {
@@ -126,8 +129,12 @@ pub fn recover(
             index += 1;
             continue;
         }
-        let bytes =
-            fs::read(&chunk.path).context(|| format!("reading {}", chunk.path.display()))?;
+        // One buffer for every chunk: its pages are faulted in once, not per chunk.
+        buffer.clear();
+        File::open(&chunk.path)
+            .and_then(|mut file| file.read_to_end(&mut buffer))
+            .context(|| format!("reading {}", chunk.path.display()))?;
+        let bytes = &buffer[..];
         if let Err(reason) = format::check_chunk_header(&bytes) {
             if is_last
                 && bytes.len() < CHUNK_HEADER_BYTES
@@ -148,8 +155,21 @@ pub fn recover(
         }
         let mut at = CHUNK_HEADER_BYTES;
         let mut position = chunk.start;
+        if from > position {
+            // Hop over frames the snapshot covers by their headers alone. If the
+            // hop does not land exactly on `from`, fall back to checking every frame.
+            let (mut hop_at, mut hop_position) = (at, position);
+            while hop_position < from {
+                let Some(len) = format::frame_len(&bytes[hop_at..]) else { break };
+                hop_at += len;
+                hop_position += len as u64;
+            }
+            if hop_position == from && hop_at <= bytes.len() {
+                (at, position) = (hop_at, hop_position);
+            }
+        }
         while at < bytes.len() {
-            match format::decode_frame(&bytes[at..]) {
+            match decoder.decode(&bytes[at..]) {
                 Ok(frame) => {
                     let len = frame.len;
                     position += len as u64;
