@@ -58,6 +58,28 @@ impl Dictionary {
         id
     }
 
+    /// A dictionary with room for `n` names.
+    pub fn with_capacity(n: usize) -> Self {
+        Dictionary {
+            ids: FastMap::with_capacity_and_hasher(n, Hasher::default()),
+            names: Vec::with_capacity(n),
+        }
+    }
+
+    /// Appends `name` with the next id, or returns `None` (changing nothing)
+    /// when it is already present.
+    pub fn try_push(&mut self, name: &str) -> Option<u32> {
+        let id = self.len();
+        match self.ids.entry(name.into()) {
+            std::collections::hash_map::Entry::Occupied(_) => None,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(id);
+                self.names.push(name.into());
+                Some(id)
+            }
+        }
+    }
+
     /// All names in id order.
     pub fn names(&self) -> impl ExactSizeIterator<Item = &str> {
         self.names.iter().map(|n| &**n)

@@ -188,10 +188,9 @@ fn extend_dicts(
                names: &rkyv::vec::ArchivedVec<rkyv::string::ArchivedString>,
                what: &str| {
         for name in names.iter() {
-            if dict.get(name).is_some() {
+            if dict.try_push(name).is_none() {
                 return Err(format!("{what} {:?} is defined twice", name.as_str()));
             }
-            dict.push(name);
         }
         Ok(())
     };

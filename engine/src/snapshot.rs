@@ -273,13 +273,13 @@ impl<'a> In<'a> {
         RoaringBitmap::deserialize_from(bytes).map_err(|e| format!("bitmap: {e}"))
     }
     fn dict(&mut self) -> Decoded<Dictionary> {
-        let mut dict = Dictionary::default();
-        for _ in 0..self.len()? {
+        let count = self.len()?;
+        let mut dict = Dictionary::with_capacity(count);
+        for _ in 0..count {
             let name = self.str()?;
-            if dict.get(name).is_some() {
+            if dict.try_push(name).is_none() {
                 return Err(format!("dictionary repeats {name:?}"));
             }
-            dict.push(name);
         }
         Ok(dict)
     }
