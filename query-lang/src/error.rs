@@ -1,7 +1,7 @@
 //! The crate's single error type: what went wrong, where (span, line, column), what was
 //! expected, and a rustc-style rendering with a caret under the faulty token.
 //!
-//! Errors are produced by `parser.rs` (syntax, literals, limits) and never by panics. The
+//! Errors are produced by `parser/` (syntax, literals, limits) and never by panics. The
 //! engine's binder may build its own semantic errors on the same spans and reuse the same
 //! rendering shape. Every message is listed, with a sample rendering, in
 //! `docs/query-language.md`.

@@ -100,6 +100,7 @@
 mod ast;
 mod error;
 mod parser;
+mod print;
 mod scan;
 mod span;
 mod time;
