@@ -337,6 +337,13 @@ impl Engine {
                 state.position, recovered.end
             ));
             report.snapshot_position = None;
+            // Snapshots beyond the log end can never be used again: remove them.
+            for (position, path) in snapshot::list(&snapshot_dir) {
+                if position > recovered.end {
+                    fs::remove_file(&path)
+                        .context(|| format!("removing stale snapshot {}", path.display()))?;
+                }
+            }
             (dicts, dedupe, state) = fresh();
             events = 0;
             recovered = replay(
@@ -407,6 +414,7 @@ impl Engine {
             let mut sequencer = self.sequencer.lock();
             let Some(writer) = sequencer.writer.clone() else { return Err(Error::Closed) };
             let now = self.options.clock.now_ms();
+            sequencer.dedupe.prune(now);
             let (batch, duplicates) = self.sequence(&mut sequencer.dedupe, records, now)?;
             let accepted = batch.entries.len();
             let request = if accepted == 0 {
@@ -563,8 +571,11 @@ impl Engine {
         &self,
         f: impl FnOnce(&Dictionaries, &Dedupe, &DerivedState) -> Result<T>,
     ) -> Result<T> {
-        let sequencer = self.sequencer.lock();
+        let mut sequencer = self.sequencer.lock();
         Self::request_sync(&sequencer)?.recv().map_err(|_| Error::Closed)??;
+        // Expired ids are dropped first, so that the cut does not depend on when
+        // pruning last ran (incremental state and replayed state encode equal).
+        sequencer.dedupe.prune(self.options.clock.now_ms());
         let dicts = self.dicts.read();
         let state = self.state.read();
         f(&dicts, &sequencer.dedupe, &state)

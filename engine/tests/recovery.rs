@@ -142,3 +142,47 @@ fn a_missing_chunk_in_the_middle_is_corruption() {
         other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn a_frame_from_a_newer_version_is_refused_not_truncated() {
+    let (dir, _) = build_log(2);
+    let chunk = chunk_path(dir.path());
+    let mut bytes = fs::read(&chunk).expect("read");
+    // A well-formed frame of a kind this build does not know, appended at the tail.
+    let mut frame = Vec::new();
+    nudge_engine::log::format::encode_frame(
+        &mut frame,
+        nudge_engine::log::format::RecordKind::Batch,
+        b"future",
+    );
+    frame[9] = 200; // the kind byte
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&frame[0..4]), &frame[8..]);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+    bytes.extend_from_slice(&frame);
+    fs::write(&chunk, &bytes).expect("write");
+    match Engine::open(dir.path(), options(&ManualClock::new(NOW))) {
+        Err(Error::Corrupt { reason, .. }) => {
+            assert!(reason.contains("newer version of Nudge"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(fs::read(&chunk).expect("read"), bytes, "the log is left unchanged");
+}
+
+#[test]
+fn a_snapshot_ahead_of_the_log_is_ignored_and_removed() {
+    let (dir, ends) = build_log(3);
+    let clock = ManualClock::new(NOW);
+    let engine = open(dir.path(), &clock);
+    let snapshot = engine.snapshot().expect("snapshot");
+    drop(engine);
+    // The log loses its last record (as after a salvage): the snapshot now claims more than the log holds.
+    let chunk = chunk_path(dir.path());
+    let bytes = fs::read(&chunk).expect("read");
+    fs::write(&chunk, &bytes[..(HEADER + ends[1]) as usize]).expect("write");
+    let engine = open(dir.path(), &clock);
+    assert_eq!(engine.open_report().snapshot_position, None);
+    assert!(engine.open_report().warnings.iter().any(|w| w.contains("ahead of the log end")));
+    assert_eq!(event_count(&engine), 6);
+    assert!(!snapshot.exists(), "the stale snapshot was removed");
+}

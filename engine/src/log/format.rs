@@ -132,7 +132,10 @@ fn frame_crc(frame: &[u8]) -> u32 {
 pub enum FrameError {
     /// Fewer bytes remain than the frame needs: an incomplete write.
     Incomplete,
-    /// The bytes are there but wrong (CRC, version, kind, lengths, decompression).
+    /// The checksum holds but the version or kind is unknown: written by a newer
+    /// build. Never a torn write, so recovery refuses rather than truncates.
+    Unsupported(String),
+    /// The bytes are there but wrong (CRC, lengths, decompression).
     Damaged(String),
 }
 
@@ -188,13 +191,16 @@ impl FrameDecoder {
             return Err(FrameError::Damaged("checksum mismatch".into()));
         }
         if frame[VERSION_AT] != FRAME_VERSION {
-            return Err(FrameError::Damaged(format!(
-                "record version {} is not supported (this build reads {FRAME_VERSION})",
+            return Err(FrameError::Unsupported(format!(
+                "record version {} is not supported (this build reads {FRAME_VERSION}); it was written by a newer version of Nudge",
                 frame[VERSION_AT]
             )));
         }
         let kind = RecordKind::from_byte(frame[KIND_AT]).ok_or_else(|| {
-            FrameError::Damaged(format!("record kind {} is unknown to this build", frame[KIND_AT]))
+            FrameError::Unsupported(format!(
+                "record kind {} is unknown to this build; it was written by a newer version of Nudge",
+                frame[KIND_AT]
+            ))
         })?;
         let flags = frame[FLAGS_AT];
         let raw = &frame[FRAME_HEADER_BYTES..];

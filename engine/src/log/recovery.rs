@@ -179,11 +179,19 @@ pub fn recover(
                     }
                     at += len;
                 }
+                Err(FrameError::Unsupported(why)) => {
+                    return Err(Error::corrupt(
+                        &chunk.path,
+                        format!(
+                            "{why} (byte {at}, log position {position}). Refusing to open; the log is left unchanged."
+                        ),
+                    ));
+                }
                 Err(error) => {
                     let follows = valid_frame_follows(&bytes[at..]);
                     let reason = match &error {
                         FrameError::Incomplete => "incomplete frame".to_string(),
-                        FrameError::Damaged(why) => why.clone(),
+                        FrameError::Damaged(why) | FrameError::Unsupported(why) => why.clone(),
                     };
                     let torn_tail = is_last && follows.is_none();
                     if !torn_tail && mode != RecoveryMode::Salvage {
