@@ -90,12 +90,26 @@ fn number_key(n: f64) -> u64 {
 }
 
 /// Per-value bitmaps of one property.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Each distinct value maps (one hash lookup) to a slot in `bitmaps`; the last
+/// `(user, slot)` inserted is remembered, so repeated inserts of the same pair
+/// cost no bitmap work.
+#[derive(Debug, Clone, Default)]
 pub struct ValueUserIds {
-    strings: FastMap<Box<str>, RoaringBitmap>,
-    numbers: FastMap<u64, RoaringBitmap>,
-    bools: [Option<RoaringBitmap>; 2],
+    strings: FastMap<Box<str>, u32>,
+    numbers: FastMap<u64, u32>,
+    bools: [Option<u32>; 2],
+    bitmaps: Vec<RoaringBitmap>,
     overflowed: bool,
+    last_insert: Option<(UserId, u32)>,
+}
+
+/// Equal when the same values map to the same users (slot numbering and the
+/// insert memo are internal).
+impl PartialEq for ValueUserIds {
+    fn eq(&self, other: &Self) -> bool {
+        self.overflowed == other.overflowed && self.entries() == other.entries()
+    }
 }
 
 impl ValueUserIds {
@@ -106,84 +120,95 @@ impl ValueUserIds {
 
     /// Distinct values indexed.
     pub fn distinct_values(&self) -> usize {
-        self.strings.len() + self.numbers.len() + self.bools.iter().flatten().count()
+        self.bitmaps.len()
+    }
+
+    fn find(&self, value: ValueRef<'_>) -> Option<u32> {
+        match value {
+            ValueRef::Str(s) => self.strings.get(s).copied(),
+            ValueRef::Number(n) => self.numbers.get(&number_key(n)).copied(),
+            ValueRef::Bool(b) => self.bools[usize::from(b)],
+            ValueRef::Array(_) => None,
+        }
     }
 
     /// Users whose value is `value`; `None` when the index overflowed (scan instead).
     /// Arrays are never indexed: they answer `None` too.
     pub fn get(&self, value: ValueRef<'_>) -> Option<Option<&RoaringBitmap>> {
-        if self.overflowed {
+        if self.overflowed || matches!(value, ValueRef::Array(_)) {
             return None;
         }
-        match value {
-            ValueRef::Str(s) => Some(self.strings.get(s)),
-            ValueRef::Number(n) => Some(self.numbers.get(&number_key(n))),
-            ValueRef::Bool(b) => Some(self.bools[usize::from(b)].as_ref()),
-            ValueRef::Array(_) => None,
-        }
+        Some(self.find(value).and_then(|slot| self.bitmaps.get(slot as usize)))
     }
 
     /// Every indexed `(value, users)` pair, strings first then numbers then booleans,
     /// each group sorted (deterministic, for snapshots and tests).
     pub fn entries(&self) -> Vec<(IndexedValue, &RoaringBitmap)> {
-        let mut strings: Vec<_> =
-            self.strings.iter().map(|(s, b)| (IndexedValue::Str(s.to_string()), b)).collect();
+        let bitmap = |slot: u32| &self.bitmaps[slot as usize];
+        let mut strings: Vec<_> = self
+            .strings
+            .iter()
+            .map(|(s, slot)| (IndexedValue::Str(s.to_string()), bitmap(*slot)))
+            .collect();
         strings.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut numbers: Vec<_> =
-            self.numbers.iter().map(|(n, b)| (IndexedValue::NumberBits(*n), b)).collect();
+        let mut numbers: Vec<_> = self
+            .numbers
+            .iter()
+            .map(|(n, slot)| (IndexedValue::NumberBits(*n), bitmap(*slot)))
+            .collect();
         numbers.sort_by(|a, b| a.0.cmp(&b.0));
         let bools = self
             .bools
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| Some((IndexedValue::Bool(i == 1), b.as_ref()?)));
+            .filter_map(|(i, slot)| Some((IndexedValue::Bool(i == 1), bitmap((*slot)?))));
         strings.into_iter().chain(numbers).chain(bools).collect()
     }
 
-    fn slot(&mut self, value: ValueRef<'_>) -> Option<&mut RoaringBitmap> {
-        if self.overflowed {
+    /// The slot of `value`, created when new; `None` for arrays and once overflowed.
+    fn slot(&mut self, value: ValueRef<'_>) -> Option<u32> {
+        if self.overflowed || matches!(value, ValueRef::Array(_)) {
             return None;
         }
-        let is_new = match value {
-            ValueRef::Str(s) => !self.strings.contains_key(s),
-            ValueRef::Number(n) => !self.numbers.contains_key(&number_key(n)),
-            ValueRef::Bool(b) => self.bools[usize::from(b)].is_none(),
-            ValueRef::Array(_) => return None,
-        };
-        if is_new && self.distinct_values() >= MAX_INDEXED_VALUES_PER_PROPERTY {
+        if let Some(slot) = self.find(value) {
+            return Some(slot);
+        }
+        if self.bitmaps.len() >= MAX_INDEXED_VALUES_PER_PROPERTY {
             *self = ValueUserIds { overflowed: true, ..Default::default() };
             return None;
         }
-        Some(match value {
+        let slot = self.bitmaps.len() as u32;
+        self.bitmaps.push(RoaringBitmap::new());
+        match value {
             ValueRef::Str(s) => {
-                if is_new {
-                    self.strings.insert(s.into(), RoaringBitmap::new());
-                }
-                self.strings.get_mut(s)?
+                self.strings.insert(s.into(), slot);
             }
-            ValueRef::Number(n) => self.numbers.entry(number_key(n)).or_default(),
-            ValueRef::Bool(b) => self.bools[usize::from(b)].get_or_insert_with(RoaringBitmap::new),
-            ValueRef::Array(_) => return None,
-        })
+            ValueRef::Number(n) => {
+                self.numbers.insert(number_key(n), slot);
+            }
+            ValueRef::Bool(b) => self.bools[usize::from(b)] = Some(slot),
+            ValueRef::Array(_) => {}
+        }
+        Some(slot)
     }
 
     /// Adds `user` under `value`.
     pub fn insert(&mut self, value: ValueRef<'_>, user: UserId) {
-        if let Some(bitmap) = self.slot(value) {
-            bitmap.insert(user);
+        let Some(slot) = self.slot(value) else { return };
+        if self.last_insert == Some((user, slot)) {
+            return;
         }
+        self.last_insert = Some((user, slot));
+        self.bitmaps[slot as usize].insert(user);
     }
 
     /// Removes `user` from under `value` (the value stays counted as seen).
     pub fn remove(&mut self, value: ValueRef<'_>, user: UserId) {
-        let bitmap = match value {
-            ValueRef::Str(s) => self.strings.get_mut(s),
-            ValueRef::Number(n) => self.numbers.get_mut(&number_key(n)),
-            ValueRef::Bool(b) => self.bools[usize::from(b)].as_mut(),
-            ValueRef::Array(_) => None,
-        };
-        if let Some(bitmap) = bitmap {
-            bitmap.remove(user);
+        if let Some(slot) = self.find(value) {
+            self.bitmaps[slot as usize].remove(user);
+            if self.last_insert == Some((user, slot)) {
+                self.last_insert = None;
+            }
         }
     }
 
@@ -191,14 +216,16 @@ impl ValueUserIds {
     pub fn from_entries(overflowed: bool, entries: Vec<(IndexedValue, RoaringBitmap)>) -> Self {
         let mut index = ValueUserIds { overflowed, ..Default::default() };
         for (value, bitmap) in entries {
+            let slot = index.bitmaps.len() as u32;
+            index.bitmaps.push(bitmap);
             match value {
                 IndexedValue::Str(s) => {
-                    index.strings.insert(s.into(), bitmap);
+                    index.strings.insert(s.into(), slot);
                 }
                 IndexedValue::NumberBits(n) => {
-                    index.numbers.insert(n, bitmap);
+                    index.numbers.insert(n, slot);
                 }
-                IndexedValue::Bool(b) => index.bools[usize::from(b)] = Some(bitmap),
+                IndexedValue::Bool(b) => index.bools[usize::from(b)] = Some(slot),
             }
         }
         index
