@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
-use rkyv::util::AlignedVec;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::dedupe::{DEFAULT_DEDUPE_WINDOW_MS, Dedupe};
@@ -39,7 +38,9 @@ use crate::props::{self, KeyId, Value};
 use crate::record::{self, Record};
 use crate::snapshot::{self, SNAPSHOT_DIR};
 use crate::state::{self, DerivedState};
-use crate::wire::{self, LogBatch, LogEntry, LogEvent, LogProfile, LogSubscribe, LogUnsubscribe};
+use crate::wire::{
+    self, LogBatch, LogEntry, LogEvent, LogProfile, LogSubscribe, LogUnsubscribe, ValidatedBatch,
+};
 
 /// Snapshots kept on disk (the newest, plus older ones to fall back on).
 pub const SNAPSHOTS_KEPT: usize = 2;
@@ -132,8 +133,8 @@ pub struct StateReader<'a> {
 }
 
 struct Pending {
-    /// rkyv bytes of the batch to apply; `None` for a sync request.
-    batch: Option<AlignedVec>,
+    /// The batch to apply; `None` for a sync request.
+    batch: Option<ValidatedBatch>,
     reply: Sender<Result<LogPosition>>,
 }
 
@@ -202,9 +203,10 @@ fn extend_dicts(
 /// Frames decoded by the reading thread, waiting to be applied.
 const REPLAY_QUEUE_FRAMES: usize = 64;
 
-/// Replays the log after `state.position` into the given state. One thread
-/// reads, checks and decompresses frames; this thread validates and applies
-/// them, in log order.
+/// Replays the log after `state.position` into the given state, on three
+/// threads in log order: one reads, checks, decompresses and validates frames;
+/// this one extends the dictionaries and applies everything but the event
+/// value indexes; a third maintains those.
 fn replay(
     log_dir: &Path,
     mode: RecoveryMode,
@@ -214,35 +216,59 @@ fn replay(
     events: &mut u64,
 ) -> Result<Recovered> {
     let from = state.position;
+    let mut sizes = state::DictionarySizes::of(dicts);
+    let mut values = std::mem::take(&mut state.indexes.event_property_value_user_ids);
     let (frames_tx, frames_rx) =
-        crossbeam_channel::bounded::<(LogPosition, format::Frame)>(REPLAY_QUEUE_FRAMES);
-    std::thread::scope(|scope| {
+        crossbeam_channel::bounded::<(LogPosition, Arc<ValidatedBatch>)>(REPLAY_QUEUE_FRAMES);
+    let (values_tx, values_rx) =
+        crossbeam_channel::bounded::<Arc<ValidatedBatch>>(REPLAY_QUEUE_FRAMES);
+    let outcome = std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             recovery::recover(log_dir, mode, from, |end, frame| {
+                let corrupt = |why: String| {
+                    Error::corrupt(log_dir, format!("record ending at log position {end}: {why}"))
+                };
+                let batch = match frame.kind {
+                    RecordKind::Batch => ValidatedBatch::new(frame.body).map_err(corrupt)?,
+                };
+                sizes.extend(batch.get());
+                state::check_batch_refs(batch.get(), sizes).map_err(corrupt)?;
                 // The applying side stopped on an error of its own; it reports it.
-                frames_tx.send((end, frame)).map_err(|_| Error::Closed)
+                frames_tx.send((end, Arc::new(batch))).map_err(|_| Error::Closed)
             })
         });
+        let values = &mut values;
+        let value_worker = scope.spawn(move || {
+            for batch in values_rx {
+                state::apply_event_values(values, batch.get());
+            }
+        });
         let mut applied: Result<()> = Ok(());
-        for (end, frame) in frames_rx.iter() {
-            if applied.is_err() {
+        for (end, batch) in frames_rx.iter() {
+            applied = apply_replayed(log_dir, end, batch.get(), dicts, dedupe, state, events);
+            if applied.is_err() || values_tx.send(batch).is_err() {
                 break;
             }
-            applied = apply_replayed(log_dir, end, &frame, dicts, dedupe, state, events);
         }
         drop(frames_rx);
+        drop(values_tx);
         let recovered = reader
             .join()
             .map_err(|_| Error::corrupt(log_dir, "the log reading thread panicked"))?;
+        value_worker
+            .join()
+            .map_err(|_| Error::corrupt(log_dir, "the value index thread panicked"))?;
         applied?;
         recovered
-    })
+    });
+    state.indexes.event_property_value_user_ids = values;
+    outcome
 }
 
 fn apply_replayed(
     log_dir: &Path,
     end: LogPosition,
-    frame: &format::Frame,
+    batch: &wire::ArchivedLogBatch,
     dicts: &mut Dictionaries,
     dedupe: &mut Dedupe,
     state: &mut DerivedState,
@@ -251,39 +277,27 @@ fn apply_replayed(
     let corrupt = |why: String| {
         Error::corrupt(log_dir, format!("record ending at log position {end}: {why}"))
     };
-    match frame.kind {
-        RecordKind::Batch => {
-            let batch = wire::access_batch(&frame.body).map_err(corrupt)?;
-            extend_dicts(dicts, batch).map_err(corrupt)?;
-            state::check_batch_refs(batch, dicts).map_err(corrupt)?;
-            let received = batch.received_ms.to_native();
-            for entry in batch.entries.iter() {
-                if let wire::ArchivedLogEntry::Event(event) = entry {
-                    *events += 1;
-                    if let Some(id) = event.id.as_ref() {
-                        dedupe.insert(Dedupe::hash(id), received);
-                    }
-                }
+    extend_dicts(dicts, batch).map_err(corrupt)?;
+    let received = batch.received_ms.to_native();
+    for entry in batch.entries.iter() {
+        if let wire::ArchivedLogEntry::Event(event) = entry {
+            *events += 1;
+            if let Some(id) = event.id.as_ref() {
+                dedupe.insert(Dedupe::hash(id), received);
             }
-            state.apply(batch, end);
         }
     }
+    state.apply_except_event_values(batch, end);
     Ok(())
 }
 
 fn applier(written: Receiver<Written<Pending>>, state: Arc<RwLock<DerivedState>>) {
     for Written { result, payload } in written {
         let result = match (result, payload.batch) {
-            (Ok(end), Some(bytes)) => match wire::access_batch(&bytes) {
-                Ok(batch) => {
-                    state.write().apply(batch, end);
-                    Ok(end)
-                }
-                // Bytes this process encoded always validate; anything else is a bug.
-                Err(why) => {
-                    Err(Error::Poisoned { cause: format!("batch failed to re-read: {why}") })
-                }
-            },
+            (Ok(end), Some(batch)) => {
+                state.write().apply(batch.get(), end);
+                Ok(end)
+            }
             (result, _) => result,
         };
         let _ = payload.reply.send(result);
@@ -435,7 +449,12 @@ impl Engine {
                         ),
                     ));
                 }
-                Request::Append { frame, payload: Pending { batch: Some(bytes), reply: reply_tx } }
+                // Bytes this process just encoded always validate; anything else is a bug
+                // worth refusing the batch over rather than panicking.
+                let batch = ValidatedBatch::new(bytes).map_err(|why| Error::Poisoned {
+                    cause: format!("an encoded batch failed validation: {why}"),
+                })?;
+                Request::Append { frame, payload: Pending { batch: Some(batch), reply: reply_tx } }
             };
             writer.send(request).map_err(|_| Error::Closed)?;
             (accepted, duplicates)

@@ -105,3 +105,29 @@ pub fn encode_batch(batch: &LogBatch) -> rkyv::util::AlignedVec {
 pub fn access_batch(bytes: &[u8]) -> Result<&ArchivedLogBatch, String> {
     rkyv::access::<ArchivedLogBatch, rkyv::rancor::Error>(bytes).map_err(|e| e.to_string())
 }
+
+/// The bytes of a batch, validated once with `rkyv::access`; reading them
+/// afterwards skips validation. Replay validates on the reading thread and
+/// applies on others; ingest validates in the caller's thread, off the applier.
+#[derive(Debug)]
+pub struct ValidatedBatch {
+    bytes: rkyv::util::AlignedVec,
+}
+
+impl ValidatedBatch {
+    /// Validates `bytes` as a `LogBatch`.
+    pub fn new(bytes: rkyv::util::AlignedVec) -> Result<Self, String> {
+        access_batch(&bytes)?;
+        Ok(ValidatedBatch { bytes })
+    }
+
+    /// The archived batch.
+    #[allow(unsafe_code)]
+    pub fn get(&self) -> &ArchivedLogBatch {
+        // SAFETY: `new` validated exactly these bytes with `rkyv::access`; they are
+        // owned by `self`, never mutated afterwards, and `AlignedVec` keeps the
+        // alignment the validation saw. This is the case rkyv documents for
+        // `access_unchecked`.
+        unsafe { rkyv::access_unchecked::<ArchivedLogBatch>(&self.bytes) }
+    }
+}

@@ -272,8 +272,8 @@ impl PartialEq for InsertCache {
 }
 
 impl Indexes {
-    /// Indexes one event.
-    pub fn add_event(&mut self, user: UserId, event: EventId, ts_ms: i64, blob: &[u8]) {
+    /// Indexes one event in the event bitmaps (its property values: [`Indexes::add_event_values`]).
+    pub fn add_event(&mut self, user: UserId, event: EventId, ts_ms: i64) {
         let index = event as usize;
         if self.event_user_ids.len() <= index {
             self.event_user_ids.resize_with(index + 1, EventUserIds::default);
@@ -291,11 +291,21 @@ impl Indexes {
                 entry.by_bucket[level].entry(day.div_euclid(*span)).or_default().insert(user);
             }
         }
+    }
+
+    /// Indexes one event's property values (kept apart from [`Indexes::add_event`]
+    /// so that replay can run it on another thread).
+    pub fn add_event_values(
+        values: &mut FastMap<(EventId, KeyId), ValueUserIds>,
+        user: UserId,
+        event: EventId,
+        blob: &[u8],
+    ) {
         for (key, value) in props::iter(blob) {
             if matches!(value, ValueRef::Array(_)) {
                 continue;
             }
-            self.event_property_value_user_ids.entry((event, key)).or_default().insert(value, user);
+            values.entry((event, key)).or_default().insert(value, user);
         }
     }
 
@@ -372,9 +382,9 @@ mod tests {
     fn event_buckets_answer_day_ranges() {
         let mut indexes = Indexes::default();
         let day = crate::clock::DAY_MS;
-        indexes.add_event(1, 0, 10 * day, props::EMPTY);
-        indexes.add_event(2, 0, 20 * day + 5, props::EMPTY);
-        indexes.add_event(3, 1, 20 * day, props::EMPTY);
+        indexes.add_event(1, 0, 10 * day);
+        indexes.add_event(2, 0, 20 * day + 5);
+        indexes.add_event(3, 1, 20 * day);
         let event = &indexes.event_user_ids[0];
         assert_eq!(event.in_days(0, 30).iter().collect::<Vec<_>>(), [1, 2]);
         assert_eq!(event.in_days(11, 20).iter().collect::<Vec<_>>(), [2]);

@@ -16,11 +16,13 @@ pub mod profiles;
 pub mod subscriptions;
 pub mod timeline;
 
-use crate::dict::Dictionaries;
+use crate::dict::{Dictionaries, EventId, FastMap};
 use crate::log::LogPosition;
 use crate::props;
+use crate::props::KeyId;
 use crate::wire::{ArchivedLogBatch, ArchivedLogEntry};
 use index::Indexes;
+use index::ValueUserIds;
 use profiles::Profiles;
 use subscriptions::{StoredSubscription, Subscriptions};
 use timeline::Timelines;
@@ -43,6 +45,13 @@ pub struct DerivedState {
 impl DerivedState {
     /// Applies one durable batch ending at log position `end`.
     pub fn apply(&mut self, batch: &ArchivedLogBatch, end: LogPosition) {
+        self.apply_except_event_values(batch, end);
+        apply_event_values(&mut self.indexes.event_property_value_user_ids, batch);
+    }
+
+    /// Applies everything of a batch but the event property value indexes, which
+    /// the caller applies with [`apply_event_values`] (replay does so on another thread).
+    pub fn apply_except_event_values(&mut self, batch: &ArchivedLogBatch, end: LogPosition) {
         for entry in batch.entries.iter() {
             match entry {
                 ArchivedLogEntry::Event(event) => {
@@ -50,7 +59,7 @@ impl DerivedState {
                     let name = event.event.to_native();
                     let ts = event.ts_ms.to_native();
                     self.timelines.insert(user, name, ts, &event.props);
-                    self.indexes.add_event(user, name, ts, &event.props);
+                    self.indexes.add_event(user, name, ts);
                 }
                 ArchivedLogEntry::Profile(update) => {
                     self.indexes.all_user_ids.insert(update.user.to_native());
@@ -83,13 +92,58 @@ impl DerivedState {
     }
 }
 
-/// Checks that a batch read from disk only refers to ids its dictionaries
-/// define (after the batch's own new entries are added) and that every
+/// Applies a batch's event property values to the value indexes.
+pub fn apply_event_values(
+    values: &mut FastMap<(EventId, KeyId), ValueUserIds>,
+    batch: &ArchivedLogBatch,
+) {
+    for entry in batch.entries.iter() {
+        if let ArchivedLogEntry::Event(event) = entry {
+            Indexes::add_event_values(
+                values,
+                event.user.to_native(),
+                event.event.to_native(),
+                &event.props,
+            );
+        }
+    }
+}
+
+/// How many users, event names and keys the dictionaries hold: enough to check
+/// references without the names themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DictionarySizes {
+    /// Users defined.
+    pub users: u32,
+    /// Event names defined.
+    pub events: u32,
+    /// Property keys defined.
+    pub keys: u32,
+}
+
+impl DictionarySizes {
+    /// The sizes of `dicts`.
+    pub fn of(dicts: &Dictionaries) -> Self {
+        DictionarySizes {
+            users: dicts.users.len(),
+            events: dicts.events.len(),
+            keys: dicts.keys.len(),
+        }
+    }
+
+    /// Adds the entries `batch` defines.
+    pub fn extend(&mut self, batch: &ArchivedLogBatch) {
+        self.users = self.users.saturating_add(batch.new_users.len() as u32);
+        self.events = self.events.saturating_add(batch.new_event_names.len() as u32);
+        self.keys = self.keys.saturating_add(batch.new_keys.len() as u32);
+    }
+}
+
+/// Checks that a batch read from disk only refers to ids the dictionaries
+/// define (`sizes` counts the batch's own new entries already) and that every
 /// property blob is well formed. A batch that fails is treated as corruption.
-pub fn check_batch_refs(batch: &ArchivedLogBatch, dicts: &Dictionaries) -> Result<(), String> {
-    let users = dicts.users.len();
-    let events = dicts.events.len();
-    let keys = dicts.keys.len();
+pub fn check_batch_refs(batch: &ArchivedLogBatch, sizes: DictionarySizes) -> Result<(), String> {
+    let DictionarySizes { users, events, keys } = sizes;
     let user_ok = |u: u32| {
         if u < users { Ok(()) } else { Err(format!("user id {u} is not defined ({users} users)")) }
     };
