@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
@@ -213,31 +213,35 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
     out.bytes
 }
 
-struct In<'a> {
-    bytes: &'a [u8],
-    at: usize,
+/// Reads a snapshot front to back, checksumming as it goes, so that nothing is
+/// held twice: sections are decoded straight into the state they rebuild.
+struct In<R> {
+    reader: R,
+    /// CRC32C of everything read so far.
+    crc: u32,
+    /// Bytes left before the checksum trailer.
+    left: u64,
 }
 
 type Decoded<T> = std::result::Result<T, String>;
 
-impl<'a> In<'a> {
-    fn take(&mut self, n: usize) -> Decoded<&'a [u8]> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| format!("truncated at byte {}", self.at))?;
-        let slice = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(slice)
+impl<R: Read> In<R> {
+    fn fill(&mut self, buf: &mut [u8]) -> Decoded<()> {
+        if buf.len() as u64 > self.left {
+            return Err(format!("truncated: {} bytes wanted, {} left", buf.len(), self.left));
+        }
+        self.reader.read_exact(buf).map_err(|e| format!("read failed: {e}"))?;
+        self.crc = crc32c::crc32c_append(self.crc, buf);
+        self.left -= buf.len() as u64;
+        Ok(())
     }
     fn array<const N: usize>(&mut self) -> Decoded<[u8; N]> {
         let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
+        self.fill(&mut a)?;
         Ok(a)
     }
     fn u8(&mut self) -> Decoded<u8> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
     fn u16(&mut self) -> Decoded<u16> {
         Ok(u16::from_le_bytes(self.array()?))
@@ -254,30 +258,39 @@ impl<'a> In<'a> {
     /// A count, bounded by the bytes left so that corrupt counts cannot make us allocate wildly.
     fn len(&mut self) -> Decoded<usize> {
         let n = self.u64()?;
-        let left = (self.bytes.len() - self.at) as u64;
-        if n > left {
-            return Err(format!("count {n} at byte {} exceeds the {left} bytes left", self.at));
+        if n > self.left {
+            return Err(format!("count {n} exceeds the {} bytes left", self.left));
         }
         Ok(n as usize)
     }
-    fn bytes(&mut self) -> Decoded<&'a [u8]> {
+    /// A length-prefixed byte string, read into a buffer of exactly its size.
+    fn bytes(&mut self) -> Decoded<Vec<u8>> {
         let n = self.len()?;
-        self.take(n)
+        let mut out = Vec::with_capacity(n);
+        let read = (&mut self.reader)
+            .take(n as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("read failed: {e}"))?;
+        if read != n {
+            return Err(format!("truncated: {n} bytes wanted, {read} read"));
+        }
+        self.crc = crc32c::crc32c_append(self.crc, &out);
+        self.left -= n as u64;
+        Ok(out)
     }
-    fn str(&mut self) -> Decoded<&'a str> {
-        let at = self.at;
-        std::str::from_utf8(self.bytes()?).map_err(|_| format!("invalid UTF-8 at byte {at}"))
+    fn str(&mut self) -> Decoded<String> {
+        String::from_utf8(self.bytes()?).map_err(|_| "invalid UTF-8 in a string".to_string())
     }
     fn bitmap(&mut self) -> Decoded<RoaringBitmap> {
         let bytes = self.bytes()?;
-        RoaringBitmap::deserialize_from(bytes).map_err(|e| format!("bitmap: {e}"))
+        RoaringBitmap::deserialize_from(&bytes[..]).map_err(|e| format!("bitmap: {e}"))
     }
     fn dict(&mut self) -> Decoded<Dictionary> {
         let count = self.len()?;
         let mut dict = Dictionary::with_capacity(count);
         for _ in 0..count {
             let name = self.str()?;
-            if dict.try_push(name).is_none() {
+            if dict.try_push(&name).is_none() {
                 return Err(format!("dictionary repeats {name:?}"));
             }
         }
@@ -288,7 +301,7 @@ impl<'a> In<'a> {
         let mut entries = Vec::new();
         for _ in 0..self.len()? {
             let value = match self.u8()? {
-                0 => IndexedValue::Str(self.str()?.to_owned()),
+                0 => IndexedValue::Str(self.str()?),
                 1 => IndexedValue::NumberBits(self.u64()?),
                 2 => IndexedValue::Bool(self.u8()? != 0),
                 t => return Err(format!("unknown value tag {t}")),
@@ -299,17 +312,39 @@ impl<'a> In<'a> {
     }
 }
 
-/// Decodes a snapshot file's bytes, checking magic, version and checksum.
-pub fn decode(bytes: &[u8], dedupe_window_ms: i64) -> Decoded<Contents> {
-    if bytes.len() < 16 + 4 {
+/// Decodes a snapshot of `total_len` bytes from `reader`, checking magic,
+/// version and checksum (the checksum last: a damaged file is rejected after
+/// decoding, every count having been bounded by the bytes left).
+pub fn decode(reader: impl Read, total_len: u64, dedupe_window_ms: i64) -> Decoded<Contents> {
+    if total_len < 16 + 4 {
         return Err("file too short".into());
     }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    if crc32c::crc32c(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-        return Err("checksum mismatch".into());
+    let mut input = In { reader, crc: 0, left: total_len - 4 };
+    match decode_sections(&mut input, dedupe_window_ms) {
+        Ok(contents) => Ok(contents),
+        Err(why) => {
+            // Damage is the likelier cause of a decode error: read on to the
+            // trailer, and say so when the checksum fails.
+            let mut rest = vec![0u8; 1 << 16];
+            while input.left > 0 {
+                let n = rest.len().min(input.left as usize);
+                if input.fill(&mut rest[..n]).is_err() {
+                    return Err(why);
+                }
+            }
+            let mut trailer = [0u8; 4];
+            match input.reader.read_exact(&mut trailer) {
+                Ok(()) if u32::from_le_bytes(trailer) != input.crc => {
+                    Err("checksum mismatch".into())
+                }
+                _ => Err(why),
+            }
+        }
     }
-    let mut input = In { bytes: body, at: 0 };
-    if input.take(8)? != MAGIC {
+}
+
+fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<Contents> {
+    if &input.array::<8>()? != MAGIC {
         return Err("not a snapshot (bad magic)".into());
     }
     let version = input.u32()?;
@@ -331,8 +366,10 @@ pub fn decode(bytes: &[u8], dedupe_window_ms: i64) -> Decoded<Contents> {
         lengths.push(input.len()?);
     }
     let mut by_user = Vec::with_capacity(slots);
+    let mut raw = Vec::new();
     for len in lengths {
-        let raw = input.take(len.checked_mul(16).ok_or("timeline too long")?)?;
+        raw.resize(len.checked_mul(16).ok_or("timeline too long")?, 0);
+        input.fill(&mut raw)?;
         let timeline: Vec<TimelineEntry> = raw
             .chunks_exact(16)
             .map(|c| {
@@ -347,26 +384,26 @@ pub fn decode(bytes: &[u8], dedupe_window_ms: i64) -> Decoded<Contents> {
     }
     let mut pages = Vec::new();
     for _ in 0..input.len()? {
-        pages.push(input.bytes()?.to_vec());
+        pages.push(input.bytes()?);
     }
     let timelines = Timelines::from_parts(by_user, PropsArena::from_pages(pages));
     let mut profiles = Vec::new();
     for _ in 0..input.len()? {
         profiles.push(match input.u8()? {
             0 => None,
-            _ => Some(input.bytes()?.to_vec().into_boxed_slice()),
+            _ => Some(input.bytes()?.into_boxed_slice()),
         });
     }
-    let mut subscriptions = Subscriptions::default();
-    let mut reachable = RoaringBitmap::new();
-    for _ in 0..input.len()? {
+    let count = input.len()?;
+    let mut stored = Vec::with_capacity(count.min(1 << 20));
+    for _ in 0..count {
         let user = input.u32()?;
-        let endpoint = input.str()?.to_owned();
-        let p256dh = input.str()?.to_owned();
-        let auth = input.str()?.to_owned();
-        subscriptions
-            .subscribe(StoredSubscription { user, endpoint, p256dh, auth }, &mut reachable);
+        let endpoint = input.str()?;
+        let p256dh = input.str()?;
+        let auth = input.str()?;
+        stored.push(StoredSubscription { user, endpoint, p256dh, auth });
     }
+    let subscriptions = Subscriptions::from_parts(stored);
     let mut indexes = Indexes::default();
     indexes.all_user_ids = input.bitmap()?;
     indexes.webpush_user_ids = input.bitmap()?;
@@ -393,8 +430,13 @@ pub fn decode(bytes: &[u8], dedupe_window_ms: i64) -> Decoded<Contents> {
         let values = input.values()?;
         indexes.profile_property_value_user_ids.insert(key, values);
     }
-    if input.at != body.len() {
-        return Err(format!("{} unexpected trailing bytes", body.len() - input.at));
+    if input.left != 0 {
+        return Err(format!("{} unexpected trailing bytes", input.left));
+    }
+    let mut trailer = [0u8; 4];
+    input.reader.read_exact(&mut trailer).map_err(|e| format!("reading the checksum: {e}"))?;
+    if u32::from_le_bytes(trailer) != input.crc {
+        return Err("checksum mismatch".into());
     }
     let state = DerivedState {
         timelines,
@@ -458,8 +500,11 @@ pub fn load_newest(
         }
     }
     for (_, path) in candidates {
-        match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| decode(&b, dedupe_window_ms))
-        {
+        let decoded = File::open(&path).map_err(|e| e.to_string()).and_then(|file| {
+            let len = file.metadata().map_err(|e| e.to_string())?.len();
+            decode(std::io::BufReader::with_capacity(1 << 20, file), len, dedupe_window_ms)
+        });
+        match decoded {
             Ok(contents) => return (Some(contents), problems),
             Err(why) => problems.push(format!("snapshot {} skipped: {why}", path.display())),
         }

@@ -94,3 +94,24 @@ fn close_writes_a_snapshot_that_the_next_open_uses() {
     assert_eq!(engine.open_report().replayed_frames, 0);
     assert_eq!(event_count(&engine), 5);
 }
+
+#[test]
+fn a_truncated_or_damaged_snapshot_is_rejected_without_panicking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let engine = open(dir.path(), &clock);
+    engine.ingest(batch(0, 20)).expect("ingest");
+    let path = engine.snapshot().expect("snapshot");
+    drop(engine);
+    let bytes = std::fs::read(&path).expect("read");
+    let decode = |b: &[u8]| nudge_engine::snapshot::decode(b, b.len() as u64, 1000);
+    assert!(decode(&bytes).is_ok());
+    for cut in (0..bytes.len()).step_by(7) {
+        assert!(decode(&bytes[..cut]).is_err(), "cut at {cut} accepted");
+    }
+    for at in (0..bytes.len()).step_by(5) {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x40;
+        assert!(decode(&damaged).is_err(), "flip at byte {at} accepted");
+    }
+}

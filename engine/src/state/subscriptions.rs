@@ -82,6 +82,20 @@ impl Subscriptions {
         self.by_endpoint.is_empty()
     }
 
+    /// Rebuilds the set from [`Subscriptions::all`]'s order (user, then age),
+    /// without replaying each subscribe.
+    pub fn from_parts(stored: Vec<StoredSubscription>) -> Self {
+        let mut subscriptions = Subscriptions {
+            by_endpoint: FastMap::with_capacity_and_hasher(stored.len(), Default::default()),
+            by_user: FastMap::default(),
+        };
+        for sub in stored {
+            subscriptions.by_user.entry(sub.user).or_default().push(sub.endpoint.clone());
+            subscriptions.by_endpoint.insert(sub.endpoint.clone(), sub);
+        }
+        subscriptions
+    }
+
     /// Every subscription in a deterministic order (user, then age).
     pub fn all(&self) -> Vec<&StoredSubscription> {
         let mut users: Vec<&UserId> = self.by_user.keys().collect();
