@@ -56,6 +56,16 @@ impl Profiles {
     /// Applies one update, keeping the value index in step.
     pub fn apply(&mut self, update: &ArchivedLogProfile, index: &mut FastMap<KeyId, ValueUserIds>) {
         let user = update.user.to_native();
+        let only_set = update.set_once.as_slice() == props::EMPTY
+            && update.unset.is_empty()
+            && update.increment.as_slice() == props::EMPTY
+            && update.append.as_slice() == props::EMPTY;
+        if only_set && self.get(user) == props::EMPTY {
+            // A user's first profile, set only: the set blob is already sorted,
+            // unique and validated, so it is the new profile as it stands.
+            self.store(user, update.set.to_vec(), index);
+            return;
+        }
         let old_blob = self.get(user).to_vec();
         let mut props = decode(&old_blob);
         for (key, value) in props::iter(&update.set) {
@@ -100,7 +110,12 @@ impl Profiles {
         let pairs: Vec<(KeyId, &Value)> = props.iter().map(|(k, v)| (*k, v)).collect();
         let mut new_blob = Vec::new();
         props::encode(&mut new_blob, &pairs);
-        self.reindex(user, &old_blob, &new_blob, index);
+        self.store(user, new_blob, index);
+    }
+
+    /// Replaces `user`'s profile with `new_blob`, moving the value index along.
+    fn store(&mut self, user: UserId, new_blob: Vec<u8>, index: &mut FastMap<KeyId, ValueUserIds>) {
+        self.reindex(user, self.get(user), &new_blob, index);
         let slot = user as usize;
         if self.by_user.len() <= slot {
             self.by_user.resize(slot + 1, None);
