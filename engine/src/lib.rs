@@ -28,6 +28,8 @@ pub mod dedupe;
 pub mod dict;
 mod engine;
 pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod limits;
 pub mod log;
 mod meta;

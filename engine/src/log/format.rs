@@ -244,6 +244,44 @@ impl FrameDecoder {
 mod tests {
     use super::*;
 
+    /// The exact bytes of a version-1 frame. A change here is a format change:
+    /// bump the version and add a line to the version history of
+    /// docs/design/event-log-format.md.
+    #[test]
+    fn a_batch_frame_matches_its_golden_bytes() {
+        use crate::wire::{LogBatch, LogEntry, LogEvent, LogUnsubscribe, encode_batch};
+        let mut blob = Vec::new();
+        crate::props::encode(
+            &mut blob,
+            &[(0, &crate::props::Value::Number(49.5)), (1, &"c9".into())],
+        );
+        let batch = LogBatch {
+            received_ms: 1_793_491_200_000,
+            new_users: vec!["u1".into()],
+            new_event_names: vec!["Added To Cart".into()],
+            new_keys: vec!["price".into(), "cart_id".into()],
+            entries: vec![
+                LogEntry::Event(LogEvent {
+                    user: 0,
+                    event: 0,
+                    ts_ms: 1_793_491_100_000,
+                    id: Some("evt-1".into()),
+                    props: blob,
+                }),
+                LogEntry::Unsubscribe(LogUnsubscribe { endpoint: "https://push.example/x".into() }),
+            ],
+        };
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, RecordKind::Batch, &encode_batch(&batch));
+        let hex: Vec<String> = frame
+            .chunks(16)
+            .map(|row| row.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "))
+            .collect();
+        crate::golden::check("src/log/testdata/batch_frame_v1.hex", &(hex.join("\n") + "\n"));
+        let decoded = decode_frame(&frame).expect("decodes");
+        assert_eq!(crate::wire::access_batch(&decoded.body).map(|b| b.entries.len()), Ok(2));
+    }
+
     #[test]
     fn frames_round_trip_compressed_and_plain() {
         for size in [0usize, 10, COMPRESS_MIN_BYTES, 100_000] {

@@ -378,6 +378,75 @@ mod tests {
         assert_eq!(index.distinct_values(), 0);
     }
 
+    /// Renders every index as text, one `index key: users` line each.
+    fn dump(indexes: &Indexes) -> String {
+        let ids = |b: &RoaringBitmap| b.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",");
+        let mut out = format!(
+            "all_user_ids: [{}]\nwebpush_user_ids: [{}]\n",
+            ids(&indexes.all_user_ids),
+            ids(&indexes.webpush_user_ids)
+        );
+        for (event, entry) in indexes.event_user_ids.iter().enumerate() {
+            out += &format!("event_user_ids[{event}].all: [{}]\n", ids(&entry.all));
+            for (level, buckets) in entry.by_bucket.iter().enumerate() {
+                for (bucket, users) in buckets {
+                    out += &format!(
+                        "event_user_ids[{event}].by_bucket[{}d][{bucket}]: [{}]\n",
+                        TIME_BUCKET_DAYS[level],
+                        ids(users)
+                    );
+                }
+            }
+        }
+        let mut keys: Vec<_> = indexes.event_property_value_user_ids.keys().copied().collect();
+        keys.sort();
+        for key in keys {
+            let values = &indexes.event_property_value_user_ids[&key];
+            out += &format!(
+                "event_property_value_user_ids{key:?} complete={}\n",
+                values.is_complete()
+            );
+            for (value, users) in values.entries() {
+                out += &format!("  {value:?}: [{}]\n", ids(users));
+            }
+        }
+        out
+    }
+
+    /// The indexes of a fixed set of events, as text: a change to what is
+    /// indexed, or where, shows up as a reviewable diff of the golden file.
+    #[test]
+    fn indexes_of_a_fixed_stream_match_their_golden_dump() {
+        let day = crate::clock::DAY_MS;
+        let mut indexes = Indexes::default();
+        let mut values = FastMap::default();
+        let blob = |pairs: &[(KeyId, crate::props::Value)]| {
+            let refs: Vec<(KeyId, &crate::props::Value)> =
+                pairs.iter().map(|(k, v)| (*k, v)).collect();
+            let mut out = Vec::new();
+            props::encode(&mut out, &refs);
+            out
+        };
+        let stream: Vec<(UserId, EventId, i64, Vec<u8>)> = vec![
+            (0, 0, 20_000 * day + 5, blob(&[(0, "shoes".into()), (1, 120.into())])),
+            (1, 0, 20_001 * day, blob(&[(0, "books".into()), (1, 15.into())])),
+            (0, 1, 20_003 * day, blob(&[(2, true.into())])),
+            (
+                2,
+                0,
+                20_016 * day,
+                blob(&[(0, "shoes".into()), (3, crate::props::Value::Array(vec!["a".into()]))]),
+            ),
+            (0, 0, 19_999 * day, blob(&[(1, (-0.0).into())])),
+        ];
+        for (user, event, ts, props) in &stream {
+            indexes.add_event(*user, *event, *ts);
+            Indexes::add_event_values(&mut values, *user, *event, props);
+        }
+        indexes.event_property_value_user_ids = values;
+        crate::golden::check("src/state/testdata/indexes.golden", &dump(&indexes));
+    }
+
     #[test]
     fn event_buckets_answer_day_ranges() {
         let mut indexes = Indexes::default();
