@@ -323,9 +323,9 @@ mod tests {
             blob.extend_from_slice(&key.to_le_bytes());
             encode_value(&mut blob, &one);
         }
-        assert!(validate(&blob, 10).unwrap_err().contains("out of order"));
+        assert!(validate(&blob, 10).expect_err("unsorted keys").contains("out of order"));
         let mut nan = Vec::new();
         encode(&mut nan, &[(0, &Value::Number(f64::NAN))]);
-        assert!(validate(&nan, 10).unwrap_err().contains("finite"));
+        assert!(validate(&nan, 10).expect_err("NaN").contains("finite"));
     }
 }

@@ -478,7 +478,7 @@ pub fn list(dir: &Path) -> Vec<(LogPosition, PathBuf)> {
             Some((position, e.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(position, _)| std::cmp::Reverse(*position));
     found
 }
 
@@ -491,13 +491,12 @@ pub fn load_newest(
 ) -> (Option<Contents>, Vec<String>) {
     let mut problems = Vec::new();
     let mut candidates = list(dir);
-    if let Some(name) = preferred {
-        if let Some(at) =
+    if let Some(name) = preferred
+        && let Some(at) =
             candidates.iter().position(|(_, p)| p.file_name().is_some_and(|n| n == name))
-        {
-            let chosen = candidates.remove(at);
-            candidates.insert(0, chosen);
-        }
+    {
+        let chosen = candidates.remove(at);
+        candidates.insert(0, chosen);
     }
     for (_, path) in candidates {
         let decoded = File::open(&path).map_err(|e| e.to_string()).and_then(|file| {

@@ -303,7 +303,11 @@ mod tests {
         let mut out = Vec::new();
         encode_frame(&mut out, RecordKind::Batch, &body);
         for cut in 0..out.len() {
-            assert_eq!(decode_frame(&out[..cut]).unwrap_err(), FrameError::Incomplete, "cut {cut}");
+            assert_eq!(
+                decode_frame(&out[..cut]).expect_err("a cut frame is incomplete"),
+                FrameError::Incomplete,
+                "cut {cut}"
+            );
         }
         for byte in 0..out.len() {
             for bit in 0..8 {

@@ -135,7 +135,7 @@ pub fn recover(
             .and_then(|mut file| file.read_to_end(&mut buffer))
             .context(|| format!("reading {}", chunk.path.display()))?;
         let bytes = &buffer[..];
-        if let Err(reason) = format::check_chunk_header(&bytes) {
+        if let Err(reason) = format::check_chunk_header(bytes) {
             if is_last
                 && bytes.len() < CHUNK_HEADER_BYTES
                 && bytes.iter().all(|&b| b == 0 || format::CHUNK_MAGIC.contains(&b))

@@ -131,10 +131,10 @@ impl Profiles {
         index: &mut FastMap<KeyId, ValueUserIds>,
     ) {
         for (key, value) in props::iter(old) {
-            if props::get(new, key) != Some(value) {
-                if let Some(values) = index.get_mut(&key) {
-                    values.remove(value, user);
-                }
+            if props::get(new, key) != Some(value)
+                && let Some(values) = index.get_mut(&key)
+            {
+                values.remove(value, user);
             }
         }
         for (key, value) in props::iter(new) {
