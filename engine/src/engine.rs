@@ -36,10 +36,12 @@ use crate::log::{Durability, LOG_DIR, LogPosition, RecoveryMode};
 use crate::meta::Meta;
 use crate::props::{self, KeyId, Value};
 use crate::record::{self, Record};
+use crate::segment::{self, Answer, QueryOptions};
 use crate::snapshot::{self, SNAPSHOT_DIR};
 use crate::state::{self, DerivedState};
 use crate::wire::{
-    self, LogBatch, LogEntry, LogEvent, LogProfile, LogSubscribe, LogUnsubscribe, ValidatedBatch,
+    self, LogBatch, LogEntry, LogEvent, LogProfile, LogSegment, LogSegmentRemoved, LogSubscribe,
+    LogUnsubscribe, ValidatedBatch,
 };
 
 /// Snapshots kept on disk (the newest, plus older ones to fall back on).
@@ -522,6 +524,12 @@ impl Engine {
                 Record::Unsubscribe { endpoint } => {
                     LogEntry::Unsubscribe(LogUnsubscribe { endpoint })
                 }
+                Record::SaveSegment { name, query } => {
+                    LogEntry::SegmentSaved(LogSegment { name, query })
+                }
+                Record::RemoveSegment { name } => {
+                    LogEntry::SegmentRemoved(LogSegmentRemoved { name })
+                }
             };
             batch.entries.push(entry);
         }
@@ -575,6 +583,41 @@ impl Engine {
             .send(Request::Sync { payload: Pending { batch: None, reply: reply_tx } })
             .map_err(|_| Error::Closed)?;
         Ok(reply_rx)
+    }
+
+    /// Evaluates a segment expression (see `docs/query-language.md`).
+    pub fn query(&self, text: &str, options: &QueryOptions) -> Result<Answer> {
+        let now = options.now_ms.unwrap_or_else(|| self.options.clock.now_ms());
+        let limit = options.limit.unwrap_or(segment::DEFAULT_ANSWER_LIMIT);
+        let reader = self.read();
+        segment::evaluate(&reader.dicts, &reader.state, text, now, limit)
+    }
+
+    /// Saves (or replaces) a named segment, durably. The expression must parse,
+    /// and must not make saved segments refer to each other in a cycle.
+    pub fn save_segment(&self, name: &str, query: &str) -> Result<IngestOutcome> {
+        let record = Record::SaveSegment { name: name.to_owned(), query: query.to_owned() };
+        record::validate(&record)?;
+        {
+            let reader = self.read();
+            let mut segments = reader.state.segments.clone();
+            segments.insert(name.to_owned(), query.to_owned());
+            segment::check_references(&segments, name)?;
+        }
+        self.ingest(vec![record])
+    }
+
+    /// Removes a saved segment; `Ok(None)` when there was none by that name.
+    pub fn remove_segment(&self, name: &str) -> Result<Option<IngestOutcome>> {
+        if !self.read().state.segments.contains_key(name) {
+            return Ok(None);
+        }
+        self.ingest(vec![Record::RemoveSegment { name: name.to_owned() }]).map(Some)
+    }
+
+    /// The saved segments, by name.
+    pub fn segments(&self) -> std::collections::BTreeMap<String, String> {
+        self.read().state.segments.clone()
     }
 
     /// Read access to dictionaries and derived state.

@@ -1,6 +1,7 @@
 //! The one error type of the engine, split by what the caller does about it.
 //!
 //! - [`Error::InvalidInput`]: the caller sent something wrong; fix the input. Nothing was stored.
+//! - [`Error::Query`]: a query does not parse; the error says where, as the language spec shows.
 //! - [`Error::Corrupt`]: stored data is damaged beyond the torn tail recovery repairs;
 //!   an operator must look (or open with `RecoveryMode::Salvage`).
 //! - [`Error::Locked`]: another process holds the data directory.
@@ -27,6 +28,18 @@ pub enum Error {
         field: String,
         /// What was wrong with it.
         reason: String,
+    },
+    /// A query that does not parse: fix the query.
+    #[error("{rendered}")]
+    Query {
+        /// Line of the fault, from 1.
+        line: usize,
+        /// Characters before the fault on its line (as the language spec counts).
+        column: usize,
+        /// What was wrong, in one line.
+        message: String,
+        /// The full diagnostic with the source line and a caret.
+        rendered: String,
     },
     /// Stored data failed validation somewhere other than a torn tail.
     #[error("data corrupted in {}: {reason}", path.display())]

@@ -104,6 +104,18 @@ pub enum Record {
         /// The endpoint to deactivate.
         endpoint: String,
     },
+    /// A segment saved under a name (replacing any with that name).
+    SaveSegment {
+        /// The name `in segment "…"` refers to.
+        name: String,
+        /// The segment expression.
+        query: String,
+    },
+    /// A saved segment removed.
+    RemoveSegment {
+        /// Its name.
+        name: String,
+    },
 }
 
 impl From<Event> for Record {
@@ -309,6 +321,18 @@ pub fn validate(record: &Record) -> Result<()> {
         }
         Record::Unsubscribe { endpoint } => {
             check_text("endpoint", endpoint, MAX_ENDPOINT_BYTES, "endpoint")
+        }
+        Record::SaveSegment { name, query } => {
+            check_text("name", name, crate::segment::MAX_SEGMENT_NAME_BYTES, "segment name")?;
+            crate::segment::parse(query).map(|_| ()).map_err(|e| match e {
+                Error::Query { line, column, message, .. } => {
+                    Error::invalid(None, "q", format!("{message} (line {line}, column {column})"))
+                }
+                other => other,
+            })
+        }
+        Record::RemoveSegment { name } => {
+            check_text("name", name, crate::segment::MAX_SEGMENT_NAME_BYTES, "segment name")
         }
     }
 }

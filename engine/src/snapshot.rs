@@ -38,7 +38,7 @@ use crate::state::timeline::{PropsArena, TimelineEntry, Timelines};
 pub const SNAPSHOT_DIR: &str = "snapshots";
 const MAGIC: &[u8; 8] = b"NUDGSNAP";
 /// Version of the snapshot layout written today.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone)]
@@ -207,6 +207,12 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
     for (key, values) in profile_values {
         out.u16(*key);
         out.values(values);
+    }
+    // Saved segments, by name.
+    out.len(state.segments.len());
+    for (name, query) in &state.segments {
+        out.str(name);
+        out.str(query);
     }
     let crc = crc32c::crc32c(&out.bytes);
     out.u32(crc);
@@ -430,6 +436,11 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         let values = input.values()?;
         indexes.profile_property_value_user_ids.insert(key, values);
     }
+    let mut segments = std::collections::BTreeMap::new();
+    for _ in 0..input.len()? {
+        let name = input.str()?;
+        segments.insert(name, input.str()?);
+    }
     if input.left != 0 {
         return Err(format!("{} unexpected trailing bytes", input.left));
     }
@@ -443,6 +454,7 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         indexes,
         profiles: Profiles::from_parts(profiles),
         subscriptions,
+        segments,
         position,
     };
     Ok(Contents { dicts, dedupe, state })

@@ -41,6 +41,10 @@ pub enum LogEntry {
     Subscribe(LogSubscribe),
     /// A web push subscription removed.
     Unsubscribe(LogUnsubscribe),
+    /// A segment saved under a name.
+    SegmentSaved(LogSegment),
+    /// A saved segment removed.
+    SegmentRemoved(LogSegmentRemoved),
 }
 
 /// An event with dense ids.
@@ -93,6 +97,22 @@ pub struct LogSubscribe {
 pub struct LogUnsubscribe {
     /// Push service URL.
     pub endpoint: String,
+}
+
+/// A segment saved.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogSegment {
+    /// Its name.
+    pub name: String,
+    /// Its expression, as the user wrote it.
+    pub query: String,
+}
+
+/// A saved segment removed.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogSegmentRemoved {
+    /// Its name.
+    pub name: String,
 }
 
 /// Encodes a batch with rkyv.

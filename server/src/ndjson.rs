@@ -219,9 +219,15 @@ pub fn decode(value: &Json) -> Decoded<Record> {
             })
         }
         "unsubscribe" => Ok(Record::Unsubscribe { endpoint: string(record, "endpoint")? }),
+        "segment" => {
+            Ok(Record::SaveSegment { name: string(record, "name")?, query: string(record, "q")? })
+        }
+        "segment_removed" => Ok(Record::RemoveSegment { name: string(record, "name")? }),
         other => Err(field_error(
             "type",
-            format!("{other:?} is not one of event, profile, subscription, unsubscribe"),
+            format!(
+                "{other:?} is not one of event, profile, subscription, unsubscribe, segment, segment_removed"
+            ),
         )),
     }
 }
@@ -290,6 +296,15 @@ pub fn encode(record: &Record) -> Json {
         Record::Unsubscribe { endpoint } => {
             out.insert("type".into(), "unsubscribe".into());
             out.insert("endpoint".into(), endpoint.clone().into());
+        }
+        Record::SaveSegment { name, query } => {
+            out.insert("type".into(), "segment".into());
+            out.insert("name".into(), name.clone().into());
+            out.insert("q".into(), query.clone().into());
+        }
+        Record::RemoveSegment { name } => {
+            out.insert("type".into(), "segment_removed".into());
+            out.insert("name".into(), name.clone().into());
         }
     }
     Json::Object(out)

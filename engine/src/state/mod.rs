@@ -38,6 +38,8 @@ pub struct DerivedState {
     pub profiles: Profiles,
     /// Active web push subscriptions.
     pub subscriptions: Subscriptions,
+    /// Saved segments: name → expression text.
+    pub segments: std::collections::BTreeMap<String, String>,
     /// The log position this state reflects.
     pub position: LogPosition,
 }
@@ -79,6 +81,12 @@ impl DerivedState {
                 ArchivedLogEntry::Unsubscribe(unsub) => {
                     self.subscriptions
                         .unsubscribe(&unsub.endpoint, &mut self.indexes.webpush_user_ids);
+                }
+                ArchivedLogEntry::SegmentSaved(segment) => {
+                    self.segments.insert(segment.name.to_string(), segment.query.to_string());
+                }
+                ArchivedLogEntry::SegmentRemoved(removed) => {
+                    self.segments.remove(removed.name.as_str());
                 }
             }
         }
@@ -177,7 +185,9 @@ pub fn check_batch_refs(batch: &ArchivedLogBatch, sizes: DictionarySizes) -> Res
                     None => Ok(()),
                 }),
             ArchivedLogEntry::Subscribe(s) => user_ok(s.user.to_native()),
-            ArchivedLogEntry::Unsubscribe(_) => Ok(()),
+            ArchivedLogEntry::Unsubscribe(_)
+            | ArchivedLogEntry::SegmentSaved(_)
+            | ArchivedLogEntry::SegmentRemoved(_) => Ok(()),
         };
         checked.map_err(|e| format!("entry {i}: {e}"))?;
     }

@@ -1,0 +1,219 @@
+//! `where` conditions and `user.` comparisons: binding property names to key
+//! ids and testing a property blob, with the rules of "Evaluation semantics"
+//! in `docs/query-language.md` (missing property or differing types: false,
+//! `!=` included; only `not exists` holds for a missing property).
+
+use nudge_query_lang::{self as ql, CompareOp, ConditionKind, Test};
+
+use crate::dict::Dictionaries;
+use crate::props::{self, KeyId, ValueRef};
+
+/// A literal of the query, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    /// A number (integer literals become `f64`, as stored values do).
+    Number(f64),
+    /// A string.
+    Str(String),
+    /// A boolean.
+    Bool(bool),
+    /// A list (for `in`, `not in`, and `==` against arrays).
+    List(Vec<Literal>),
+}
+
+impl Literal {
+    /// Converts a parsed value; `event.P` references have no meaning in a segment.
+    pub fn from_ast(value: &ql::Value) -> Option<Literal> {
+        Some(match value {
+            ql::Value::String(s) => Literal::Str(s.clone()),
+            ql::Value::Number(n) => Literal::Number(n.as_f64()),
+            ql::Value::Bool(b) => Literal::Bool(*b),
+            ql::Value::List(items) => {
+                Literal::List(items.iter().map(|i| Literal::from_ast(i)).collect::<Option<_>>()?)
+            }
+            ql::Value::EventRef(_) => return None,
+        })
+    }
+}
+
+/// A comparison test with its literals bound.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BoundTest {
+    /// `== != < <= > >=`.
+    Compare(CompareOp, Literal),
+    /// `in [..]`.
+    In(Vec<Literal>),
+    /// `not in [..]`.
+    NotIn(Vec<Literal>),
+    /// `contains v`.
+    Contains(Literal),
+    /// `starts with v`.
+    StartsWith(Literal),
+    /// `between a and b`, inclusive.
+    Between(Literal, Literal),
+    /// `exists`.
+    Exists,
+    /// `not exists`.
+    NotExists,
+}
+
+/// A condition over one property blob.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// A test of one property; `None` when the key was never seen (it is missing everywhere).
+    Test(Option<KeyId>, BoundTest),
+    /// All hold.
+    And(Vec<Cond>),
+    /// Any holds.
+    Or(Vec<Cond>),
+    /// Negation of the whole condition.
+    Not(Box<Cond>),
+}
+
+fn list(value: &ql::Value) -> Vec<Literal> {
+    match Literal::from_ast(value) {
+        Some(Literal::List(items)) => items,
+        Some(single) => vec![single],
+        None => Vec::new(),
+    }
+}
+
+/// Binds a parsed test (`event.P` values, which segments cannot have, bind to a
+/// test that never holds).
+pub fn bind_test(test: &Test) -> BoundTest {
+    let literal = |v: &ql::Value| {
+        Literal::from_ast(v).unwrap_or(Literal::List(vec![Literal::List(Vec::new())]))
+    };
+    match test {
+        Test::Compare { op, value } => BoundTest::Compare(*op, literal(value)),
+        Test::In(v) => BoundTest::In(list(v)),
+        Test::NotIn(v) => BoundTest::NotIn(list(v)),
+        Test::Contains(v) => BoundTest::Contains(literal(v)),
+        Test::StartsWith(v) => BoundTest::StartsWith(literal(v)),
+        Test::Between { low, high } => BoundTest::Between(literal(low), literal(high)),
+        Test::Exists => BoundTest::Exists,
+        Test::NotExists => BoundTest::NotExists,
+    }
+}
+
+/// The flattened key a property path names.
+pub fn key_name(path: &ql::PropertyPath) -> String {
+    path.segments.join(".")
+}
+
+/// Binds a `where` condition; unknown keys are reported through `unknown`.
+pub fn bind(condition: &ql::Condition, dicts: &Dictionaries, unknown: &mut Vec<String>) -> Cond {
+    match &condition.node {
+        ConditionKind::Comparison(c) => {
+            let name = key_name(&c.property);
+            let key = dicts.keys.get(&name).and_then(|k| KeyId::try_from(k).ok());
+            if key.is_none() {
+                unknown.push(name);
+            }
+            Cond::Test(key, bind_test(&c.test))
+        }
+        ConditionKind::And(items) => {
+            Cond::And(items.iter().map(|c| bind(c, dicts, unknown)).collect())
+        }
+        ConditionKind::Or(items) => {
+            Cond::Or(items.iter().map(|c| bind(c, dicts, unknown)).collect())
+        }
+        ConditionKind::Not(inner) => Cond::Not(Box::new(bind(inner, dicts, unknown))),
+    }
+}
+
+impl Cond {
+    /// Whether the properties in `blob` satisfy the condition.
+    pub fn holds(&self, blob: &[u8]) -> bool {
+        match self {
+            Cond::Test(key, test) => test_value(test, key.and_then(|k| props::get(blob, k))),
+            Cond::And(items) => items.iter().all(|c| c.holds(blob)),
+            Cond::Or(items) => items.iter().any(|c| c.holds(blob)),
+            Cond::Not(inner) => !inner.holds(blob),
+        }
+    }
+
+    /// The (key, value) of a condition that is a single `==` on a scalar, if it is one:
+    /// a value index can then narrow candidates before any timeline is read.
+    pub fn equality(&self) -> Option<(KeyId, ValueRef<'_>)> {
+        match self {
+            Cond::Test(Some(key), BoundTest::Compare(CompareOp::Eq, literal)) => {
+                Some((*key, literal_ref(literal)?))
+            }
+            Cond::And(items) => items.iter().find_map(Cond::equality),
+            _ => None,
+        }
+    }
+}
+
+fn literal_ref(literal: &Literal) -> Option<ValueRef<'_>> {
+    match literal {
+        Literal::Number(n) => Some(ValueRef::Number(*n)),
+        Literal::Str(s) => Some(ValueRef::Str(s)),
+        Literal::Bool(b) => Some(ValueRef::Bool(*b)),
+        Literal::List(_) => None,
+    }
+}
+
+/// Applies a test to a property value (`None`: missing).
+pub fn test_value(test: &BoundTest, value: Option<ValueRef<'_>>) -> bool {
+    let Some(value) = value else { return matches!(test, BoundTest::NotExists) };
+    match test {
+        BoundTest::Compare(op, literal) => compare(*op, value, literal),
+        BoundTest::In(items) => items.iter().any(|l| compare(CompareOp::Eq, value, l)),
+        BoundTest::NotIn(items) => items.iter().all(|l| compare(CompareOp::Ne, value, l)),
+        BoundTest::Contains(literal) => match (value, literal) {
+            (ValueRef::Str(s), Literal::Str(needle)) => s.contains(needle.as_str()),
+            (ValueRef::Array(items), _) => {
+                items.iter().any(|item| compare(CompareOp::Eq, item, literal))
+            }
+            _ => false,
+        },
+        BoundTest::StartsWith(literal) => match (value, literal) {
+            (ValueRef::Str(s), Literal::Str(prefix)) => s.starts_with(prefix.as_str()),
+            _ => false,
+        },
+        BoundTest::Between(low, high) => {
+            compare(CompareOp::Ge, value, low) && compare(CompareOp::Le, value, high)
+        }
+        BoundTest::Exists => true,
+        BoundTest::NotExists => false,
+    }
+}
+
+fn ordered(op: CompareOp, ordering: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        CompareOp::Eq => ordering == Equal,
+        CompareOp::Ne => ordering != Equal,
+        CompareOp::Lt => ordering == Less,
+        CompareOp::Le => ordering != Greater,
+        CompareOp::Gt => ordering == Greater,
+        CompareOp::Ge => ordering != Less,
+    }
+}
+
+/// Compares a stored value with a literal; differing types are never related.
+pub fn compare(op: CompareOp, value: ValueRef<'_>, literal: &Literal) -> bool {
+    match (value, literal) {
+        (ValueRef::Number(a), Literal::Number(b)) => {
+            a.partial_cmp(b).is_some_and(|o| ordered(op, o))
+        }
+        (ValueRef::Str(a), Literal::Str(b)) => ordered(op, a.cmp(b.as_str())),
+        (ValueRef::Bool(a), Literal::Bool(b)) => match op {
+            CompareOp::Eq => a == *b,
+            CompareOp::Ne => a != *b,
+            _ => false,
+        },
+        (ValueRef::Array(items), Literal::List(list)) => {
+            let equal = items.len() == list.len()
+                && items.iter().zip(list).all(|(item, l)| compare(CompareOp::Eq, item, l));
+            match op {
+                CompareOp::Eq => equal,
+                CompareOp::Ne => !equal,
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}

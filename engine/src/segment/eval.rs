@@ -1,0 +1,544 @@
+//! The evaluator: a parsed segment expression → the set of users it selects.
+//!
+//! Every evaluation step receives a *scope*, the users still in play, and
+//! returns a subset of it. `and` narrows the scope child by child (cheapest
+//! first), `or` evaluates each child only on users not selected yet, and
+//! `not` subtracts from the scope. Bitmap-shaped parts are answered from the
+//! indexes; counts, sequences, aggregates, `first`/`last` and in-a-row are
+//! verified on the timelines of the candidates the bitmaps leave.
+//!
+//! Windows are answered from the day buckets: users seen on a day that lies
+//! wholly inside the window are in without reading their timeline; users
+//! seen only on a partly covered edge day are checked on their timeline.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use nudge_query_lang::{self as ql, Clause, Count, ExprKind, TimePoint, Window};
+use roaring::RoaringBitmap;
+
+use super::condition::{self, Cond};
+use super::{PlanStep, aggregate};
+use crate::clock::{DAY_MS, day_of};
+use crate::dict::{Dictionaries, EventId, UserId};
+use crate::error::{Error, Result};
+use crate::props::{self, KeyId};
+use crate::state::DerivedState;
+use crate::state::timeline::TimelineEntry;
+
+/// Deepest chain of `in segment` references followed.
+pub const MAX_SEGMENT_REFERENCE_DEPTH: usize = 16;
+
+/// Evaluation context for one query.
+pub(crate) struct Evaluator<'a> {
+    pub dicts: &'a Dictionaries,
+    pub state: &'a DerivedState,
+    pub now: i64,
+    pub saved: &'a BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+    pub plan: Vec<PlanStep>,
+    /// Names of the saved segments being evaluated, for cycle detection.
+    stack: Vec<String>,
+    depth: usize,
+}
+
+/// An inclusive range of timestamps.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    lo: i64,
+    hi: i64,
+}
+
+impl Range {
+    fn is_empty(&self) -> bool {
+        self.lo > self.hi
+    }
+}
+
+/// A bound `E [where C]`.
+struct Filter {
+    event: EventId,
+    cond: Option<Cond>,
+}
+
+impl Filter {
+    fn matches(&self, entry: &TimelineEntry, state: &DerivedState) -> bool {
+        entry.event() == self.event
+            && self.cond.as_ref().is_none_or(|c| c.holds(state.timelines.props(entry)))
+    }
+}
+
+fn count_holds(count: Count, c: u64) -> bool {
+    let c = u32::try_from(c).unwrap_or(u32::MAX);
+    c >= 1
+        && match count {
+            Count::AtLeast(n) => c >= n,
+            Count::AtMost(n) => c <= n,
+            Count::Exactly(n) => c == n,
+            Count::Between(low, high) => (low..=high).contains(&c),
+        }
+}
+
+fn collect(users: impl Iterator<Item = UserId>) -> RoaringBitmap {
+    let mut out = RoaringBitmap::new();
+    for user in users {
+        out.push(user);
+    }
+    out
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(
+        dicts: &'a Dictionaries,
+        state: &'a DerivedState,
+        now: i64,
+        saved: &'a BTreeMap<String, String>,
+    ) -> Self {
+        Evaluator {
+            dicts,
+            state,
+            now,
+            saved,
+            warnings: Vec::new(),
+            plan: Vec::new(),
+            stack: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    fn warn(&mut self, warning: String) {
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+
+    fn time(&self, point: &TimePoint) -> i64 {
+        match point {
+            TimePoint::Absolute(ms) => *ms,
+            TimePoint::Now => self.now,
+            TimePoint::Ago(d) => self.now.saturating_sub(i64::try_from(d.ms).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// The timestamps a window admits, never past `now` nor before the epoch.
+    fn range(&self, window: Option<&ql::Spanned<Window>>) -> Range {
+        let (lo, hi) = match window.map(|w| &w.node) {
+            None => (0, self.now),
+            Some(Window::InLast(d)) => {
+                (self.now.saturating_sub(i64::try_from(d.ms).unwrap_or(i64::MAX)), self.now)
+            }
+            Some(Window::Between(a, b)) => (self.time(a), self.time(b).saturating_sub(1)),
+            Some(Window::Since(a)) => (self.time(a), self.now),
+            Some(Window::Before(b)) => (0, self.time(b).saturating_sub(1)),
+        };
+        Range { lo: lo.max(0), hi: hi.min(self.now) }
+    }
+
+    fn filter(&mut self, filter: &ql::EventFilter) -> Option<Filter> {
+        let Some(event) = self.dicts.events.get(&filter.event) else {
+            self.warn(format!(
+                "event {:?} has never been seen: it selects nobody",
+                filter.event.node
+            ));
+            return None;
+        };
+        let cond = filter.condition.as_ref().map(|c| {
+            let mut unknown = Vec::new();
+            let bound = condition::bind(c, self.dicts, &mut unknown);
+            for key in unknown {
+                self.warn(format!(
+                    "property {key:?} has never been seen: it is missing on every event"
+                ));
+            }
+            bound
+        });
+        Some(Filter { event, cond })
+    }
+
+    /// Users with `event` in `range`: (candidates, users certainly in because
+    /// seen on a day wholly inside the range).
+    fn event_candidates(&self, event: EventId, range: Range) -> (RoaringBitmap, RoaringBitmap) {
+        let empty = (RoaringBitmap::new(), RoaringBitmap::new());
+        let Some(index) = self.state.indexes.event_user_ids.get(event as usize) else {
+            return empty;
+        };
+        let days = &index.by_bucket[0];
+        let (Some(first), Some(last)) =
+            (days.keys().next().copied(), days.keys().next_back().copied())
+        else {
+            return empty;
+        };
+        if range.is_empty() {
+            return empty;
+        }
+        let lo_day = day_of(range.lo).max(first);
+        let hi_day = day_of(range.hi).min(last);
+        if lo_day > hi_day {
+            return empty;
+        }
+        let candidates = if lo_day <= first && hi_day >= last {
+            index.all.clone()
+        } else {
+            index.in_days(lo_day, hi_day)
+        };
+        let starts_whole = range.lo <= i64::from(day_of(range.lo)) * DAY_MS;
+        let ends_whole = range.hi >= (i64::from(day_of(range.hi)) + 1) * DAY_MS - 1;
+        let full_lo = if starts_whole { day_of(range.lo) } else { day_of(range.lo) + 1 }.max(first);
+        let full_hi = if ends_whole { day_of(range.hi) } else { day_of(range.hi) - 1 }.min(last);
+        let full = if full_lo > full_hi {
+            RoaringBitmap::new()
+        } else if full_lo <= first && full_hi >= last {
+            candidates.clone()
+        } else {
+            index.in_days(full_lo, full_hi)
+        };
+        (candidates, full)
+    }
+
+    /// The user's events in `range`, in order.
+    fn events_in(&self, user: UserId, range: Range) -> &'a [TimelineEntry] {
+        let timeline = self.state.timelines.of(user);
+        let start = timeline.partition_point(|e| e.ts_ms < range.lo);
+        let end = timeline.partition_point(|e| e.ts_ms <= range.hi);
+        timeline.get(start..end.max(start)).unwrap_or(&[])
+    }
+
+    /// Narrows candidates with a value index when the condition is one equality.
+    fn narrow_by_value(&self, candidates: &mut RoaringBitmap, filter: &Filter) {
+        let Some((key, value)) = filter.cond.as_ref().and_then(Cond::equality) else { return };
+        let Some(index) =
+            self.state.indexes.event_property_value_user_ids.get(&(filter.event, key))
+        else {
+            candidates.clear();
+            return;
+        };
+        match index.get(value) {
+            Some(Some(users)) => *candidates &= users,
+            Some(None) => candidates.clear(),
+            None => {}
+        }
+    }
+
+    fn verify(&self, candidates: &RoaringBitmap, keep: impl Fn(UserId) -> bool) -> RoaringBitmap {
+        collect(candidates.iter().filter(|&u| keep(u)))
+    }
+
+    /// Evaluates an expression within `scope`.
+    pub fn expr(&mut self, expr: &ql::Expr, scope: &RoaringBitmap) -> Result<RoaringBitmap> {
+        match &expr.node {
+            ExprKind::Clause(clause) => self.clause(clause, scope),
+            ExprKind::Not(inner) => {
+                self.depth += 1;
+                let selected = self.expr(inner, scope);
+                self.depth -= 1;
+                Ok(scope - selected?)
+            }
+            ExprKind::And(items) => {
+                let mut order: Vec<&ql::Expr> = items.iter().collect();
+                order.sort_by_key(|e| cost(e));
+                let mut current = scope.clone();
+                self.depth += 1;
+                for item in order {
+                    if current.is_empty() {
+                        break;
+                    }
+                    current = match self.expr(item, &current) {
+                        Ok(next) => next,
+                        Err(e) => {
+                            self.depth -= 1;
+                            return Err(e);
+                        }
+                    };
+                }
+                self.depth -= 1;
+                Ok(current)
+            }
+            ExprKind::Or(items) => {
+                let mut selected = RoaringBitmap::new();
+                self.depth += 1;
+                for item in items {
+                    let remaining = scope - &selected;
+                    if remaining.is_empty() {
+                        break;
+                    }
+                    match self.expr(item, &remaining) {
+                        Ok(more) => selected |= more,
+                        Err(e) => {
+                            self.depth -= 1;
+                            return Err(e);
+                        }
+                    }
+                }
+                self.depth -= 1;
+                Ok(selected)
+            }
+        }
+    }
+
+    fn clause(&mut self, clause: &Clause, scope: &RoaringBitmap) -> Result<RoaringBitmap> {
+        let started = Instant::now();
+        let result = match clause {
+            Clause::Did(did) => Ok(self.did(did, scope)),
+            Clause::Sequence(sequence) => Ok(self.sequence(sequence, scope)),
+            Clause::ThenNot(then_not) => Ok(self.then_not(then_not, scope)),
+            Clause::InARow(in_a_row) => Ok(self.in_a_row(in_a_row, scope)),
+            Clause::FirstDid(f) => Ok(self.first_or_last(f, scope, true)),
+            Clause::LastDid(f) => Ok(self.first_or_last(f, scope, false)),
+            Clause::Aggregate(a) => Ok(self.aggregate(a, scope)),
+            Clause::User(comparison) => Ok(self.user(comparison, scope)),
+            Clause::InSegment(name) => self.in_segment(name, scope),
+            Clause::ReachableViaWebpush => Ok(scope & &self.state.indexes.webpush_user_ids),
+        }?;
+        self.plan.push(PlanStep {
+            depth: self.depth,
+            clause: clause.to_string(),
+            scope_users: scope.len(),
+            selected_users: result.len(),
+            took_us: started.elapsed().as_micros() as u64,
+        });
+        Ok(result)
+    }
+
+    fn did(&mut self, did: &ql::Did, scope: &RoaringBitmap) -> RoaringBitmap {
+        let Some(filter) = self.filter(&did.filter) else { return RoaringBitmap::new() };
+        let range = self.range(did.window.as_ref());
+        let (candidates, full) = self.event_candidates(filter.event, range);
+        let mut candidates = candidates & scope;
+        let count = did.count.as_ref().map_or(Count::AtLeast(1), |c| c.node);
+        if filter.cond.is_none() && count == Count::AtLeast(1) {
+            let certain = full & scope;
+            let unsure = &candidates - &certain;
+            return certain
+                | self.verify(&unsure, |u| {
+                    self.events_in(u, range).iter().any(|e| e.event() == filter.event)
+                });
+        }
+        self.narrow_by_value(&mut candidates, &filter);
+        self.verify(&candidates, |u| {
+            let matching =
+                self.events_in(u, range).iter().filter(|e| filter.matches(e, self.state)).count();
+            count_holds(count, matching as u64)
+        })
+    }
+
+    fn sequence(&mut self, sequence: &ql::Sequence, scope: &RoaringBitmap) -> RoaringBitmap {
+        let steps: Option<Vec<Filter>> = sequence.steps.iter().map(|s| self.filter(s)).collect();
+        let Some(steps) = steps else { return RoaringBitmap::new() };
+        let range = self.range(sequence.window.as_ref());
+        let within = sequence.within.as_ref().map(|d| i64::try_from(d.ms).unwrap_or(i64::MAX));
+        let mut candidates = scope.clone();
+        for step in &steps {
+            let (mut users, _) = self.event_candidates(step.event, range);
+            self.narrow_by_value(&mut users, step);
+            candidates &= users;
+        }
+        self.verify(&candidates, |u| {
+            let events = self.events_in(u, range);
+            (0..events.len()).filter(|&i| steps[0].matches(&events[i], self.state)).any(|start| {
+                let mut at = start;
+                for step in &steps[1..] {
+                    match (at + 1..events.len()).find(|&j| step.matches(&events[j], self.state)) {
+                        Some(next) => at = next,
+                        None => return false,
+                    }
+                }
+                within.is_none_or(|d| events[at].ts_ms - events[start].ts_ms <= d)
+            })
+        })
+    }
+
+    fn then_not(&mut self, then_not: &ql::ThenNot, scope: &RoaringBitmap) -> RoaringBitmap {
+        let Some(first) = self.filter(&then_not.first) else { return RoaringBitmap::new() };
+        // An absent event that was never seen is absent after every E.
+        let absent = self.filter(&then_not.absent);
+        let within = i64::try_from(then_not.within.ms).unwrap_or(i64::MAX);
+        let mut range = self.range(then_not.window.as_ref());
+        range.hi = range.hi.min(self.now.saturating_sub(within));
+        let (mut candidates, _) = self.event_candidates(first.event, range);
+        candidates &= scope;
+        self.narrow_by_value(&mut candidates, &first);
+        self.verify(&candidates, |u| {
+            let timeline = self.state.timelines.of(u);
+            let start = timeline.partition_point(|e| e.ts_ms < range.lo);
+            (start..timeline.len()).take_while(|&i| timeline[i].ts_ms <= range.hi).any(|i| {
+                let e = &timeline[i];
+                first.matches(e, self.state)
+                    && !absent.as_ref().is_some_and(|absent| {
+                        timeline[i + 1..]
+                            .iter()
+                            .take_while(|f| f.ts_ms - e.ts_ms <= within)
+                            .any(|f| absent.matches(f, self.state))
+                    })
+            })
+        })
+    }
+
+    fn in_a_row(&mut self, in_a_row: &ql::InARow, scope: &RoaringBitmap) -> RoaringBitmap {
+        let Some(filter) = self.filter(&in_a_row.filter) else { return RoaringBitmap::new() };
+        let range = self.range(in_a_row.window.as_ref());
+        let needed = in_a_row.times.node;
+        let (candidates, _) = self.event_candidates(filter.event, range);
+        let candidates = candidates & scope;
+        self.verify(&candidates, |u| {
+            let mut run = 0u32;
+            for e in self.events_in(u, range).iter().filter(|e| e.event() == filter.event) {
+                if filter.cond.as_ref().is_none_or(|c| c.holds(self.state.timelines.props(e))) {
+                    run += 1;
+                    if run >= needed {
+                        return true;
+                    }
+                } else {
+                    run = 0;
+                }
+            }
+            false
+        })
+    }
+
+    fn first_or_last(
+        &mut self,
+        clause: &ql::FirstLast,
+        scope: &RoaringBitmap,
+        first: bool,
+    ) -> RoaringBitmap {
+        let Some(filter) = self.filter(&clause.filter) else { return RoaringBitmap::new() };
+        let range = self.range(Some(&clause.window));
+        let (mut candidates, _) = self.event_candidates(filter.event, range);
+        candidates &= scope;
+        self.narrow_by_value(&mut candidates, &filter);
+        let until_now = Range { lo: 0, hi: self.now };
+        self.verify(&candidates, |u| {
+            let events = self.events_in(u, until_now);
+            let found = if first {
+                events.iter().find(|e| filter.matches(e, self.state))
+            } else {
+                events.iter().rev().find(|e| filter.matches(e, self.state))
+            };
+            found.is_some_and(|e| e.ts_ms >= range.lo && e.ts_ms <= range.hi)
+        })
+    }
+
+    fn aggregate(&mut self, clause: &ql::Aggregate, scope: &RoaringBitmap) -> RoaringBitmap {
+        let Some(filter) = self.filter(&clause.filter) else { return RoaringBitmap::new() };
+        let name = condition::key_name(&clause.property);
+        let Some(key) = self.dicts.keys.get(&name).and_then(|k| KeyId::try_from(k).ok()) else {
+            self.warn(format!("property {name:?} has never been seen: no values to aggregate"));
+            return RoaringBitmap::new();
+        };
+        let range = self.range(clause.window.as_ref());
+        let (mut candidates, _) = self.event_candidates(filter.event, range);
+        candidates &= scope;
+        self.narrow_by_value(&mut candidates, &filter);
+        let threshold = clause.value.node.as_f64();
+        self.verify(&candidates, |u| {
+            let values = self
+                .events_in(u, range)
+                .iter()
+                .filter(|e| filter.matches(e, self.state))
+                .filter_map(|e| props::get(self.state.timelines.props(e), key));
+            aggregate::compute(clause.function.node, values).is_some_and(|result| {
+                condition::compare(
+                    clause.op.node,
+                    props::ValueRef::Number(result),
+                    &condition::Literal::Number(threshold),
+                )
+            })
+        })
+    }
+
+    fn user(&mut self, comparison: &ql::Comparison, scope: &RoaringBitmap) -> RoaringBitmap {
+        let name = condition::key_name(&comparison.property);
+        let test = condition::bind_test(&comparison.test);
+        let Some(key) = self.dicts.keys.get(&name).and_then(|k| KeyId::try_from(k).ok()) else {
+            self.warn(format!(
+                "user property {name:?} has never been seen: it is missing on every profile"
+            ));
+            return if test == condition::BoundTest::NotExists {
+                scope.clone()
+            } else {
+                RoaringBitmap::new()
+            };
+        };
+        let index = self.state.indexes.profile_property_value_user_ids.get(&key);
+        if let (Some(index), condition::BoundTest::Compare(ql::CompareOp::Eq, literal)) =
+            (index, &test)
+        {
+            let value = match literal {
+                condition::Literal::Number(n) => Some(props::ValueRef::Number(*n)),
+                condition::Literal::Str(s) => Some(props::ValueRef::Str(s)),
+                condition::Literal::Bool(b) => Some(props::ValueRef::Bool(*b)),
+                condition::Literal::List(_) => None,
+            };
+            if let Some(answer) = value.and_then(|v| index.get(v)) {
+                return answer.map_or_else(RoaringBitmap::new, |users| users & scope);
+            }
+        }
+        let profiles = &self.state.profiles;
+        self.verify(scope, |u| condition::test_value(&test, profiles.value(u, key)))
+    }
+
+    fn in_segment(
+        &mut self,
+        name: &ql::Spanned<String>,
+        scope: &RoaringBitmap,
+    ) -> Result<RoaringBitmap> {
+        let Some(text) = self.saved.get(&name.node) else {
+            return Err(Error::invalid(
+                None,
+                "q",
+                format!("there is no saved segment named {:?}", name.node),
+            ));
+        };
+        if self.stack.contains(&name.node) {
+            let mut cycle = self.stack.clone();
+            cycle.push(name.node.clone());
+            return Err(Error::invalid(
+                None,
+                "q",
+                format!("saved segments refer to each other in a cycle: {}", cycle.join(" → ")),
+            ));
+        }
+        if self.stack.len() >= MAX_SEGMENT_REFERENCE_DEPTH {
+            return Err(Error::invalid(
+                None,
+                "q",
+                format!("saved segments nest deeper than {MAX_SEGMENT_REFERENCE_DEPTH} levels"),
+            ));
+        }
+        let expr = nudge_query_lang::parse_segment(text).map_err(|e| {
+            Error::invalid(
+                None,
+                "q",
+                format!("saved segment {:?} no longer parses: {e}", name.node),
+            )
+        })?;
+        self.stack.push(name.node.clone());
+        self.depth += 1;
+        let result = self.expr(&expr, scope);
+        self.depth -= 1;
+        self.stack.pop();
+        result
+    }
+}
+
+/// A rough cost rank, so `and` evaluates cheap bitmap-shaped parts first and
+/// timeline-verified parts on the smallest scope.
+fn cost(expr: &ql::Expr) -> u8 {
+    match &expr.node {
+        ExprKind::Clause(clause) => match &**clause {
+            Clause::ReachableViaWebpush => 0,
+            Clause::User(c)
+                if matches!(c.test.node, ql::Test::Compare { op: ql::CompareOp::Eq, .. }) =>
+            {
+                1
+            }
+            Clause::Did(d) if d.filter.condition.is_none() && d.count.is_none() => 2,
+            Clause::InSegment(_) => 3,
+            Clause::Did(_) | Clause::FirstDid(_) | Clause::LastDid(_) | Clause::InARow(_) => 4,
+            Clause::Aggregate(_) | Clause::User(_) => 5,
+            Clause::Sequence(_) | Clause::ThenNot(_) => 6,
+        },
+        ExprKind::Not(inner) => cost(inner).max(3),
+        ExprKind::And(items) | ExprKind::Or(items) => items.iter().map(cost).max().unwrap_or(0),
+    }
+}
