@@ -52,10 +52,11 @@ fn progress(total_bytes: Option<u64>) -> ProgressBar {
     }
 }
 
+/// Ingests the batch; `lines` holds the input line of each record, for errors.
 fn flush_batch(
     engine: &Engine,
     batch: &mut Vec<Record>,
-    first_line: u64,
+    lines: &mut Vec<u64>,
     summary: &mut ImportSummary,
 ) -> Result<()> {
     if batch.is_empty() {
@@ -63,10 +64,12 @@ fn flush_batch(
     }
     let outcome = engine.ingest(std::mem::take(batch)).map_err(|e| match e {
         nudge_engine::Error::InvalidInput { index: Some(i), field, reason } => {
-            Error::Usage(format!("line {}: invalid `{field}`: {reason}", first_line + i as u64))
+            let line = lines.get(i).copied().unwrap_or_default();
+            Error::Usage(format!("line {line}: invalid `{field}`: {reason}"))
         }
         other => Error::Engine(other),
     })?;
+    lines.clear();
     summary.accepted += outcome.accepted as u64;
     summary.duplicates += outcome.duplicates as u64;
     Ok(())
@@ -89,7 +92,7 @@ pub fn run(data_dir: &Path, source: &str, options: EngineOptions) -> Result<Impo
     let mut reader = BufReader::with_capacity(1 << 20, bar.wrap_read(reader));
     let mut summary = ImportSummary::default();
     let mut batch = Vec::with_capacity(IMPORT_BATCH_RECORDS);
-    let mut batch_first_line = 1;
+    let mut batch_lines = Vec::with_capacity(IMPORT_BATCH_RECORDS);
     let mut line = String::new();
     loop {
         line.clear();
@@ -108,18 +111,15 @@ pub fn run(data_dir: &Path, source: &str, options: EngineOptions) -> Result<Impo
             .map_err(|e| Error::Usage(format!("line {}: not valid JSON: {e}", summary.lines)))?;
         let record = ndjson::decode(&json)
             .map_err(|e| Error::Usage(format!("line {}: {e}", summary.lines)))?;
-        if batch.is_empty() {
-            batch_first_line = summary.lines;
-        }
         batch.push(record);
+        batch_lines.push(summary.lines);
         if batch.len() == IMPORT_BATCH_RECORDS {
-            flush_batch(&engine, &mut batch, batch_first_line, &mut summary)?;
+            flush_batch(&engine, &mut batch, &mut batch_lines, &mut summary)?;
             let rate = summary.accepted as f64 / started.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("{} records, {rate:.0}/s", summary.accepted));
         }
     }
-    // Blank lines inside the last batch shift its line numbers; report them from the batch start.
-    flush_batch(&engine, &mut batch, batch_first_line, &mut summary)?;
+    flush_batch(&engine, &mut batch, &mut batch_lines, &mut summary)?;
     engine.flush()?;
     bar.finish_and_clear();
     engine.close()?;

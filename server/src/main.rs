@@ -1,5 +1,5 @@
-//! The `nudge` command line: one binary for generating, importing and (in
-//! later work) querying and serving a Nudge data directory. Commands and
+//! The `nudge` command line: one binary for generating, importing and
+//! querying a Nudge data directory (and, in later work, serving it). Commands and
 //! flags follow `shared/spec/interfaces.md` and are documented in `docs/cli.md`.
 
 use std::io::{BufWriter, Write};
@@ -14,6 +14,8 @@ use nudge_engine::dataset::{self, DatasetSpec};
 mod error;
 mod import;
 mod ndjson;
+mod query;
+mod repl;
 
 use error::{Error, Result};
 
@@ -53,6 +55,45 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Evaluate a segment expression.
+    Query {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// The query's `now` (RFC 3339 or epoch ms); default the clock.
+        #[arg(long)]
+        now: Option<String>,
+        /// Most user ids to print (0 prints only the count).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print one JSON object: {"count", "users", "took_us", "warnings", "now"}.
+        #[arg(long)]
+        json: bool,
+        /// The segment expression.
+        expr: String,
+    },
+    /// Print the plan of a segment expression, with per-step sizes and times.
+    Explain {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// The query's `now` (RFC 3339 or epoch ms); default the clock.
+        #[arg(long)]
+        now: Option<String>,
+        /// The segment expression.
+        expr: String,
+    },
+    /// Parse a segment expression or a trigger only; print its canonical form.
+    Check {
+        /// The expression or trigger.
+        expr: String,
+    },
+    /// Interactive queries with history, multi-line input, \explain and \timing.
+    Repl {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+    },
     /// Load NDJSON records into a data directory (fires no triggers).
     Import {
         /// Data directory.
@@ -81,8 +122,28 @@ fn generate(users: u64, days: u32, seed: u64, now: Option<String>) -> Result<()>
     out.flush().map_err(io)
 }
 
+fn query_options(now: Option<String>, limit: usize) -> Result<nudge_engine::QueryOptions> {
+    let now_ms = now
+        .map(|text| {
+            ndjson::parse_timestamp_text(&text).map_err(|e| Error::Usage(format!("--now: {e}")))
+        })
+        .transpose()?;
+    Ok(nudge_engine::QueryOptions { now_ms, limit: Some(limit) })
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Query { data, now, limit, json, expr } => {
+            query::query(&query::open(&data)?, &expr, &query_options(now, limit)?, json)
+        }
+        Command::Explain { data, now, expr } => {
+            query::explain(&query::open(&data)?, &expr, &query_options(now, 0)?)
+        }
+        Command::Check { expr } => {
+            println!("{}", query::check(&expr)?);
+            Ok(())
+        }
+        Command::Repl { data } => repl::run(&query::open(&data)?, &data),
         Command::Gen { users, days, seed, now } => generate(users, days, seed, now),
         Command::Import { data, file } => {
             let summary = import::run(&data, &file, EngineOptions::default())?;
@@ -103,6 +164,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS
+        }
+        Err(
+            Error::Query(rendered) | Error::Engine(nudge_engine::Error::Query { rendered, .. }),
+        ) => {
+            eprintln!("{rendered}");
+            ExitCode::FAILURE
         }
         Err(error) => {
             eprintln!("error: {error}");
