@@ -10,7 +10,8 @@
 //! The random data and query generators used by the differential tests live in
 //! `generate.rs`; the property comparison rules in `compare.rs`; the per-user clause
 //! semantics in `clauses.rs`.
-#![allow(dead_code)]
+// Shared by several test files, each using a different part of it.
+#![allow(dead_code, unused_imports)]
 
 mod clauses;
 mod compare;
