@@ -156,9 +156,13 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Users with `event` in `range`: (candidates, users certainly in because
-    /// seen on a day wholly inside the range).
-    fn event_candidates(&self, event: EventId, range: Range) -> (RoaringBitmap, RoaringBitmap) {
-        let empty = (RoaringBitmap::new(), RoaringBitmap::new());
+    /// seen on a day wholly inside the range; `None` when that is all candidates).
+    fn event_candidates(
+        &self,
+        event: EventId,
+        range: Range,
+    ) -> (RoaringBitmap, Option<RoaringBitmap>) {
+        let empty = (RoaringBitmap::new(), None);
         let Some(index) = self.state.indexes.event_user_ids.get(event as usize) else {
             return empty;
         };
@@ -186,11 +190,11 @@ impl<'a> Evaluator<'a> {
         let full_lo = if starts_whole { day_of(range.lo) } else { day_of(range.lo) + 1 }.max(first);
         let full_hi = if ends_whole { day_of(range.hi) } else { day_of(range.hi) - 1 }.min(last);
         let full = if full_lo > full_hi {
-            RoaringBitmap::new()
-        } else if full_lo <= first && full_hi >= last {
-            candidates.clone()
+            Some(RoaringBitmap::new())
+        } else if full_lo <= lo_day && full_hi >= hi_day {
+            None
         } else {
-            index.in_days(full_lo, full_hi)
+            Some(index.in_days(full_lo, full_hi))
         };
         (candidates, full)
     }
@@ -219,6 +223,12 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// `users ∩ scope`, skipping the work when the scope is the whole universe
+    /// (every index holds only users of the universe).
+    fn within(&self, users: RoaringBitmap, scope: &RoaringBitmap) -> RoaringBitmap {
+        if std::ptr::eq(scope, &self.state.indexes.all_user_ids) { users } else { users & scope }
+    }
+
     fn verify(&self, candidates: &RoaringBitmap, keep: impl Fn(UserId) -> bool) -> RoaringBitmap {
         collect(candidates.iter().filter(|&u| keep(u)))
     }
@@ -236,41 +246,57 @@ impl<'a> Evaluator<'a> {
             ExprKind::And(items) => {
                 let mut order: Vec<&ql::Expr> = items.iter().collect();
                 order.sort_by_key(|e| cost(e));
-                let mut current = scope.clone();
                 self.depth += 1;
+                let mut current: Option<RoaringBitmap> = None;
+                let mut failure = None;
                 for item in order {
-                    if current.is_empty() {
+                    // The first child sees the scope itself (no copy), later ones what it kept.
+                    let narrowed = current.as_ref().unwrap_or(scope);
+                    if narrowed.is_empty() {
                         break;
                     }
-                    current = match self.expr(item, &current) {
-                        Ok(next) => next,
+                    match self.expr(item, narrowed) {
+                        Ok(next) => current = Some(next),
                         Err(e) => {
-                            self.depth -= 1;
-                            return Err(e);
+                            failure = Some(e);
+                            break;
                         }
-                    };
+                    }
                 }
                 self.depth -= 1;
-                Ok(current)
+                match failure {
+                    Some(e) => Err(e),
+                    None => Ok(current.unwrap_or_else(|| scope.clone())),
+                }
             }
             ExprKind::Or(items) => {
                 let mut selected = RoaringBitmap::new();
                 self.depth += 1;
+                let mut failure = None;
                 for item in items {
-                    let remaining = scope - &selected;
-                    if remaining.is_empty() {
+                    let remaining;
+                    let narrowed = if selected.is_empty() {
+                        scope
+                    } else {
+                        remaining = scope - &selected;
+                        &remaining
+                    };
+                    if narrowed.is_empty() {
                         break;
                     }
-                    match self.expr(item, &remaining) {
+                    match self.expr(item, narrowed) {
                         Ok(more) => selected |= more,
                         Err(e) => {
-                            self.depth -= 1;
-                            return Err(e);
+                            failure = Some(e);
+                            break;
                         }
                     }
                 }
                 self.depth -= 1;
-                Ok(selected)
+                match failure {
+                    Some(e) => Err(e),
+                    None => Ok(selected),
+                }
             }
         }
     }
@@ -287,7 +313,9 @@ impl<'a> Evaluator<'a> {
             Clause::Aggregate(a) => Ok(self.aggregate(a, scope)),
             Clause::User(comparison) => Ok(self.user(comparison, scope)),
             Clause::InSegment(name) => self.in_segment(name, scope),
-            Clause::ReachableViaWebpush => Ok(scope & &self.state.indexes.webpush_user_ids),
+            Clause::ReachableViaWebpush => {
+                Ok(self.within(self.state.indexes.webpush_user_ids.clone(), scope))
+            }
         }?;
         self.plan.push(PlanStep {
             depth: self.depth,
@@ -303,10 +331,11 @@ impl<'a> Evaluator<'a> {
         let Some(filter) = self.filter(&did.filter) else { return RoaringBitmap::new() };
         let range = self.range(did.window.as_ref());
         let (candidates, full) = self.event_candidates(filter.event, range);
-        let mut candidates = candidates & scope;
+        let mut candidates = self.within(candidates, scope);
         let count = did.count.as_ref().map_or(Count::AtLeast(1), |c| c.node);
         if filter.cond.is_none() && count == Count::AtLeast(1) {
-            let certain = full & scope;
+            let Some(full) = full else { return candidates };
+            let certain = self.within(full, scope);
             let unsure = &candidates - &certain;
             return certain
                 | self.verify(&unsure, |u| {
@@ -326,12 +355,16 @@ impl<'a> Evaluator<'a> {
         let Some(steps) = steps else { return RoaringBitmap::new() };
         let range = self.range(sequence.window.as_ref());
         let within = sequence.within.as_ref().map(|d| i64::try_from(d.ms).unwrap_or(i64::MAX));
-        let mut candidates = scope.clone();
+        let mut candidates: Option<RoaringBitmap> = None;
         for step in &steps {
             let (mut users, _) = self.event_candidates(step.event, range);
             self.narrow_by_value(&mut users, step);
-            candidates &= users;
+            candidates = Some(match candidates {
+                None => self.within(users, scope),
+                Some(so_far) => so_far & users,
+            });
         }
+        let candidates = candidates.unwrap_or_default();
         self.verify(&candidates, |u| {
             let events = self.events_in(u, range);
             (0..events.len()).filter(|&i| steps[0].matches(&events[i], self.state)).any(|start| {
@@ -354,8 +387,8 @@ impl<'a> Evaluator<'a> {
         let within = i64::try_from(then_not.within.ms).unwrap_or(i64::MAX);
         let mut range = self.range(then_not.window.as_ref());
         range.hi = range.hi.min(self.now.saturating_sub(within));
-        let (mut candidates, _) = self.event_candidates(first.event, range);
-        candidates &= scope;
+        let (candidates, _) = self.event_candidates(first.event, range);
+        let mut candidates = self.within(candidates, scope);
         self.narrow_by_value(&mut candidates, &first);
         self.verify(&candidates, |u| {
             let timeline = self.state.timelines.of(u);
@@ -378,7 +411,7 @@ impl<'a> Evaluator<'a> {
         let range = self.range(in_a_row.window.as_ref());
         let needed = in_a_row.times.node;
         let (candidates, _) = self.event_candidates(filter.event, range);
-        let candidates = candidates & scope;
+        let candidates = self.within(candidates, scope);
         self.verify(&candidates, |u| {
             let mut run = 0u32;
             for e in self.events_in(u, range).iter().filter(|e| e.event() == filter.event) {
@@ -403,8 +436,8 @@ impl<'a> Evaluator<'a> {
     ) -> RoaringBitmap {
         let Some(filter) = self.filter(&clause.filter) else { return RoaringBitmap::new() };
         let range = self.range(Some(&clause.window));
-        let (mut candidates, _) = self.event_candidates(filter.event, range);
-        candidates &= scope;
+        let (candidates, _) = self.event_candidates(filter.event, range);
+        let mut candidates = self.within(candidates, scope);
         self.narrow_by_value(&mut candidates, &filter);
         let until_now = Range { lo: 0, hi: self.now };
         self.verify(&candidates, |u| {
@@ -426,8 +459,8 @@ impl<'a> Evaluator<'a> {
             return RoaringBitmap::new();
         };
         let range = self.range(clause.window.as_ref());
-        let (mut candidates, _) = self.event_candidates(filter.event, range);
-        candidates &= scope;
+        let (candidates, _) = self.event_candidates(filter.event, range);
+        let mut candidates = self.within(candidates, scope);
         self.narrow_by_value(&mut candidates, &filter);
         let threshold = clause.value.node.as_f64();
         self.verify(&candidates, |u| {
@@ -470,7 +503,8 @@ impl<'a> Evaluator<'a> {
                 condition::Literal::List(_) => None,
             };
             if let Some(answer) = value.and_then(|v| index.get(v)) {
-                return answer.map_or_else(RoaringBitmap::new, |users| users & scope);
+                return answer
+                    .map_or_else(RoaringBitmap::new, |users| self.within(users.clone(), scope));
             }
         }
         let profiles = &self.state.profiles;
