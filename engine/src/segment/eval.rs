@@ -233,46 +233,37 @@ impl<'a> Evaluator<'a> {
         collect(candidates.iter().filter(|&u| keep(u)))
     }
 
+    /// Runs `f` one level deeper in the plan (the level is restored on errors too).
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.depth += 1;
+        let result = f(self);
+        self.depth -= 1;
+        result
+    }
+
     /// Evaluates an expression within `scope`.
     pub fn expr(&mut self, expr: &ql::Expr, scope: &RoaringBitmap) -> Result<RoaringBitmap> {
         match &expr.node {
             ExprKind::Clause(clause) => self.clause(clause, scope),
-            ExprKind::Not(inner) => {
-                self.depth += 1;
-                let selected = self.expr(inner, scope);
-                self.depth -= 1;
-                Ok(scope - selected?)
-            }
+            ExprKind::Not(inner) => Ok(scope - self.nested(|this| this.expr(inner, scope))?),
             ExprKind::And(items) => {
                 let mut order: Vec<&ql::Expr> = items.iter().collect();
                 order.sort_by_key(|e| cost(e));
-                self.depth += 1;
-                let mut current: Option<RoaringBitmap> = None;
-                let mut failure = None;
-                for item in order {
-                    // The first child sees the scope itself (no copy), later ones what it kept.
-                    let narrowed = current.as_ref().unwrap_or(scope);
-                    if narrowed.is_empty() {
-                        break;
-                    }
-                    match self.expr(item, narrowed) {
-                        Ok(next) => current = Some(next),
-                        Err(e) => {
-                            failure = Some(e);
+                self.nested(|this| {
+                    let mut current: Option<RoaringBitmap> = None;
+                    for item in order {
+                        // The first child sees the scope itself (no copy), later ones what it kept.
+                        let narrowed = current.as_ref().unwrap_or(scope);
+                        if narrowed.is_empty() {
                             break;
                         }
+                        current = Some(this.expr(item, narrowed)?);
                     }
-                }
-                self.depth -= 1;
-                match failure {
-                    Some(e) => Err(e),
-                    None => Ok(current.unwrap_or_else(|| scope.clone())),
-                }
+                    Ok(current.unwrap_or_else(|| scope.clone()))
+                })
             }
-            ExprKind::Or(items) => {
+            ExprKind::Or(items) => self.nested(|this| {
                 let mut selected = RoaringBitmap::new();
-                self.depth += 1;
-                let mut failure = None;
                 for item in items {
                     let remaining;
                     let narrowed = if selected.is_empty() {
@@ -284,20 +275,10 @@ impl<'a> Evaluator<'a> {
                     if narrowed.is_empty() {
                         break;
                     }
-                    match self.expr(item, narrowed) {
-                        Ok(more) => selected |= more,
-                        Err(e) => {
-                            failure = Some(e);
-                            break;
-                        }
-                    }
+                    selected |= this.expr(item, narrowed)?;
                 }
-                self.depth -= 1;
-                match failure {
-                    Some(e) => Err(e),
-                    None => Ok(selected),
-                }
-            }
+                Ok(selected)
+            }),
         }
     }
 
@@ -547,9 +528,7 @@ impl<'a> Evaluator<'a> {
             )
         })?;
         self.stack.push(name.node.clone());
-        self.depth += 1;
-        let result = self.expr(&expr, scope);
-        self.depth -= 1;
+        let result = self.nested(|this| this.expr(&expr, scope));
         self.stack.pop();
         result
     }
