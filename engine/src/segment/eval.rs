@@ -233,6 +233,45 @@ impl<'a> Evaluator<'a> {
         collect(candidates.iter().filter(|&u| keep(u)))
     }
 
+    /// An upper bound of the users a bitmap-shaped clause selects, read from
+    /// the indexes without evaluating anything (`u64::MAX` when unknown).
+    fn estimate(&self, expr: &ql::Expr) -> u64 {
+        let indexes = &self.state.indexes;
+        let ExprKind::Clause(clause) = &expr.node else { return u64::MAX };
+        match &**clause {
+            Clause::ReachableViaWebpush => indexes.webpush_user_ids.len(),
+            Clause::Did(did) => self
+                .dicts
+                .events
+                .get(&did.filter.event)
+                .and_then(|e| indexes.users_with_event(e))
+                .map_or(0, |users| users.len()),
+            Clause::User(c) => {
+                let ql::Test::Compare { op: ql::CompareOp::Eq, value } = &c.test.node else {
+                    return u64::MAX;
+                };
+                let key = self
+                    .dicts
+                    .keys
+                    .get(&condition::key_name(&c.property))
+                    .and_then(|k| KeyId::try_from(k).ok());
+                let index = key.and_then(|k| indexes.profile_property_value_user_ids.get(&k));
+                let literal = condition::Literal::from_ast(value);
+                match (index, literal) {
+                    (Some(index), Some(condition::Literal::Str(s))) => index
+                        .get(props::ValueRef::Str(&s))
+                        .map_or(u64::MAX, |b| b.map_or(0, |b| b.len())),
+                    (Some(index), Some(condition::Literal::Number(n))) => index
+                        .get(props::ValueRef::Number(n))
+                        .map_or(u64::MAX, |b| b.map_or(0, |b| b.len())),
+                    (None, _) => 0,
+                    _ => u64::MAX,
+                }
+            }
+            _ => u64::MAX,
+        }
+    }
+
     /// Runs `f` one level deeper in the plan (the level is restored on errors too).
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.depth += 1;
@@ -248,7 +287,8 @@ impl<'a> Evaluator<'a> {
             ExprKind::Not(inner) => Ok(scope - self.nested(|this| this.expr(inner, scope))?),
             ExprKind::And(items) => {
                 let mut order: Vec<&ql::Expr> = items.iter().collect();
-                order.sort_by_key(|e| cost(e));
+                // Cheap kinds first; among equals, the smaller index bitmap first.
+                order.sort_by_key(|e| (cost(e), self.estimate(e)));
                 self.nested(|this| {
                     let mut current: Option<RoaringBitmap> = None;
                     for item in order {
@@ -539,7 +579,7 @@ impl<'a> Evaluator<'a> {
 fn cost(expr: &ql::Expr) -> u8 {
     match &expr.node {
         ExprKind::Clause(clause) => match &**clause {
-            Clause::ReachableViaWebpush => 0,
+            Clause::ReachableViaWebpush => 1,
             Clause::User(c)
                 if matches!(c.test.node, ql::Test::Compare { op: ql::CompareOp::Eq, .. }) =>
             {
