@@ -337,21 +337,14 @@ impl Indexes {
         if self.event_user_ids.len() <= index {
             self.event_user_ids.resize_with(index + 1, EventUserIds::default);
         }
-        let day = crate::clock::day_of(ts_ms);
-        let in_order = timeline.last().is_none_or(|last| last.ts_ms <= ts_ms);
-        // The insert cache already knows the last user of this event: no bitmap lookup.
-        let known =
-            self.last_insert.0.get(index).copied().flatten().is_some_and(|(u, _)| u == user);
-        if known && in_order {
-            return;
-        }
         let entry = &mut self.event_user_ids[index];
+        let day = crate::clock::day_of(ts_ms);
         if !entry.all.contains(user) {
             entry.first_day.entry(day).or_default().insert(user);
             return;
         }
         // Ties keep arrival order, so only a strictly earlier time can take the lead.
-        if in_order {
+        if timeline.last().is_none_or(|last| last.ts_ms <= ts_ms) {
             return;
         }
         let Some(current) = timeline.iter().find(|e| e.event() == event) else { return };
