@@ -38,7 +38,7 @@ use crate::state::timeline::{PropsArena, TimelineEntry, Timelines};
 pub const SNAPSHOT_DIR: &str = "snapshots";
 const MAGIC: &[u8; 8] = b"NUDGSNAP";
 /// Version of the snapshot layout written today.
-pub const SNAPSHOT_VERSION: u32 = 3;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone)]
@@ -185,7 +185,7 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
     out.len(indexes.event_user_ids.len());
     for event in &indexes.event_user_ids {
         out.bitmap(&event.all);
-        for level in event.by_bucket.iter().chain([&event.first_day]) {
+        for level in &event.by_bucket {
             out.len(level.len());
             for (bucket, bitmap) in level {
                 out.u32(*bucket as u32);
@@ -415,17 +415,13 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
     indexes.webpush_user_ids = input.bitmap()?;
     for _ in 0..input.len()? {
         let mut event = EventUserIds { all: input.bitmap()?, ..Default::default() };
-        // The pyramid's levels, then the first-seen days.
-        for level in 0..=TIME_LEVELS {
+        for level in 0..TIME_LEVELS {
             let mut buckets = BTreeMap::new();
             for _ in 0..input.len()? {
                 let bucket = input.u32()? as i32;
                 buckets.insert(bucket, input.bitmap()?);
             }
-            match event.by_bucket.get_mut(level) {
-                Some(slot) => *slot = buckets,
-                None => event.first_day = buckets,
-            }
+            event.by_bucket[level] = buckets;
         }
         indexes.event_user_ids.push(event);
     }

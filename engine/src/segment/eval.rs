@@ -185,8 +185,10 @@ impl<'a> Evaluator<'a> {
         } else {
             index.in_days(lo_day, hi_day)
         };
-        let (full_lo, full_hi) = whole_days(range);
-        let (full_lo, full_hi) = (full_lo.max(first), full_hi.min(last));
+        let starts_whole = range.lo <= i64::from(day_of(range.lo)) * DAY_MS;
+        let ends_whole = range.hi >= (i64::from(day_of(range.hi)) + 1) * DAY_MS - 1;
+        let full_lo = if starts_whole { day_of(range.lo) } else { day_of(range.lo) + 1 }.max(first);
+        let full_hi = if ends_whole { day_of(range.hi) } else { day_of(range.hi) - 1 }.min(last);
         let full = if full_lo > full_hi {
             Some(RoaringBitmap::new())
         } else if full_lo <= lo_day && full_hi >= hi_day {
@@ -455,30 +457,10 @@ impl<'a> Evaluator<'a> {
     ) -> RoaringBitmap {
         let Some(filter) = self.filter(&clause.filter) else { return RoaringBitmap::new() };
         let range = self.range(Some(&clause.window));
-        let until_now = Range { lo: 0, hi: self.now };
-        if first && filter.cond.is_none() {
-            // First-seen days answer whole days; users first seen on a partial edge day are checked.
-            let Some(index) = self.state.indexes.event_user_ids.get(filter.event as usize) else {
-                return RoaringBitmap::new();
-            };
-            if range.is_empty() {
-                return RoaringBitmap::new();
-            }
-            let candidates =
-                self.within(index.first_in_days(day_of(range.lo), day_of(range.hi)), scope);
-            let (full_lo, full_hi) = whole_days(range);
-            let certain = self.within(index.first_in_days(full_lo, full_hi), scope);
-            let unsure = &candidates - &certain;
-            return certain
-                | self.verify(&unsure, |u| {
-                    let first =
-                        self.events_in(u, until_now).iter().find(|e| e.event() == filter.event);
-                    first.is_some_and(|e| e.ts_ms >= range.lo && e.ts_ms <= range.hi)
-                });
-        }
         let (candidates, _) = self.event_candidates(filter.event, range);
         let mut candidates = self.within(candidates, scope);
         self.narrow_by_value(&mut candidates, &filter);
+        let until_now = Range { lo: 0, hi: self.now };
         self.verify(&candidates, |u| {
             let events = self.events_in(u, until_now);
             let found = if first {
@@ -590,15 +572,6 @@ impl<'a> Evaluator<'a> {
         self.stack.pop();
         result
     }
-}
-
-/// The first and last days that lie wholly inside `range`.
-fn whole_days(range: Range) -> (i32, i32) {
-    let starts_whole = range.lo <= i64::from(day_of(range.lo)) * DAY_MS;
-    let ends_whole = range.hi >= (i64::from(day_of(range.hi)) + 1) * DAY_MS - 1;
-    let first = if starts_whole { day_of(range.lo) } else { day_of(range.lo) + 1 };
-    let last = if ends_whole { day_of(range.hi) } else { day_of(range.hi) - 1 };
-    (first, last)
 }
 
 /// A rough cost rank, so `and` evaluates cheap bitmap-shaped parts first and

@@ -41,22 +41,9 @@ pub struct EventUserIds {
     pub all: RoaringBitmap,
     /// For each level, bucket number (`day.div_euclid(span)`) → users.
     pub by_bucket: [BTreeMap<i32, RoaringBitmap>; TIME_LEVELS],
-    /// Day → users whose earliest event of this name (of all time) is on that day.
-    pub first_day: BTreeMap<i32, RoaringBitmap>,
 }
 
 impl EventUserIds {
-    /// Users whose earliest event of this name lies on a day in `from_day..=to_day`.
-    pub fn first_in_days(&self, from_day: i32, to_day: i32) -> RoaringBitmap {
-        let mut users = RoaringBitmap::new();
-        if from_day <= to_day {
-            for bitmap in self.first_day.range(from_day..=to_day).map(|(_, b)| b) {
-                users |= bitmap;
-            }
-        }
-        users
-    }
-
     /// Users who did the event on some day in `from_day..=to_day`.
     pub fn in_days(&self, from_day: i32, to_day: i32) -> RoaringBitmap {
         let mut parts = cover_days(from_day, to_day)
@@ -322,46 +309,6 @@ impl Indexes {
         }
     }
 
-    /// Keeps `first_day` true when `user` gets an `event` at `ts_ms`; call it
-    /// before the event enters the timeline, with the user's current timeline.
-    /// Only an event that lands before the user's earliest of that name moves
-    /// them; events arriving in time order cost one bitmap lookup.
-    pub fn note_first(
-        &mut self,
-        user: UserId,
-        event: EventId,
-        ts_ms: i64,
-        timeline: &[super::timeline::TimelineEntry],
-    ) {
-        let index = event as usize;
-        if self.event_user_ids.len() <= index {
-            self.event_user_ids.resize_with(index + 1, EventUserIds::default);
-        }
-        let entry = &mut self.event_user_ids[index];
-        let day = crate::clock::day_of(ts_ms);
-        if !entry.all.contains(user) {
-            entry.first_day.entry(day).or_default().insert(user);
-            return;
-        }
-        // Ties keep arrival order, so only a strictly earlier time can take the lead.
-        if timeline.last().is_none_or(|last| last.ts_ms <= ts_ms) {
-            return;
-        }
-        let Some(current) = timeline.iter().find(|e| e.event() == event) else { return };
-        if ts_ms < current.ts_ms {
-            let old_day = crate::clock::day_of(current.ts_ms);
-            if old_day != day {
-                if let Some(users) = entry.first_day.get_mut(&old_day) {
-                    users.remove(user);
-                    if users.is_empty() {
-                        entry.first_day.remove(&old_day);
-                    }
-                }
-                entry.first_day.entry(day).or_default().insert(user);
-            }
-        }
-    }
-
     /// Users who did `event` at any time.
     pub fn users_with_event(&self, event: EventId) -> Option<&RoaringBitmap> {
         self.event_user_ids.get(event as usize).map(|e| &e.all)
@@ -450,9 +397,6 @@ mod tests {
                     );
                 }
             }
-            for (day, users) in &entry.first_day {
-                out += &format!("event_user_ids[{event}].first_day[{day}]: [{}]\n", ids(users));
-            }
         }
         let mut keys: Vec<_> = indexes.event_property_value_user_ids.keys().copied().collect();
         keys.sort();
@@ -495,10 +439,7 @@ mod tests {
             ),
             (0, 0, 19_999 * day, blob(&[(1, (-0.0).into())])),
         ];
-        let mut timelines = crate::state::timeline::Timelines::default();
         for (user, event, ts, props) in &stream {
-            indexes.note_first(*user, *event, *ts, timelines.of(*user));
-            timelines.insert(*user, *event, *ts, props);
             indexes.add_event(*user, *event, *ts);
             Indexes::add_event_values(&mut values, *user, *event, props);
         }

@@ -60,7 +60,6 @@ impl DerivedState {
                     let user = event.user.to_native();
                     let name = event.event.to_native();
                     let ts = event.ts_ms.to_native();
-                    self.indexes.note_first(user, name, ts, self.timelines.of(user));
                     self.timelines.insert(user, name, ts, &event.props);
                     self.indexes.add_event(user, name, ts);
                 }
