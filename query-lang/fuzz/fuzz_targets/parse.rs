@@ -17,7 +17,10 @@ use nudge_query_lang::{Error, ErrorKind, parse_segment, parse_trigger};
 fn check_error(source: &str, error: &Error) {
     assert!(error.span().start <= error.span().end, "{error:?}");
     assert!(error.span().end <= source.len(), "{error:?}");
-    assert!(error.line() >= 1 && error.column() >= 1, "{error:?}");
+    assert!(error.line() >= 1, "{error:?}");
+    // Columns count the characters before the fault on its line (the spec's convention).
+    let line_text = source.lines().nth(error.line() - 1).unwrap_or("");
+    assert!(error.column() <= line_text.chars().count(), "{error:?}");
     let rendered = error.render(source);
     assert!(rendered.starts_with("error: "), "{rendered}");
 }
