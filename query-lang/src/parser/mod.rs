@@ -237,28 +237,50 @@ impl<'s> Converter<'s> {
 
     fn expr(&mut self, pair: Pair<'s, Rule>) -> Result<Expr> {
         debug_assert_eq!(pair.as_rule(), Rule::expr);
-        let span = self.span(&pair);
-        let mut operands = Vec::new();
-        for term in all_parts(pair) {
-            match self.term(term)? {
-                Spanned { node: ExprKind::Or(inner), .. } => operands.extend(inner),
-                operand => operands.push(operand),
-            }
-        }
-        self.combine(operands, span, ExprKind::Or)
+        self.chain(
+            pair,
+            Self::term,
+            |node| match node {
+                ExprKind::Or(inner) => Ok(inner),
+                other => Err(other),
+            },
+            ExprKind::Or,
+        )
     }
 
     fn term(&mut self, pair: Pair<'s, Rule>) -> Result<Expr> {
         debug_assert_eq!(pair.as_rule(), Rule::term);
+        self.chain(
+            pair,
+            Self::factor,
+            |node| match node {
+                ExprKind::And(inner) => Ok(inner),
+                other => Err(other),
+            },
+            ExprKind::And,
+        )
+    }
+
+    /// Converts each part of `pair` with `operand` and joins the results under
+    /// `make`; an operand already joined the same way (`split` returns its
+    /// operands) is flattened, so `a or (b or c)` is one three-way `Or`.
+    fn chain<T>(
+        &mut self,
+        pair: Pair<'s, Rule>,
+        operand: fn(&mut Self, Pair<'s, Rule>) -> Result<Spanned<T>>,
+        split: fn(T) -> std::result::Result<Vec<Spanned<T>>, T>,
+        make: fn(Vec<Spanned<T>>) -> T,
+    ) -> Result<Spanned<T>> {
         let span = self.span(&pair);
         let mut operands = Vec::new();
-        for factor in all_parts(pair) {
-            match self.factor(factor)? {
-                Spanned { node: ExprKind::And(inner), .. } => operands.extend(inner),
-                operand => operands.push(operand),
+        for part in all_parts(pair) {
+            let Spanned { node, span } = operand(self, part)?;
+            match split(node) {
+                Ok(inner) => operands.extend(inner),
+                Err(node) => operands.push(Spanned { node, span }),
             }
         }
-        self.combine(operands, span, ExprKind::And)
+        self.combine(operands, span, make)
     }
 
     /// One operand as is, several under `make` (`Or` or `And`).
@@ -434,28 +456,28 @@ impl<'s> Converter<'s> {
 
     fn cond_or(&mut self, pair: Pair<'s, Rule>) -> Result<Condition> {
         debug_assert_eq!(pair.as_rule(), Rule::cond_or);
-        let span = self.span(&pair);
-        let mut operands = Vec::new();
-        for operand in all_parts(pair) {
-            match self.cond_and(operand)? {
-                Spanned { node: ConditionKind::Or(inner), .. } => operands.extend(inner),
-                operand => operands.push(operand),
-            }
-        }
-        self.combine(operands, span, ConditionKind::Or)
+        self.chain(
+            pair,
+            Self::cond_and,
+            |node| match node {
+                ConditionKind::Or(inner) => Ok(inner),
+                other => Err(other),
+            },
+            ConditionKind::Or,
+        )
     }
 
     fn cond_and(&mut self, pair: Pair<'s, Rule>) -> Result<Condition> {
         debug_assert_eq!(pair.as_rule(), Rule::cond_and);
-        let span = self.span(&pair);
-        let mut operands = Vec::new();
-        for operand in all_parts(pair) {
-            match self.cond_factor(operand)? {
-                Spanned { node: ConditionKind::And(inner), .. } => operands.extend(inner),
-                operand => operands.push(operand),
-            }
-        }
-        self.combine(operands, span, ConditionKind::And)
+        self.chain(
+            pair,
+            Self::cond_factor,
+            |node| match node {
+                ConditionKind::And(inner) => Ok(inner),
+                other => Err(other),
+            },
+            ConditionKind::And,
+        )
     }
 
     fn cond_factor(&mut self, pair: Pair<'s, Rule>) -> Result<Condition> {
