@@ -241,8 +241,8 @@ impl<'s> Converter<'s> {
             pair,
             Self::term,
             |node| match node {
-                ExprKind::Or(inner) => Ok(inner),
-                other => Err(other),
+                ExprKind::Or(inner) => Some(std::mem::take(inner)),
+                _ => None,
             },
             ExprKind::Or,
         )
@@ -254,30 +254,30 @@ impl<'s> Converter<'s> {
             pair,
             Self::factor,
             |node| match node {
-                ExprKind::And(inner) => Ok(inner),
-                other => Err(other),
+                ExprKind::And(inner) => Some(std::mem::take(inner)),
+                _ => None,
             },
             ExprKind::And,
         )
     }
 
     /// Converts each part of `pair` with `operand` and joins the results under
-    /// `make`; an operand already joined the same way (`split` returns its
-    /// operands) is flattened, so `a or (b or c)` is one three-way `Or`.
+    /// `make`; an operand already joined the same way (`split` takes its
+    /// operands out) is flattened, so `a or (b or c)` is one three-way `Or`.
     fn chain<T>(
         &mut self,
         pair: Pair<'s, Rule>,
         operand: fn(&mut Self, Pair<'s, Rule>) -> Result<Spanned<T>>,
-        split: fn(T) -> std::result::Result<Vec<Spanned<T>>, T>,
+        split: fn(&mut T) -> Option<Vec<Spanned<T>>>,
         make: fn(Vec<Spanned<T>>) -> T,
     ) -> Result<Spanned<T>> {
         let span = self.span(&pair);
         let mut operands = Vec::new();
         for part in all_parts(pair) {
-            let Spanned { node, span } = operand(self, part)?;
-            match split(node) {
-                Ok(inner) => operands.extend(inner),
-                Err(node) => operands.push(Spanned { node, span }),
+            let mut item = operand(self, part)?;
+            match split(&mut item.node) {
+                Some(inner) => operands.extend(inner),
+                None => operands.push(item),
             }
         }
         self.combine(operands, span, make)
@@ -460,8 +460,8 @@ impl<'s> Converter<'s> {
             pair,
             Self::cond_and,
             |node| match node {
-                ConditionKind::Or(inner) => Ok(inner),
-                other => Err(other),
+                ConditionKind::Or(inner) => Some(std::mem::take(inner)),
+                _ => None,
             },
             ConditionKind::Or,
         )
@@ -473,8 +473,8 @@ impl<'s> Converter<'s> {
             pair,
             Self::cond_factor,
             |node| match node {
-                ConditionKind::And(inner) => Ok(inner),
-                other => Err(other),
+                ConditionKind::And(inner) => Some(std::mem::take(inner)),
+                _ => None,
             },
             ConditionKind::And,
         )
