@@ -496,11 +496,7 @@ impl Engine {
                     })
                 }
                 Record::Profile(update) => {
-                    let unset_values: Vec<(String, Value)> =
-                        update.unset.iter().map(|k| (k.clone(), Value::Bool(false))).collect();
-                    let unset = props::iter(&new_names.blob(&dicts, &unset_values))
-                        .map(|(k, _)| k)
-                        .collect();
+                    let unset = update.unset.iter().map(|k| new_names.key(&dicts, k)).collect();
                     let increment: Vec<(String, Value)> = update
                         .increment
                         .iter()
@@ -738,15 +734,16 @@ impl NewNames {
         resolve(&dicts.events, &mut self.events, &mut self.event_ids, name)
     }
 
+    /// The key id of a property name (room was checked against `MAX_PROPERTY_KEYS`).
+    fn key(&mut self, dicts: &Dictionaries, name: &str) -> KeyId {
+        let id = resolve(&dicts.keys, &mut self.keys, &mut self.key_ids, name);
+        KeyId::try_from(id).unwrap_or(KeyId::MAX)
+    }
+
     /// Encodes properties with key ids, sorted by id.
     fn blob(&mut self, dicts: &Dictionaries, props: &[(String, Value)]) -> Vec<u8> {
-        let mut pairs: Vec<(KeyId, &Value)> = props
-            .iter()
-            .map(|(k, v)| {
-                let id = resolve(&dicts.keys, &mut self.keys, &mut self.key_ids, k);
-                (KeyId::try_from(id).unwrap_or(KeyId::MAX), v)
-            })
-            .collect();
+        let mut pairs: Vec<(KeyId, &Value)> =
+            props.iter().map(|(k, v)| (self.key(dicts, k), v)).collect();
         pairs.sort_by_key(|(k, _)| *k);
         let mut blob = Vec::new();
         props::encode(&mut blob, &pairs);

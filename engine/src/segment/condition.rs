@@ -22,6 +22,16 @@ pub enum Literal {
 }
 
 impl Literal {
+    /// The literal as a stored scalar would be read (lists are not scalars).
+    pub fn as_value_ref(&self) -> Option<ValueRef<'_>> {
+        match self {
+            Literal::Number(n) => Some(ValueRef::Number(*n)),
+            Literal::Str(s) => Some(ValueRef::Str(s)),
+            Literal::Bool(b) => Some(ValueRef::Bool(*b)),
+            Literal::List(_) => None,
+        }
+    }
+
     /// Converts a parsed value; `event.P` references have no meaning in a segment.
     pub fn from_ast(value: &ql::Value) -> Option<Literal> {
         Some(match value {
@@ -101,14 +111,18 @@ pub fn key_name(path: &ql::PropertyPath) -> String {
     path.segments.join(".")
 }
 
+/// The key id of a property path, if the key was ever seen.
+pub fn key_id(dicts: &Dictionaries, path: &ql::PropertyPath) -> Option<KeyId> {
+    dicts.keys.get(&key_name(path)).and_then(|k| KeyId::try_from(k).ok())
+}
+
 /// Binds a `where` condition; unknown keys are reported through `unknown`.
 pub fn bind(condition: &ql::Condition, dicts: &Dictionaries, unknown: &mut Vec<String>) -> Cond {
     match &condition.node {
         ConditionKind::Comparison(c) => {
-            let name = key_name(&c.property);
-            let key = dicts.keys.get(&name).and_then(|k| KeyId::try_from(k).ok());
+            let key = key_id(dicts, &c.property);
             if key.is_none() {
-                unknown.push(name);
+                unknown.push(key_name(&c.property));
             }
             Cond::Test(key, bind_test(&c.test))
         }
@@ -138,20 +152,11 @@ impl Cond {
     pub fn equality(&self) -> Option<(KeyId, ValueRef<'_>)> {
         match self {
             Cond::Test(Some(key), BoundTest::Compare(CompareOp::Eq, literal)) => {
-                Some((*key, literal_ref(literal)?))
+                Some((*key, literal.as_value_ref()?))
             }
             Cond::And(items) => items.iter().find_map(Cond::equality),
             _ => None,
         }
-    }
-}
-
-fn literal_ref(literal: &Literal) -> Option<ValueRef<'_>> {
-    match literal {
-        Literal::Number(n) => Some(ValueRef::Number(*n)),
-        Literal::Str(s) => Some(ValueRef::Str(s)),
-        Literal::Bool(b) => Some(ValueRef::Bool(*b)),
-        Literal::List(_) => None,
     }
 }
 

@@ -22,7 +22,7 @@ use super::{PlanStep, aggregate};
 use crate::clock::{DAY_MS, day_of};
 use crate::dict::{Dictionaries, EventId, UserId};
 use crate::error::{Error, Result};
-use crate::props::{self, KeyId};
+use crate::props;
 use crate::state::DerivedState;
 use crate::state::timeline::TimelineEntry;
 
@@ -250,22 +250,15 @@ impl<'a> Evaluator<'a> {
                 let ql::Test::Compare { op: ql::CompareOp::Eq, value } = &c.test.node else {
                     return u64::MAX;
                 };
-                let key = self
-                    .dicts
-                    .keys
-                    .get(&condition::key_name(&c.property))
-                    .and_then(|k| KeyId::try_from(k).ok());
-                let index = key.and_then(|k| indexes.profile_property_value_user_ids.get(&k));
+                let key = condition::key_id(self.dicts, &c.property);
+                let Some(index) = key.and_then(|k| indexes.profile_property_value_user_ids.get(&k))
+                else {
+                    return 0;
+                };
                 let literal = condition::Literal::from_ast(value);
-                match (index, literal) {
-                    (Some(index), Some(condition::Literal::Str(s))) => index
-                        .get(props::ValueRef::Str(&s))
-                        .map_or(u64::MAX, |b| b.map_or(0, |b| b.len())),
-                    (Some(index), Some(condition::Literal::Number(n))) => index
-                        .get(props::ValueRef::Number(n))
-                        .map_or(u64::MAX, |b| b.map_or(0, |b| b.len())),
-                    (None, _) => 0,
-                    _ => u64::MAX,
+                match literal.as_ref().and_then(condition::Literal::as_value_ref) {
+                    Some(v) => index.get(v).map_or(u64::MAX, |b| b.map_or(0, |b| b.len())),
+                    None => u64::MAX,
                 }
             }
             _ => u64::MAX,
@@ -475,7 +468,7 @@ impl<'a> Evaluator<'a> {
     fn aggregate(&mut self, clause: &ql::Aggregate, scope: &RoaringBitmap) -> RoaringBitmap {
         let Some(filter) = self.filter(&clause.filter) else { return RoaringBitmap::new() };
         let name = condition::key_name(&clause.property);
-        let Some(key) = self.dicts.keys.get(&name).and_then(|k| KeyId::try_from(k).ok()) else {
+        let Some(key) = condition::key_id(self.dicts, &clause.property) else {
             self.warn(format!("property {name:?} has never been seen: no values to aggregate"));
             return RoaringBitmap::new();
         };
@@ -503,7 +496,7 @@ impl<'a> Evaluator<'a> {
     fn user(&mut self, comparison: &ql::Comparison, scope: &RoaringBitmap) -> RoaringBitmap {
         let name = condition::key_name(&comparison.property);
         let test = condition::bind_test(&comparison.test);
-        let Some(key) = self.dicts.keys.get(&name).and_then(|k| KeyId::try_from(k).ok()) else {
+        let Some(key) = condition::key_id(self.dicts, &comparison.property) else {
             self.warn(format!(
                 "user property {name:?} has never been seen: it is missing on every profile"
             ));
@@ -516,17 +509,10 @@ impl<'a> Evaluator<'a> {
         let index = self.state.indexes.profile_property_value_user_ids.get(&key);
         if let (Some(index), condition::BoundTest::Compare(ql::CompareOp::Eq, literal)) =
             (index, &test)
+            && let Some(answer) = literal.as_value_ref().and_then(|v| index.get(v))
         {
-            let value = match literal {
-                condition::Literal::Number(n) => Some(props::ValueRef::Number(*n)),
-                condition::Literal::Str(s) => Some(props::ValueRef::Str(s)),
-                condition::Literal::Bool(b) => Some(props::ValueRef::Bool(*b)),
-                condition::Literal::List(_) => None,
-            };
-            if let Some(answer) = value.and_then(|v| index.get(v)) {
-                return answer
-                    .map_or_else(RoaringBitmap::new, |users| self.within(users.clone(), scope));
-            }
+            return answer
+                .map_or_else(RoaringBitmap::new, |users| self.within(users.clone(), scope));
         }
         let profiles = &self.state.profiles;
         self.verify(scope, |u| condition::test_value(&test, profiles.value(u, key)))
