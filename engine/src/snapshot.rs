@@ -537,8 +537,3 @@ pub fn prune(dir: &Path, keep: usize) -> Result<()> {
     }
     Ok(())
 }
-
-/// Wraps a decode problem as corruption of `path`.
-pub fn corrupt(path: &Path, why: String) -> Error {
-    Error::corrupt(path, why)
-}
