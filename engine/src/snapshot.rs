@@ -25,7 +25,7 @@ use roaring::RoaringBitmap;
 
 use crate::dedupe::Dedupe;
 use crate::dict::{Dictionaries, Dictionary};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::log::LogPosition;
 use crate::log::recovery::sync_dir;
 use crate::state::DerivedState;
