@@ -4,7 +4,10 @@
 //! ~32M events; `NUDGE_BENCH_USERS` overrides). The engine is built once by
 //! durable ingest; each query is then timed warm by criterion.
 //!
-//! Run with: `cargo bench -p nudge-benches --bench queries`
+//! Run with: `cargo bench -p nudge-benches --bench queries`; with
+//! `NUDGE_BENCH_DATA=DIR` the queries run on an existing data directory
+//! instead (set `NUDGE_BENCH_USERS` to the user count it was generated with,
+//! for `now`).
 
 #![allow(missing_docs)] // criterion macros generate undocumented items
 
@@ -63,12 +66,17 @@ fn queries(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(nudge_engine::dataset::SCALE_S_USERS);
+    // An existing data directory (e.g. from `nudge gen | nudge import`) skips the ingest.
+    let existing = std::env::var_os("NUDGE_BENCH_DATA");
     let dir = tempfile::tempdir().expect("tempdir");
+    let path = existing.as_ref().map_or(dir.path(), std::path::Path::new);
     let engine =
-        Engine::open(dir.path(), EngineOptions { snapshot_on_close: false, ..Default::default() })
+        Engine::open(path, EngineOptions { snapshot_on_close: false, ..Default::default() })
             .expect("open");
-    for batch in nudge_benches::batches(users, 1000) {
-        engine.ingest(batch).expect("ingest");
+    if existing.is_none() {
+        for batch in nudge_benches::batches(users, 1000) {
+            engine.ingest(batch).expect("ingest");
+        }
     }
     let now = DatasetSpec::new(users).now_ms;
     let mut group = c.benchmark_group(format!("queries_{users}_users"));
@@ -78,10 +86,14 @@ fn queries(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     for (name, text) in QUERIES {
         let list = name.ends_with("_ids");
-        let options =
-            QueryOptions { now_ms: Some(now), limit: Some(if list { usize::MAX } else { 0 }) };
+        let options = QueryOptions {
+            now_ms: Some(now),
+            limit: Some(if list { usize::MAX } else { 0 }),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
         let answer = engine.query(text, &options).expect(name);
-        eprintln!("{name}: {} users", answer.count);
+        eprintln!("{name}: {} users, first run {:?}", answer.count, started.elapsed());
         group.bench_function(name, |b| b.iter(|| engine.query(text, &options).expect(name).count));
     }
     group.finish();

@@ -586,7 +586,7 @@ impl Engine {
         let now = options.now_ms.unwrap_or_else(|| self.options.clock.now_ms());
         let limit = options.limit.unwrap_or(segment::DEFAULT_ANSWER_LIMIT);
         let reader = self.read();
-        segment::evaluate(&reader.dicts, &reader.state, text, now, limit)
+        segment::evaluate(&reader.dicts, &reader.state, text, now, limit, options.strategy)
     }
 
     /// Saves (or replaces) a named segment, durably. The expression must parse,

@@ -45,4 +45,4 @@ pub use error::{Error, Result};
 pub use log::{Durability, RecoveryMode};
 pub use props::Value;
 pub use record::{Event, ProfileUpdate, Record, Subscription};
-pub use segment::{Answer, PlanStep, QueryOptions};
+pub use segment::{Answer, PlanStep, QueryOptions, Strategy};

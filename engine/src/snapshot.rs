@@ -456,6 +456,7 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         subscriptions,
         segments,
         position,
+        ..Default::default()
     };
     Ok(Contents { dicts, dedupe, state })
 }

@@ -128,7 +128,7 @@ fn query_options(now: Option<String>, limit: usize) -> Result<nudge_engine::Quer
             ndjson::parse_timestamp_text(&text).map_err(|e| Error::Usage(format!("--now: {e}")))
         })
         .transpose()?;
-    Ok(nudge_engine::QueryOptions { now_ms, limit: Some(limit) })
+    Ok(nudge_engine::QueryOptions { now_ms, limit: Some(limit), ..Default::default() })
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -12,13 +12,15 @@
 //! seen only on a partly covered edge day are checked on their timeline.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use nudge_query_lang::{self as ql, Clause, Count, ExprKind, TimePoint, Window};
 use roaring::RoaringBitmap;
 
+use super::columnar::{self, Gatherer, Range, RowCondition};
 use super::condition::{self, Cond};
-use super::{PlanStep, aggregate};
+use super::{DAY_ROWS_MIN_CANDIDATES, PlanStep, Strategy, aggregate};
 use crate::clock::{DAY_MS, day_of};
 use crate::dict::{Dictionaries, EventId, UserId};
 use crate::error::{Error, Result};
@@ -40,28 +42,29 @@ pub(crate) struct Evaluator<'a> {
     /// Names of the saved segments being evaluated, for cycle detection.
     stack: Vec<String>,
     depth: usize,
-}
-
-/// An inclusive range of timestamps.
-#[derive(Debug, Clone, Copy)]
-struct Range {
-    lo: i64,
-    hi: i64,
-}
-
-impl Range {
-    fn is_empty(&self) -> bool {
-        self.lo > self.hi
-    }
+    strategy: Strategy,
 }
 
 /// A bound `E [where C]`.
 struct Filter {
     event: EventId,
     cond: Option<Cond>,
+    /// The condition's canonical text (it keys cached row masks).
+    cond_text: String,
 }
 
 impl Filter {
+    /// Runs `f` with the condition as day rows take it.
+    fn with_row_condition<T>(&self, f: impl FnOnce(Option<&RowCondition<'_>>) -> T) -> T {
+        match &self.cond {
+            None => f(None),
+            Some(cond) => {
+                let holds = |blob: &[u8]| cond.holds(blob);
+                f(Some(&RowCondition { text: &self.cond_text, holds: &holds }))
+            }
+        }
+    }
+
     fn matches(&self, entry: &TimelineEntry, state: &DerivedState) -> bool {
         entry.event() == self.event
             && self.cond.as_ref().is_none_or(|c| c.holds(state.timelines.props(entry)))
@@ -93,6 +96,7 @@ impl<'a> Evaluator<'a> {
         state: &'a DerivedState,
         now: i64,
         saved: &'a BTreeMap<String, String>,
+        strategy: Strategy,
     ) -> Self {
         Evaluator {
             dicts,
@@ -103,6 +107,16 @@ impl<'a> Evaluator<'a> {
             plan: Vec::new(),
             stack: Vec::new(),
             depth: 0,
+            strategy,
+        }
+    }
+
+    /// Whether to check `candidates` on day rows rather than timelines.
+    fn use_day_rows(&self, candidates: &RoaringBitmap) -> bool {
+        match self.strategy {
+            Strategy::Auto => candidates.len() >= DAY_ROWS_MIN_CANDIDATES,
+            Strategy::Timelines => false,
+            Strategy::DayRows => true,
         }
     }
 
@@ -152,7 +166,32 @@ impl<'a> Evaluator<'a> {
             }
             bound
         });
-        Some(Filter { event, cond })
+        let cond_text = filter.condition.as_ref().map(ToString::to_string).unwrap_or_default();
+        Some(Filter { event, cond, cond_text })
+    }
+
+    /// Users who did `event` on some day of `from..=to` (cached while those days do not change).
+    fn in_days(&self, event: EventId, from: i32, to: i32) -> Arc<RoaringBitmap> {
+        let Some(index) = self.state.indexes.event_user_ids.get(event as usize) else {
+            return Arc::default();
+        };
+        let (Some(first), Some(last)) = (
+            index.by_bucket[0].keys().next().copied(),
+            index.by_bucket[0].keys().next_back().copied(),
+        ) else {
+            return Arc::default();
+        };
+        let (from, to) = (from.max(first), to.min(last));
+        if from > to {
+            return Arc::default();
+        }
+        if from == first && to == last {
+            return Arc::new(index.all.clone());
+        }
+        if from == to {
+            return Arc::new(index.by_bucket[0].get(&from).cloned().unwrap_or_default());
+        }
+        self.state.columns.union(self.state, event, from, to, || index.in_days(from, to))
     }
 
     /// Users with `event` in `range`: (candidates, users certainly in because
@@ -161,42 +200,20 @@ impl<'a> Evaluator<'a> {
         &self,
         event: EventId,
         range: Range,
-    ) -> (RoaringBitmap, Option<RoaringBitmap>) {
-        let empty = (RoaringBitmap::new(), None);
-        let Some(index) = self.state.indexes.event_user_ids.get(event as usize) else {
-            return empty;
-        };
-        let days = &index.by_bucket[0];
-        let (Some(first), Some(last)) =
-            (days.keys().next().copied(), days.keys().next_back().copied())
-        else {
-            return empty;
-        };
+    ) -> (Arc<RoaringBitmap>, Option<Arc<RoaringBitmap>>) {
         if range.is_empty() {
-            return empty;
+            return (Arc::default(), None);
         }
-        let lo_day = day_of(range.lo).max(first);
-        let hi_day = day_of(range.hi).min(last);
-        if lo_day > hi_day {
-            return empty;
+        let (lo_day, hi_day) = (day_of(range.lo), day_of(range.hi));
+        let candidates = self.in_days(event, lo_day, hi_day);
+        let starts_whole = range.lo <= i64::from(lo_day) * DAY_MS;
+        let ends_whole = range.hi >= (i64::from(hi_day) + 1) * DAY_MS - 1;
+        if starts_whole && ends_whole {
+            return (candidates, None);
         }
-        let candidates = if lo_day <= first && hi_day >= last {
-            index.all.clone()
-        } else {
-            index.in_days(lo_day, hi_day)
-        };
-        let starts_whole = range.lo <= i64::from(day_of(range.lo)) * DAY_MS;
-        let ends_whole = range.hi >= (i64::from(day_of(range.hi)) + 1) * DAY_MS - 1;
-        let full_lo = if starts_whole { day_of(range.lo) } else { day_of(range.lo) + 1 }.max(first);
-        let full_hi = if ends_whole { day_of(range.hi) } else { day_of(range.hi) - 1 }.min(last);
-        let full = if full_lo > full_hi {
-            Some(RoaringBitmap::new())
-        } else if full_lo <= lo_day && full_hi >= hi_day {
-            None
-        } else {
-            Some(index.in_days(full_lo, full_hi))
-        };
-        (candidates, full)
+        let full_lo = if starts_whole { lo_day } else { lo_day + 1 };
+        let full_hi = if ends_whole { hi_day } else { hi_day - 1 };
+        (candidates, Some(self.in_days(event, full_lo, full_hi)))
     }
 
     /// The user's events in `range`, in order.
@@ -223,10 +240,38 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// `users ∩ scope`, skipping the work when the scope is the whole universe
-    /// (every index holds only users of the universe).
-    fn within(&self, users: RoaringBitmap, scope: &RoaringBitmap) -> RoaringBitmap {
-        if std::ptr::eq(scope, &self.state.indexes.all_user_ids) { users } else { users & scope }
+    /// `users ∩ scope`, skipping the intersection when the scope is the whole
+    /// universe (every index holds only users of the universe).
+    fn within(&self, users: &RoaringBitmap, scope: &RoaringBitmap) -> RoaringBitmap {
+        if std::ptr::eq(scope, &self.state.indexes.all_user_ids) {
+            users.clone()
+        } else {
+            users & scope
+        }
+    }
+
+    /// Checks each candidate on its entries of the events `wanted` (each in
+    /// its range): from day rows when there are many candidates, else from the
+    /// timeline slice `timeline_range`, which holds at least those entries.
+    fn verify_entries(
+        &self,
+        candidates: &RoaringBitmap,
+        wanted: &[(EventId, Range)],
+        timeline_range: Range,
+        keep: impl Fn(&[TimelineEntry]) -> bool,
+    ) -> RoaringBitmap {
+        if !self.use_day_rows(candidates) {
+            return self.verify(candidates, |u| keep(self.events_in(u, timeline_range)));
+        }
+        let mut gatherer = Gatherer::new(self.state, wanted);
+        let mut entries = Vec::new();
+        collect(candidates.iter().filter(|&u| {
+            if gatherer.gather(u, &mut entries) {
+                keep(&entries)
+            } else {
+                keep(self.events_in(u, timeline_range))
+            }
+        }))
     }
 
     fn verify(&self, candidates: &RoaringBitmap, keep: impl Fn(UserId) -> bool) -> RoaringBitmap {
@@ -328,7 +373,7 @@ impl<'a> Evaluator<'a> {
             Clause::User(comparison) => Ok(self.user(comparison, scope)),
             Clause::InSegment(name) => self.in_segment(name, scope),
             Clause::ReachableViaWebpush => {
-                Ok(self.within(self.state.indexes.webpush_user_ids.clone(), scope))
+                Ok(self.within(&self.state.indexes.webpush_user_ids, scope))
             }
         }?;
         self.plan.push(PlanStep {
@@ -345,18 +390,26 @@ impl<'a> Evaluator<'a> {
         let Some(filter) = self.filter(&did.filter) else { return RoaringBitmap::new() };
         let range = self.range(did.window.as_ref());
         let (candidates, full) = self.event_candidates(filter.event, range);
-        let mut candidates = self.within(candidates, scope);
         let count = did.count.as_ref().map_or(Count::AtLeast(1), |c| c.node);
         if filter.cond.is_none() && count == Count::AtLeast(1) {
+            let candidates = self.within(&candidates, scope);
             let Some(full) = full else { return candidates };
-            let certain = self.within(full, scope);
+            let certain = &candidates & &*full;
             let unsure = &candidates - &certain;
             return certain
                 | self.verify(&unsure, |u| {
                     self.events_in(u, range).iter().any(|e| e.event() == filter.event)
                 });
         }
+        let mut candidates = self.within(&candidates, scope);
         self.narrow_by_value(&mut candidates, &filter);
+        if self.use_day_rows(&candidates) {
+            return filter.with_row_condition(|condition| {
+                columnar::count(self.state, filter.event, condition, range, &candidates, |c| {
+                    count_holds(count, c)
+                })
+            });
+        }
         self.verify(&candidates, |u| {
             let matching =
                 self.events_in(u, range).iter().filter(|e| filter.matches(e, self.state)).count();
@@ -371,16 +424,17 @@ impl<'a> Evaluator<'a> {
         let within = sequence.within.as_ref().map(|d| i64::try_from(d.ms).unwrap_or(i64::MAX));
         let mut candidates: Option<RoaringBitmap> = None;
         for step in &steps {
-            let (mut users, _) = self.event_candidates(step.event, range);
+            let (users, _) = self.event_candidates(step.event, range);
+            let mut users = match candidates {
+                None => self.within(&users, scope),
+                Some(so_far) => so_far & &*users,
+            };
             self.narrow_by_value(&mut users, step);
-            candidates = Some(match candidates {
-                None => self.within(users, scope),
-                Some(so_far) => so_far & users,
-            });
+            candidates = Some(users);
         }
         let candidates = candidates.unwrap_or_default();
-        self.verify(&candidates, |u| {
-            let events = self.events_in(u, range);
+        let wanted: Vec<(EventId, Range)> = steps.iter().map(|s| (s.event, range)).collect();
+        self.verify_entries(&candidates, &wanted, range, |events| {
             (0..events.len()).filter(|&i| steps[0].matches(&events[i], self.state)).any(|start| {
                 let mut at = start;
                 for step in &steps[1..] {
@@ -402,16 +456,20 @@ impl<'a> Evaluator<'a> {
         let mut range = self.range(then_not.window.as_ref());
         range.hi = range.hi.min(self.now.saturating_sub(within));
         let (candidates, _) = self.event_candidates(first.event, range);
-        let mut candidates = self.within(candidates, scope);
+        let mut candidates = self.within(&candidates, scope);
         self.narrow_by_value(&mut candidates, &first);
-        self.verify(&candidates, |u| {
-            let timeline = self.state.timelines.of(u);
-            let start = timeline.partition_point(|e| e.ts_ms < range.lo);
-            (start..timeline.len()).take_while(|&i| timeline[i].ts_ms <= range.hi).any(|i| {
-                let e = &timeline[i];
+        let mut wanted = vec![(first.event, range)];
+        if let Some(absent) = &absent {
+            wanted
+                .push((absent.event, Range { lo: range.lo, hi: range.hi.saturating_add(within) }));
+        }
+        let rest = Range { lo: range.lo, hi: i64::MAX };
+        self.verify_entries(&candidates, &wanted, rest, |events| {
+            (0..events.len()).take_while(|&i| events[i].ts_ms <= range.hi).any(|i| {
+                let e = &events[i];
                 first.matches(e, self.state)
                     && !absent.as_ref().is_some_and(|absent| {
-                        timeline[i + 1..]
+                        events[i + 1..]
                             .iter()
                             .take_while(|f| f.ts_ms - e.ts_ms <= within)
                             .any(|f| absent.matches(f, self.state))
@@ -425,10 +483,10 @@ impl<'a> Evaluator<'a> {
         let range = self.range(in_a_row.window.as_ref());
         let needed = in_a_row.times.node;
         let (candidates, _) = self.event_candidates(filter.event, range);
-        let candidates = self.within(candidates, scope);
-        self.verify(&candidates, |u| {
+        let candidates = self.within(&candidates, scope);
+        self.verify_entries(&candidates, &[(filter.event, range)], range, |events| {
             let mut run = 0u32;
-            for e in self.events_in(u, range).iter().filter(|e| e.event() == filter.event) {
+            for e in events.iter().filter(|e| e.event() == filter.event) {
                 if filter.cond.as_ref().is_none_or(|c| c.holds(self.state.timelines.props(e))) {
                     run += 1;
                     if run >= needed {
@@ -451,10 +509,10 @@ impl<'a> Evaluator<'a> {
         let Some(filter) = self.filter(&clause.filter) else { return RoaringBitmap::new() };
         let range = self.range(Some(&clause.window));
         let (candidates, _) = self.event_candidates(filter.event, range);
-        let mut candidates = self.within(candidates, scope);
+        let mut candidates = self.within(&candidates, scope);
         self.narrow_by_value(&mut candidates, &filter);
         let until_now = Range { lo: 0, hi: self.now };
-        self.verify(&candidates, |u| {
+        let check = |u: UserId| {
             let events = self.events_in(u, until_now);
             let found = if first {
                 events.iter().find(|e| filter.matches(e, self.state))
@@ -462,7 +520,39 @@ impl<'a> Evaluator<'a> {
                 events.iter().rev().find(|e| filter.matches(e, self.state))
             };
             found.is_some_and(|e| e.ts_ms >= range.lo && e.ts_ms <= range.hi)
-        })
+        };
+        if filter.cond.is_some() || range.is_empty() {
+            return self.verify(&candidates, check);
+        }
+        // Without a condition, whole days decide most users: for `first`, anyone
+        // seen on a day before the window is out; for `last`, anyone seen on a
+        // day after it (up to the day before `now`) is out. Users seen on a
+        // partly covered day are checked on their timeline.
+        let (lo_day, hi_day, now_day) = (day_of(range.lo), day_of(range.hi), day_of(self.now));
+        let starts_whole = range.lo == i64::from(lo_day) * DAY_MS;
+        let ends_whole = range.hi == (i64::from(hi_day) + 1) * DAY_MS - 1;
+        let mut edges = Vec::new();
+        if !starts_whole {
+            edges.push(lo_day);
+        }
+        if !ends_whole {
+            edges.push(hi_day);
+        }
+        let out = if first {
+            self.in_days(filter.event, i32::MIN, lo_day - 1)
+        } else {
+            if now_day > hi_day {
+                edges.push(now_day);
+            }
+            self.in_days(filter.event, hi_day + 1, now_day - 1)
+        };
+        let candidates = candidates - &*out;
+        let mut unsure = RoaringBitmap::new();
+        for day in edges {
+            unsure |= &candidates & &*self.in_days(filter.event, day, day);
+        }
+        let certain = &candidates - &unsure;
+        certain | self.verify(&unsure, check)
     }
 
     fn aggregate(&mut self, clause: &ql::Aggregate, scope: &RoaringBitmap) -> RoaringBitmap {
@@ -474,22 +564,33 @@ impl<'a> Evaluator<'a> {
         };
         let range = self.range(clause.window.as_ref());
         let (candidates, _) = self.event_candidates(filter.event, range);
-        let mut candidates = self.within(candidates, scope);
+        let mut candidates = self.within(&candidates, scope);
         self.narrow_by_value(&mut candidates, &filter);
-        let threshold = clause.value.node.as_f64();
+        let threshold = condition::Literal::Number(clause.value.node.as_f64());
+        let holds = |result: f64| {
+            condition::compare(clause.op.node, props::ValueRef::Number(result), &threshold)
+        };
+        if self.use_day_rows(&candidates) {
+            return filter.with_row_condition(|condition| {
+                columnar::aggregate(
+                    self.state,
+                    filter.event,
+                    condition,
+                    key,
+                    clause.function.node,
+                    range,
+                    &candidates,
+                    holds,
+                )
+            });
+        }
         self.verify(&candidates, |u| {
             let values = self
                 .events_in(u, range)
                 .iter()
                 .filter(|e| filter.matches(e, self.state))
                 .filter_map(|e| props::get(self.state.timelines.props(e), key));
-            aggregate::compute(clause.function.node, values).is_some_and(|result| {
-                condition::compare(
-                    clause.op.node,
-                    props::ValueRef::Number(result),
-                    &condition::Literal::Number(threshold),
-                )
-            })
+            aggregate::compute(clause.function.node, values).is_some_and(holds)
         })
     }
 
@@ -511,8 +612,7 @@ impl<'a> Evaluator<'a> {
             (index, &test)
             && let Some(answer) = literal.as_value_ref().and_then(|v| index.get(v))
         {
-            return answer
-                .map_or_else(RoaringBitmap::new, |users| self.within(users.clone(), scope));
+            return answer.map_or_else(RoaringBitmap::new, |users| self.within(users, scope));
         }
         let profiles = &self.state.profiles;
         self.verify(scope, |u| condition::test_value(&test, profiles.value(u, key)))

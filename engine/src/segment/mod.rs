@@ -11,6 +11,7 @@
 //! dictionary ids and reads the indexes and timelines of `state/`.
 
 mod aggregate;
+mod columnar;
 pub mod condition;
 mod eval;
 
@@ -34,7 +35,26 @@ pub struct QueryOptions {
     pub now_ms: Option<i64>,
     /// Most user ids to list (sorted); `None` means [`DEFAULT_ANSWER_LIMIT`], 0 counts only.
     pub limit: Option<usize>,
+    /// How candidates are checked (the answer is the same either way).
+    pub strategy: Strategy,
 }
+
+/// How clauses that bitmaps alone cannot answer check their candidates. Every
+/// strategy gives the same answer; they differ in speed only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Day rows when at least [`DAY_ROWS_MIN_CANDIDATES`] candidates remain,
+    /// each candidate's timeline otherwise.
+    #[default]
+    Auto,
+    /// Always each candidate's timeline.
+    Timelines,
+    /// Always the event-major day rows.
+    DayRows,
+}
+
+/// Candidates from which [`Strategy::Auto`] reads day rows rather than timelines.
+pub const DAY_ROWS_MIN_CANDIDATES: u64 = 2048;
 
 /// One evaluated clause, for `explain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,10 +105,11 @@ pub fn evaluate(
     text: &str,
     now_ms: i64,
     limit: usize,
+    strategy: Strategy,
 ) -> Result<Answer> {
     let started = Instant::now();
     let expr = parse(text)?;
-    let mut evaluator = eval::Evaluator::new(dicts, state, now_ms, &state.segments);
+    let mut evaluator = eval::Evaluator::new(dicts, state, now_ms, &state.segments, strategy);
     let selected = evaluator.expr(&expr, &state.indexes.all_user_ids)?;
     let users = if limit == 0 {
         Vec::new()

@@ -11,6 +11,7 @@
 //! updated earlier, when a batch is sequenced (`engine.rs`), because they
 //! decide what the batch contains.
 
+pub mod day_rows;
 pub mod index;
 pub mod profiles;
 pub mod subscriptions;
@@ -42,6 +43,10 @@ pub struct DerivedState {
     pub segments: std::collections::BTreeMap<String, String>,
     /// The log position this state reflects.
     pub position: LogPosition,
+    /// When each day last received an event (not saved: a fresh state starts at zero).
+    pub day_changes: day_rows::DayChanges,
+    /// Event-major views built on demand by queries (not saved, not compared).
+    pub columns: day_rows::ColumnCache,
 }
 
 impl DerivedState {
@@ -62,6 +67,7 @@ impl DerivedState {
                     let ts = event.ts_ms.to_native();
                     self.timelines.insert(user, name, ts, &event.props);
                     self.indexes.add_event(user, name, ts);
+                    self.day_changes.touch(crate::clock::day_of(ts));
                 }
                 ArchivedLogEntry::Profile(update) => {
                     self.indexes.all_user_ids.insert(update.user.to_native());

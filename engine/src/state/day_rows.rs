@@ -1,0 +1,370 @@
+//! Event-major views of the timelines, derived on demand and cached: for one
+//! (event, UTC day), the users who did the event that day, ascending, each
+//! with the rows of their events of that kind in timeline order.
+//!
+//! Timelines are user-major and mix every event a user did, which suits
+//! checking one user but makes "sum the amounts of every Charged in 30 days"
+//! walk each candidate's whole month. [`DayRows`] hold only the rows of one
+//! event, so aggregates, counts and sequences read what they need and
+//! nothing else; [`ColumnCache`] adds per-row property columns and row masks
+//! of `where` conditions on top.
+//!
+//! Everything here is a cache of a pure function of the timelines. It is
+//! never saved, takes no part in equality, and an entry is thrown away when
+//! its day changed since it was built ([`DayChanges`]). The cache is bounded
+//! by [`COLUMN_CACHE_MAX_BYTES`]: past it, it is emptied and refilled.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use roaring::RoaringBitmap;
+
+use super::DerivedState;
+use crate::clock::DAY_MS;
+use crate::dict::{EventId, FastMap, UserId};
+use crate::props::{self, KeyId, ValueRef};
+
+/// Most bytes the column cache holds before it is emptied.
+pub const COLUMN_CACHE_MAX_BYTES: usize = 4 << 30;
+
+/// When each UTC day last received an event, as a count of events applied:
+/// a cached view of a day is current while the day has not changed since.
+#[derive(Debug, Clone, Default)]
+pub struct DayChanges {
+    applied: u64,
+    changed_at: FastMap<i32, u64>,
+    /// The most recent day touched and when: ingest mostly repeats one day,
+    /// which then costs no hash lookup.
+    last: Option<(i32, u64)>,
+}
+
+impl DayChanges {
+    /// Records an event on `day`.
+    pub fn touch(&mut self, day: i32) {
+        self.applied += 1;
+        match &mut self.last {
+            Some((last_day, at)) if *last_day == day => *at = self.applied,
+            last => {
+                if let Some((old_day, at)) = last.take() {
+                    self.changed_at.insert(old_day, at);
+                }
+                *last = Some((day, self.applied));
+            }
+        }
+    }
+
+    /// Events applied so far (the stamp of a view built now).
+    pub fn stamp(&self) -> u64 {
+        self.applied
+    }
+
+    /// When `day` last changed (0: never since the state was built or loaded).
+    pub fn changed_at(&self, day: i32) -> u64 {
+        match self.last {
+            Some((last_day, at)) if last_day == day => at,
+            _ => self.changed_at.get(&day).copied().unwrap_or(0),
+        }
+    }
+
+    /// Whether any day of `from..=to` changed after `stamp`.
+    pub fn changed_since(&self, from: i32, to: i32, stamp: u64) -> bool {
+        if self.applied <= stamp || from > to {
+            return false;
+        }
+        let span = (i64::from(to) - i64::from(from) + 1) as usize;
+        if span <= self.changed_at.len() + 1 {
+            (from..=to).any(|d| self.changed_at(d) > stamp)
+        } else {
+            // A long range: look at the days that ever changed instead.
+            self.last
+                .into_iter()
+                .chain(self.changed_at.iter().map(|(&d, &at)| (d, at)))
+                .any(|(d, at)| (from..=to).contains(&d) && at > stamp)
+        }
+    }
+}
+
+/// The rows of one event on one UTC day, grouped by user.
+#[derive(Debug, Default)]
+pub struct DayRows {
+    /// Users with at least one row, ascending.
+    pub users: Vec<UserId>,
+    /// `starts[i]..starts[i + 1]` are the rows of `users[i]` (one more entry than users).
+    pub starts: Vec<u32>,
+    /// Event time of each row.
+    pub ts_ms: Vec<i64>,
+    /// Where each row's properties are in the arena.
+    pub props_at: Vec<u64>,
+}
+
+impl DayRows {
+    /// Reads the rows of `event` on `day` from the timelines of the users the
+    /// day bucket lists.
+    fn build(state: &DerivedState, event: EventId, day: i32) -> DayRows {
+        let mut rows = DayRows { starts: vec![0], ..Default::default() };
+        let Some(bucket) =
+            state.indexes.event_user_ids.get(event as usize).and_then(|e| e.by_bucket[0].get(&day))
+        else {
+            return rows;
+        };
+        let from = i64::from(day) * DAY_MS;
+        let until = from + DAY_MS;
+        for user in bucket {
+            let timeline = state.timelines.of(user);
+            let start = timeline.partition_point(|e| e.ts_ms < from);
+            let before = rows.ts_ms.len();
+            for entry in timeline[start..].iter().take_while(|e| e.ts_ms < until) {
+                if entry.event() == event {
+                    rows.ts_ms.push(entry.ts_ms);
+                    rows.props_at.push(entry.props_at());
+                }
+            }
+            if rows.ts_ms.len() > before {
+                rows.users.push(user);
+                rows.starts.push(rows.ts_ms.len() as u32);
+            }
+        }
+        rows
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.ts_ms.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.ts_ms.is_empty()
+    }
+
+    fn bytes(&self) -> usize {
+        self.users.len() * 4 + self.starts.len() * 4 + self.ts_ms.len() * 16
+    }
+}
+
+/// A per-row value of one property, as `sum`/`avg`/`min`/`max` and counts need it.
+pub type NumberColumn = Vec<f64>;
+
+/// Per-row codes of one property's values: equal values, equal codes (within
+/// one cache generation); [`NO_VALUE`] where the row lacks the property.
+pub type CodeColumn = Vec<u32>;
+
+/// The code of a row without the property.
+pub const NO_VALUE: u32 = u32::MAX;
+
+/// A value as codes tell values apart (the rules of `count_distinct`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Distinct {
+    Number(u64),
+    Str(Box<str>),
+    Bool(bool),
+    Array(Vec<Distinct>),
+}
+
+fn distinct(value: ValueRef<'_>) -> Distinct {
+    match value {
+        ValueRef::Number(n) => Distinct::Number(if n == 0.0 { 0 } else { n.to_bits() }),
+        ValueRef::Str(s) => Distinct::Str(s.into()),
+        ValueRef::Bool(b) => Distinct::Bool(b),
+        ValueRef::Array(items) => Distinct::Array(items.iter().map(distinct).collect()),
+    }
+}
+
+struct Stamped<T> {
+    stamp: u64,
+    value: Arc<T>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    rows: FastMap<(EventId, i32), Stamped<DayRows>>,
+    numbers: FastMap<(EventId, i32, KeyId), Stamped<NumberColumn>>,
+    codes: FastMap<(EventId, i32, KeyId), Stamped<CodeColumn>>,
+    masks: FastMap<(EventId, i32, String), Stamped<Vec<bool>>>,
+    unions: FastMap<(EventId, i32, i32), Stamped<RoaringBitmap>>,
+    dictionary: FastMap<KeyId, FastMap<Distinct, u32>>,
+    bytes: usize,
+}
+
+impl CacheInner {
+    fn account(&mut self, bytes: usize) {
+        self.bytes += bytes;
+        if self.bytes > COLUMN_CACHE_MAX_BYTES {
+            *self = CacheInner::default();
+        }
+    }
+}
+
+/// Day rows, columns, condition masks and window unions built on demand.
+#[derive(Default)]
+pub struct ColumnCache {
+    inner: Mutex<CacheInner>,
+}
+
+impl std::fmt::Debug for ColumnCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColumnCache").field("bytes", &self.inner.lock().bytes).finish()
+    }
+}
+
+/// A clone starts empty: the cache is rebuilt from what it caches.
+impl Clone for ColumnCache {
+    fn clone(&self) -> Self {
+        ColumnCache::default()
+    }
+}
+
+fn current<K: std::hash::Hash + Eq, T>(
+    map: &FastMap<K, Stamped<T>>,
+    key: &K,
+    changes: &DayChanges,
+    day: i32,
+) -> Option<Arc<T>> {
+    map.get(key).filter(|s| changes.changed_at(day) <= s.stamp).map(|s| Arc::clone(&s.value))
+}
+
+impl ColumnCache {
+    /// The rows of `event` on `day`.
+    pub fn day_rows(&self, state: &DerivedState, event: EventId, day: i32) -> Arc<DayRows> {
+        let mut inner = self.inner.lock();
+        Self::rows_locked(&mut inner, state, event, day)
+    }
+
+    fn rows_locked(
+        inner: &mut CacheInner,
+        state: &DerivedState,
+        event: EventId,
+        day: i32,
+    ) -> Arc<DayRows> {
+        let changes = &state.day_changes;
+        if let Some(rows) = current(&inner.rows, &(event, day), changes, day) {
+            return rows;
+        }
+        let rows = Arc::new(DayRows::build(state, event, day));
+        inner.account(rows.bytes());
+        inner
+            .rows
+            .insert((event, day), Stamped { stamp: changes.stamp(), value: Arc::clone(&rows) });
+        rows
+    }
+
+    /// The numeric value of `key` on each row of `event` on `day` (NaN where
+    /// it is missing or not a number).
+    pub fn numbers(
+        &self,
+        state: &DerivedState,
+        event: EventId,
+        day: i32,
+        key: KeyId,
+    ) -> Arc<NumberColumn> {
+        let mut inner = self.inner.lock();
+        let changes = &state.day_changes;
+        if let Some(column) = current(&inner.numbers, &(event, day, key), changes, day) {
+            return column;
+        }
+        let rows = Self::rows_locked(&mut inner, state, event, day);
+        let column: NumberColumn = rows
+            .props_at
+            .iter()
+            .map(|&at| match props::get(state.timelines.arena().get(at), key) {
+                Some(ValueRef::Number(n)) => n,
+                _ => f64::NAN,
+            })
+            .collect();
+        let column = Arc::new(column);
+        inner.account(column.len() * 8);
+        inner.numbers.insert(
+            (event, day, key),
+            Stamped { stamp: changes.stamp(), value: Arc::clone(&column) },
+        );
+        column
+    }
+
+    /// The code of `key`'s value on each row of `event` on `day`.
+    pub fn codes(
+        &self,
+        state: &DerivedState,
+        event: EventId,
+        day: i32,
+        key: KeyId,
+    ) -> Arc<CodeColumn> {
+        let mut inner = self.inner.lock();
+        let changes = &state.day_changes;
+        if let Some(column) = current(&inner.codes, &(event, day, key), changes, day) {
+            return column;
+        }
+        let rows = Self::rows_locked(&mut inner, state, event, day);
+        let mut dictionary = inner.dictionary.remove(&key).unwrap_or_default();
+        let column: CodeColumn = rows
+            .props_at
+            .iter()
+            .map(|&at| match props::get(state.timelines.arena().get(at), key) {
+                Some(value) => {
+                    let next = dictionary.len() as u32;
+                    *dictionary.entry(distinct(value)).or_insert(next)
+                }
+                None => NO_VALUE,
+            })
+            .collect();
+        let column = Arc::new(column);
+        inner.account(column.len() * 4);
+        inner.dictionary.insert(key, dictionary);
+        inner.codes.insert(
+            (event, day, key),
+            Stamped { stamp: changes.stamp(), value: Arc::clone(&column) },
+        );
+        column
+    }
+
+    /// Whether `holds` is true of each row of `event` on `day`; `name` is the
+    /// condition's canonical text, which keys the cache.
+    pub fn mask(
+        &self,
+        state: &DerivedState,
+        event: EventId,
+        day: i32,
+        name: &str,
+        holds: impl Fn(&[u8]) -> bool,
+    ) -> Arc<Vec<bool>> {
+        let mut inner = self.inner.lock();
+        let changes = &state.day_changes;
+        let key = (event, day, name.to_owned());
+        if let Some(mask) = current(&inner.masks, &key, changes, day) {
+            return mask;
+        }
+        let rows = Self::rows_locked(&mut inner, state, event, day);
+        let mask: Vec<bool> =
+            rows.props_at.iter().map(|&at| holds(state.timelines.arena().get(at))).collect();
+        let mask = Arc::new(mask);
+        inner.account(mask.len());
+        inner.masks.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&mask) });
+        mask
+    }
+
+    /// Users who did `event` on some day of `from..=to`, kept while none of
+    /// those days changes.
+    pub fn union(
+        &self,
+        state: &DerivedState,
+        event: EventId,
+        from: i32,
+        to: i32,
+        build: impl FnOnce() -> RoaringBitmap,
+    ) -> Arc<RoaringBitmap> {
+        let changes = &state.day_changes;
+        let key = (event, from, to);
+        {
+            let inner = self.inner.lock();
+            if let Some(s) = inner.unions.get(&key)
+                && !changes.changed_since(from, to, s.stamp)
+            {
+                return Arc::clone(&s.value);
+            }
+        }
+        let union = Arc::new(build());
+        let mut inner = self.inner.lock();
+        inner.account(union.serialized_size());
+        inner.unions.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&union) });
+        union
+    }
+}
