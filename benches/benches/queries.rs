@@ -94,6 +94,15 @@ fn queries(c: &mut Criterion) {
         let started = std::time::Instant::now();
         let answer = engine.query(text, &options).expect(name);
         eprintln!("{name}: {} users, first run {:?}", answer.count, started.elapsed());
+        if std::env::var_os("NUDGE_BENCH_EXPLAIN").is_some() {
+            for step in engine.query(text, &options).expect(name).plan {
+                let indent = "  ".repeat(step.depth);
+                eprintln!(
+                    "  {indent}{} [{} → {}, {} µs]",
+                    step.clause, step.scope_users, step.selected_users, step.took_us
+                );
+            }
+        }
         group.bench_function(name, |b| b.iter(|| engine.query(text, &options).expect(name).count));
     }
     group.finish();

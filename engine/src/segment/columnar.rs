@@ -21,6 +21,7 @@ use crate::clock::{DAY_MS, day_of};
 use crate::dict::{EventId, UserId};
 use crate::props::KeyId;
 use crate::state::DerivedState;
+pub(crate) use crate::state::day_rows::RowCondition;
 use crate::state::day_rows::{DayRows, NO_VALUE};
 use crate::state::timeline::TimelineEntry;
 
@@ -47,13 +48,6 @@ impl Range {
     }
 }
 
-/// A `where` condition as day rows need it: its canonical text (the cache
-/// key) and its test of a property blob.
-pub(crate) struct RowCondition<'c> {
-    pub text: &'c str,
-    pub holds: &'c dyn Fn(&[u8]) -> bool,
-}
-
 /// The days with rows of `event` inside `range`, ascending.
 fn days(state: &DerivedState, event: EventId, range: Range) -> Vec<i32> {
     if range.is_empty() {
@@ -64,24 +58,114 @@ fn days(state: &DerivedState, event: EventId, range: Range) -> Vec<i32> {
     })
 }
 
-/// A per-user array as large as the biggest user id in play.
-fn per_user<T: Clone + Default>(state: &DerivedState) -> Vec<T> {
-    let len = state.indexes.all_user_ids.max().map_or(0, |m| m as usize + 1);
-    vec![T::default(); len]
+/// Users per block of [`accumulate`]: per-user scratch of a block stays in
+/// the core's cache while the block's rows of every day are added in.
+const BLOCK_USERS: u32 = 1 << 14;
+
+/// Candidates from which checking them is split between threads.
+pub(crate) const PARALLEL_MIN_CANDIDATES: u64 = 32 * 1024;
+
+/// Runs `check` on parts of `candidates` (disjoint ranges of user ids), one
+/// per available core when there are enough candidates, and unites the
+/// answers.
+pub(crate) fn in_parallel(
+    candidates: &RoaringBitmap,
+    check: impl Fn(&RoaringBitmap) -> RoaringBitmap + Sync,
+) -> RoaringBitmap {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    if threads < 2 || candidates.len() < PARALLEL_MIN_CANDIDATES {
+        return check(candidates);
+    }
+    let mut parts = Vec::new();
+    let mut rest = candidates.clone();
+    for i in (1..threads).rev() {
+        let Some(split) = rest.select((rest.len() * i / (i + 1)) as u32) else { break };
+        let mut upper = rest.clone();
+        upper.remove_range(..split);
+        rest.remove_range(split..);
+        parts.push(upper);
+    }
+    parts.push(rest);
+    let check = &check;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts.iter().map(|part| scope.spawn(move || check(part))).collect();
+        let mut united = RoaringBitmap::new();
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => united |= part,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        united
+    })
 }
 
-/// The rows of `rows` to count: in `range` and, with a condition, where it holds.
-fn row_filter<'r>(
-    state: &'r DerivedState,
+/// Folds, for each candidate, the rows of each day (in day order) into a
+/// per-user state and keeps the candidates whose state passes `keep`.
+///
+/// Works one block of user ids at a time: the days' user lists are sorted, so
+/// a block's users form one run in each of them; blocks holding no
+/// candidate are skipped. Parts of the candidates run on parallel threads.
+fn accumulate<S: Clone + Default>(
+    days: &[Arc<DayRows>],
+    candidates: &RoaringBitmap,
+    add: impl Fn(&mut S, usize, std::ops::Range<usize>) + Sync,
+    keep: impl Fn(&S) -> bool + Sync,
+) -> RoaringBitmap {
+    in_parallel(candidates, |part| accumulate_part(days, part, &add, &keep))
+}
+
+fn accumulate_part<S: Clone + Default>(
+    days: &[Arc<DayRows>],
+    candidates: &RoaringBitmap,
+    add: &impl Fn(&mut S, usize, std::ops::Range<usize>),
+    keep: &impl Fn(&S) -> bool,
+) -> RoaringBitmap {
+    let mut scratch = vec![S::default(); BLOCK_USERS as usize];
+    let mut cursors = vec![0usize; days.len()];
+    let mut runs = vec![0..0; days.len()];
+    let mut selected = Vec::new();
+    let mut pending = candidates.iter().peekable();
+    while let Some(&first) = pending.peek() {
+        let base = first - first % BLOCK_USERS;
+        let end = base.saturating_add(BLOCK_USERS);
+        for (d, rows) in days.iter().enumerate() {
+            let from = seek(&rows.users, cursors[d], base);
+            let to = seek(&rows.users, from, end);
+            for i in from..to {
+                let slot = &mut scratch[(rows.users[i] - base) as usize];
+                add(slot, d, rows.starts[i] as usize..rows.starts[i + 1] as usize);
+            }
+            runs[d] = from..to;
+            cursors[d] = to;
+        }
+        while let Some(user) = pending.next_if(|&u| u < end) {
+            if keep(&scratch[(user - base) as usize]) {
+                selected.push(user);
+            }
+        }
+        for (rows, run) in days.iter().zip(&runs) {
+            for &user in &rows.users[run.clone()] {
+                scratch[(user - base) as usize] = S::default();
+            }
+        }
+    }
+    super::from_ascending(selected.into_iter())
+}
+
+/// Which rows of a day's rows lie in `range` (`None`: the whole day does).
+fn in_range(day: i32, range: Range, rows: &DayRows) -> Option<impl Fn(usize) -> bool + Sync + '_> {
+    (!range.covers_day(day)).then_some(move |r: usize| range.contains(rows.ts_ms[r]))
+}
+
+/// The rows of `event` (passing `condition`) on each of `days`.
+fn rows_of(
+    state: &DerivedState,
     event: EventId,
-    day: i32,
-    range: Range,
     condition: Option<&RowCondition<'_>>,
-    rows: &'r DayRows,
-) -> impl Fn(usize) -> bool + 'r {
-    let whole = range.covers_day(day);
-    let mask = condition.map(|c| state.columns.mask(state, event, day, c.text, c.holds));
-    move |r| (whole || range.contains(rows.ts_ms[r])) && mask.as_ref().is_none_or(|m| m[r])
+    days: &[i32],
+) -> Vec<Arc<DayRows>> {
+    days.iter().map(|&day| state.columns.day_rows(state, event, day, condition)).collect()
 }
 
 /// Users of `candidates` whose number of matching `event` rows in `range`
@@ -92,33 +176,23 @@ pub(crate) fn count(
     condition: Option<&RowCondition<'_>>,
     range: Range,
     candidates: &RoaringBitmap,
-    holds: impl Fn(u64) -> bool,
+    holds: impl Fn(u64) -> bool + Sync,
 ) -> RoaringBitmap {
-    let mut counts: Vec<u32> = per_user(state);
-    for day in days(state, event, range) {
-        let rows = state.columns.day_rows(state, event, day);
-        if range.covers_day(day) && condition.is_none() {
-            for (i, &user) in rows.users.iter().enumerate() {
-                counts[user as usize] += rows.starts[i + 1] - rows.starts[i];
-            }
-            continue;
-        }
-        let keep = row_filter(state, event, day, range, condition, &rows);
-        for (i, &user) in rows.users.iter().enumerate() {
-            let n =
-                (rows.starts[i] as usize..rows.starts[i + 1] as usize).filter(|&r| keep(r)).count();
-            counts[user as usize] += n as u32;
-        }
-    }
-    select(candidates, |u| holds(u64::from(counts[u as usize])))
-}
-
-fn select(candidates: &RoaringBitmap, keep: impl Fn(UserId) -> bool) -> RoaringBitmap {
-    let mut out = RoaringBitmap::new();
-    for user in candidates.iter().filter(|&u| keep(u)) {
-        out.push(user);
-    }
-    out
+    let days = days(state, event, range);
+    let rows = rows_of(state, event, condition, &days);
+    let filters: Vec<_> =
+        days.iter().zip(&rows).map(|(&day, day_rows)| in_range(day, range, day_rows)).collect();
+    accumulate(
+        &rows,
+        candidates,
+        |n: &mut u32, d, run| {
+            *n += match &filters[d] {
+                None => run.len() as u32,
+                Some(keep) => run.filter(|&r| keep(r)).count() as u32,
+            };
+        },
+        |&n| holds(u64::from(n)),
+    )
 }
 
 /// Users of `candidates` whose aggregate of `key` over matching `event` rows
@@ -131,41 +205,45 @@ pub(crate) fn aggregate(
     function: AggregateFn,
     range: Range,
     candidates: &RoaringBitmap,
-    holds: impl Fn(f64) -> bool,
+    holds: impl Fn(f64) -> bool + Sync,
 ) -> RoaringBitmap {
     if function == AggregateFn::CountDistinct {
         return count_distinct(state, event, condition, key, range, candidates, holds);
     }
-    let mut counted: Vec<u32> = per_user(state);
-    let mut acc: Vec<f64> = per_user(state);
-    for day in days(state, event, range) {
-        let rows = state.columns.day_rows(state, event, day);
-        let numbers = state.columns.numbers(state, event, day, key);
-        let keep = row_filter(state, event, day, range, condition, &rows);
-        for (i, &user) in rows.users.iter().enumerate() {
-            let u = user as usize;
-            for r in rows.starts[i] as usize..rows.starts[i + 1] as usize {
-                let n = numbers[r];
-                if n.is_nan() || !keep(r) {
+    let days = days(state, event, range);
+    let rows = rows_of(state, event, condition, &days);
+    let numbers: Vec<_> = days
+        .iter()
+        .map(|&day| state.columns.numbers(state, (event, day, condition), key))
+        .collect();
+    let filters: Vec<_> =
+        days.iter().zip(&rows).map(|(&day, day_rows)| in_range(day, range, day_rows)).collect();
+    accumulate(
+        &rows,
+        candidates,
+        |(counted, acc): &mut (u32, f64), d, run| {
+            for r in run {
+                let n = numbers[d][r];
+                if n.is_nan() || filters[d].as_ref().is_some_and(|in_range| !in_range(r)) {
                     continue;
                 }
-                acc[u] = if counted[u] == 0 {
+                *acc = if *counted == 0 {
                     n
                 } else {
                     match function {
-                        AggregateFn::Min => acc[u].min(n),
-                        AggregateFn::Max => acc[u].max(n),
-                        _ => acc[u] + n,
+                        AggregateFn::Min => acc.min(n),
+                        AggregateFn::Max => acc.max(n),
+                        _ => *acc + n,
                     }
                 };
-                counted[u] += 1;
+                *counted += 1;
             }
-        }
-    }
-    select(candidates, |u| {
-        let (n, value) = (counted[u as usize], acc[u as usize]);
-        n > 0 && holds(if function == AggregateFn::Avg { value / f64::from(n) } else { value })
-    })
+        },
+        |&(counted, acc)| {
+            counted > 0
+                && holds(if function == AggregateFn::Avg { acc / f64::from(counted) } else { acc })
+        },
+    )
 }
 
 fn count_distinct(
@@ -175,15 +253,15 @@ fn count_distinct(
     key: KeyId,
     range: Range,
     candidates: &RoaringBitmap,
-    holds: impl Fn(f64) -> bool,
+    holds: impl Fn(f64) -> bool + Sync,
 ) -> RoaringBitmap {
     // (user, code) pairs, deduplicated within each user's day first.
     let mut pairs: Vec<u64> = Vec::new();
     let mut day_codes: Vec<u32> = Vec::new();
     for day in days(state, event, range) {
-        let rows = state.columns.day_rows(state, event, day);
-        let codes = state.columns.codes(state, event, day, key);
-        let keep = row_filter(state, event, day, range, condition, &rows);
+        let rows = state.columns.day_rows(state, event, day, condition);
+        let codes = state.columns.codes(state, (event, day, condition), key);
+        let keep = in_range(day, range, &rows);
         for (i, &user) in rows.users.iter().enumerate() {
             if !candidates.contains(user) {
                 continue;
@@ -191,7 +269,7 @@ fn count_distinct(
             day_codes.clear();
             day_codes.extend(
                 (rows.starts[i] as usize..rows.starts[i + 1] as usize)
-                    .filter(|&r| codes[r] != NO_VALUE && keep(r))
+                    .filter(|&r| codes[r] != NO_VALUE && keep.as_ref().is_none_or(|k| k(r)))
                     .map(|r| codes[r]),
             );
             day_codes.sort_unstable();
@@ -201,13 +279,12 @@ fn count_distinct(
     }
     pairs.sort_unstable();
     pairs.dedup();
-    let mut out = RoaringBitmap::new();
-    for run in pairs.chunk_by(|a, b| a >> 32 == b >> 32) {
-        if holds(run.len() as f64) {
-            out.push((run[0] >> 32) as UserId);
-        }
-    }
-    out
+    super::from_ascending(
+        pairs
+            .chunk_by(|a, b| a >> 32 == b >> 32)
+            .filter(|run| holds(run.len() as f64))
+            .map(|run| (run[0] >> 32) as UserId),
+    )
 }
 
 /// The first index `>= from` in the ascending `users` holding `user` or
@@ -254,7 +331,7 @@ impl Gatherer {
                 range,
                 days: days(state, event, range)
                     .into_iter()
-                    .map(|day| (state.columns.day_rows(state, event, day), 0))
+                    .map(|day| (state.columns.day_rows(state, event, day, None), 0))
                     .collect(),
             })
             .collect();

@@ -59,7 +59,7 @@ impl Filter {
         match &self.cond {
             None => f(None),
             Some(cond) => {
-                let holds = |blob: &[u8]| cond.holds(blob);
+                let holds = move |blob: &[u8]| cond.holds(blob);
                 f(Some(&RowCondition { text: &self.cond_text, holds: &holds }))
             }
         }
@@ -80,14 +80,6 @@ fn count_holds(count: Count, c: u64) -> bool {
             Count::Exactly(n) => c == n,
             Count::Between(low, high) => (low..=high).contains(&c),
         }
-}
-
-fn collect(users: impl Iterator<Item = UserId>) -> RoaringBitmap {
-    let mut out = RoaringBitmap::new();
-    for user in users {
-        out.push(user);
-    }
-    out
 }
 
 impl<'a> Evaluator<'a> {
@@ -265,7 +257,7 @@ impl<'a> Evaluator<'a> {
         }
         let mut gatherer = Gatherer::new(self.state, wanted);
         let mut entries = Vec::new();
-        collect(candidates.iter().filter(|&u| {
+        super::from_ascending(candidates.iter().filter(|&u| {
             if gatherer.gather(u, &mut entries) {
                 keep(&entries)
             } else {
@@ -275,7 +267,7 @@ impl<'a> Evaluator<'a> {
     }
 
     fn verify(&self, candidates: &RoaringBitmap, keep: impl Fn(UserId) -> bool) -> RoaringBitmap {
-        collect(candidates.iter().filter(|&u| keep(u)))
+        super::from_ascending(candidates.iter().filter(|&u| keep(u)))
     }
 
     /// An upper bound of the users a bitmap-shaped clause selects, read from

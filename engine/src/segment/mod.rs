@@ -88,6 +88,15 @@ pub struct Answer {
     pub now_ms: i64,
 }
 
+/// Builds a bitmap from user ids in strictly ascending order (as bitmaps
+/// iterate). `RoaringBitmap::push` rescans a dense container for its maximum
+/// on every call; appending a sorted run does not.
+pub(crate) fn from_ascending(
+    users: impl Iterator<Item = crate::dict::UserId>,
+) -> roaring::RoaringBitmap {
+    roaring::RoaringBitmap::from_sorted_iter(users).expect("user ids come in ascending order")
+}
+
 /// Parses a segment expression, turning a syntax error into [`Error::Query`].
 pub fn parse(text: &str) -> Result<nudge_query_lang::Expr> {
     nudge_query_lang::parse_segment(text).map_err(|e| Error::Query {

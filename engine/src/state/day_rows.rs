@@ -6,8 +6,9 @@
 //! checking one user but makes "sum the amounts of every Charged in 30 days"
 //! walk each candidate's whole month. [`DayRows`] hold only the rows of one
 //! event, so aggregates, counts and sequences read what they need and
-//! nothing else; [`ColumnCache`] adds per-row property columns and row masks
-//! of `where` conditions on top.
+//! nothing else. [`ColumnCache`] also keeps the rows that pass a `where`
+//! condition (keyed by the condition's canonical text) and per-row property
+//! columns of either.
 //!
 //! Everything here is a cache of a pure function of the timelines. It is
 //! never saved, takes no part in equality, and an entry is thrown away when
@@ -137,6 +138,25 @@ impl DayRows {
         self.ts_ms.is_empty()
     }
 
+    /// The rows for which `holds` is true of the properties.
+    fn filtered(&self, state: &DerivedState, holds: &dyn Fn(&[u8]) -> bool) -> DayRows {
+        let mut kept = DayRows { starts: vec![0], ..Default::default() };
+        for (i, &user) in self.users.iter().enumerate() {
+            let before = kept.ts_ms.len();
+            for r in self.starts[i] as usize..self.starts[i + 1] as usize {
+                if holds(state.timelines.arena().get(self.props_at[r])) {
+                    kept.ts_ms.push(self.ts_ms[r]);
+                    kept.props_at.push(self.props_at[r]);
+                }
+            }
+            if kept.ts_ms.len() > before {
+                kept.users.push(user);
+                kept.starts.push(kept.ts_ms.len() as u32);
+            }
+        }
+        kept
+    }
+
     fn bytes(&self) -> usize {
         self.users.len() * 4 + self.starts.len() * 4 + self.ts_ms.len() * 16
     }
@@ -175,12 +195,28 @@ struct Stamped<T> {
     value: Arc<T>,
 }
 
+/// Which rows: those of `event` on `day`, where `condition` (canonical text,
+/// empty for none) holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RowsKey {
+    event: EventId,
+    day: i32,
+    condition: String,
+}
+
+/// A `where` condition: its canonical text (the cache key) and its test.
+pub struct RowCondition<'c> {
+    /// The condition in canonical syntax.
+    pub text: &'c str,
+    /// Whether a property blob satisfies it.
+    pub holds: &'c (dyn Fn(&[u8]) -> bool + Sync),
+}
+
 #[derive(Default)]
 struct CacheInner {
-    rows: FastMap<(EventId, i32), Stamped<DayRows>>,
-    numbers: FastMap<(EventId, i32, KeyId), Stamped<NumberColumn>>,
-    codes: FastMap<(EventId, i32, KeyId), Stamped<CodeColumn>>,
-    masks: FastMap<(EventId, i32, String), Stamped<Vec<bool>>>,
+    rows: FastMap<RowsKey, Stamped<DayRows>>,
+    numbers: FastMap<(RowsKey, KeyId), Stamped<NumberColumn>>,
+    codes: FastMap<(RowsKey, KeyId), Stamped<CodeColumn>>,
     unions: FastMap<(EventId, i32, i32), Stamped<RoaringBitmap>>,
     dictionary: FastMap<KeyId, FastMap<Distinct, u32>>,
     bytes: usize,
@@ -224,10 +260,16 @@ fn current<K: std::hash::Hash + Eq, T>(
 }
 
 impl ColumnCache {
-    /// The rows of `event` on `day`.
-    pub fn day_rows(&self, state: &DerivedState, event: EventId, day: i32) -> Arc<DayRows> {
+    /// The rows of `event` on `day` (those satisfying `condition`, if given).
+    pub fn day_rows(
+        &self,
+        state: &DerivedState,
+        event: EventId,
+        day: i32,
+        condition: Option<&RowCondition<'_>>,
+    ) -> Arc<DayRows> {
         let mut inner = self.inner.lock();
-        Self::rows_locked(&mut inner, state, event, day)
+        Self::rows_locked(&mut inner, state, event, day, condition)
     }
 
     fn rows_locked(
@@ -235,110 +277,90 @@ impl ColumnCache {
         state: &DerivedState,
         event: EventId,
         day: i32,
+        condition: Option<&RowCondition<'_>>,
     ) -> Arc<DayRows> {
         let changes = &state.day_changes;
-        if let Some(rows) = current(&inner.rows, &(event, day), changes, day) {
+        let key = RowsKey { event, day, condition: condition.map_or("", |c| c.text).to_owned() };
+        if let Some(rows) = current(&inner.rows, &key, changes, day) {
             return rows;
         }
-        let rows = Arc::new(DayRows::build(state, event, day));
+        let rows = Arc::new(match condition {
+            None => DayRows::build(state, event, day),
+            Some(c) => Self::rows_locked(inner, state, event, day, None).filtered(state, c.holds),
+        });
         inner.account(rows.bytes());
-        inner
-            .rows
-            .insert((event, day), Stamped { stamp: changes.stamp(), value: Arc::clone(&rows) });
+        inner.rows.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&rows) });
         rows
     }
 
-    /// The numeric value of `key` on each row of `event` on `day` (NaN where
-    /// it is missing or not a number).
+    /// A column of `key`'s values over the rows [`ColumnCache::day_rows`] gives.
+    fn column<T>(
+        &self,
+        state: &DerivedState,
+        (event, day, condition): (EventId, i32, Option<&RowCondition<'_>>),
+        key: KeyId,
+        table: impl Fn(&mut CacheInner) -> &mut FastMap<(RowsKey, KeyId), Stamped<Vec<T>>>,
+        value: impl Fn(&mut CacheInner, Option<ValueRef<'_>>) -> T,
+    ) -> Arc<Vec<T>> {
+        let mut inner = self.inner.lock();
+        let changes = &state.day_changes;
+        let rows_key =
+            RowsKey { event, day, condition: condition.map_or("", |c| c.text).to_owned() };
+        let column_key = (rows_key, key);
+        if let Some(column) = current(table(&mut inner), &column_key, changes, day) {
+            return column;
+        }
+        let rows = Self::rows_locked(&mut inner, state, event, day, condition);
+        let column: Vec<T> = rows
+            .props_at
+            .iter()
+            .map(|&at| value(&mut inner, props::get(state.timelines.arena().get(at), key)))
+            .collect();
+        let column = Arc::new(column);
+        inner.account(column.len() * std::mem::size_of::<T>());
+        table(&mut inner)
+            .insert(column_key, Stamped { stamp: changes.stamp(), value: Arc::clone(&column) });
+        column
+    }
+
+    /// The numeric value of `key` on each row (NaN where it is missing or not a number).
     pub fn numbers(
         &self,
         state: &DerivedState,
-        event: EventId,
-        day: i32,
+        rows: (EventId, i32, Option<&RowCondition<'_>>),
         key: KeyId,
     ) -> Arc<NumberColumn> {
-        let mut inner = self.inner.lock();
-        let changes = &state.day_changes;
-        if let Some(column) = current(&inner.numbers, &(event, day, key), changes, day) {
-            return column;
-        }
-        let rows = Self::rows_locked(&mut inner, state, event, day);
-        let column: NumberColumn = rows
-            .props_at
-            .iter()
-            .map(|&at| match props::get(state.timelines.arena().get(at), key) {
+        self.column(
+            state,
+            rows,
+            key,
+            |inner| &mut inner.numbers,
+            |_, value| match value {
                 Some(ValueRef::Number(n)) => n,
                 _ => f64::NAN,
-            })
-            .collect();
-        let column = Arc::new(column);
-        inner.account(column.len() * 8);
-        inner.numbers.insert(
-            (event, day, key),
-            Stamped { stamp: changes.stamp(), value: Arc::clone(&column) },
-        );
-        column
+            },
+        )
     }
 
-    /// The code of `key`'s value on each row of `event` on `day`.
+    /// The code of `key`'s value on each row ([`NO_VALUE`] where it is missing).
     pub fn codes(
         &self,
         state: &DerivedState,
-        event: EventId,
-        day: i32,
+        rows: (EventId, i32, Option<&RowCondition<'_>>),
         key: KeyId,
     ) -> Arc<CodeColumn> {
-        let mut inner = self.inner.lock();
-        let changes = &state.day_changes;
-        if let Some(column) = current(&inner.codes, &(event, day, key), changes, day) {
-            return column;
-        }
-        let rows = Self::rows_locked(&mut inner, state, event, day);
-        let mut dictionary = inner.dictionary.remove(&key).unwrap_or_default();
-        let column: CodeColumn = rows
-            .props_at
-            .iter()
-            .map(|&at| match props::get(state.timelines.arena().get(at), key) {
-                Some(value) => {
-                    let next = dictionary.len() as u32;
-                    *dictionary.entry(distinct(value)).or_insert(next)
-                }
-                None => NO_VALUE,
-            })
-            .collect();
-        let column = Arc::new(column);
-        inner.account(column.len() * 4);
-        inner.dictionary.insert(key, dictionary);
-        inner.codes.insert(
-            (event, day, key),
-            Stamped { stamp: changes.stamp(), value: Arc::clone(&column) },
-        );
-        column
-    }
-
-    /// Whether `holds` is true of each row of `event` on `day`; `name` is the
-    /// condition's canonical text, which keys the cache.
-    pub fn mask(
-        &self,
-        state: &DerivedState,
-        event: EventId,
-        day: i32,
-        name: &str,
-        holds: impl Fn(&[u8]) -> bool,
-    ) -> Arc<Vec<bool>> {
-        let mut inner = self.inner.lock();
-        let changes = &state.day_changes;
-        let key = (event, day, name.to_owned());
-        if let Some(mask) = current(&inner.masks, &key, changes, day) {
-            return mask;
-        }
-        let rows = Self::rows_locked(&mut inner, state, event, day);
-        let mask: Vec<bool> =
-            rows.props_at.iter().map(|&at| holds(state.timelines.arena().get(at))).collect();
-        let mask = Arc::new(mask);
-        inner.account(mask.len());
-        inner.masks.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&mask) });
-        mask
+        self.column(
+            state,
+            rows,
+            key,
+            |inner| &mut inner.codes,
+            |inner, value| {
+                let Some(value) = value else { return NO_VALUE };
+                let dictionary = inner.dictionary.entry(key).or_default();
+                let next = dictionary.len() as u32;
+                *dictionary.entry(distinct(value)).or_insert(next)
+            },
+        )
     }
 
     /// Users who did `event` on some day of `from..=to`, kept while none of
