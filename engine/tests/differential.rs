@@ -5,6 +5,7 @@
 //! prints the seed, the query and the users on either side.
 //!
 //! Every query runs with each [`Strategy`] (timelines, day rows, automatic),
+//! listing users and counting only,
 //! and day rows are cached by queries run halfway through ingest, so a stale
 //! cache entry would show as a disagreement.
 //!
@@ -63,6 +64,14 @@ fn the_engine_agrees_with_the_reference_on_random_data_and_queries() {
                     .map(|a| a.users.into_iter().collect::<BTreeSet<String>>());
                 match (&expected, &actual) {
                     (Ok(expected), Ok(actual)) => {
+                        let counted = engine
+                            .query(&query, &QueryOptions { limit: Some(0), ..options.clone() })
+                            .map(|a| a.count);
+                        assert_eq!(
+                            counted.ok(),
+                            Some(expected.len() as u64),
+                            "seed {seed}, {strategy:?}: count only of {query}"
+                        );
                         if expected != actual {
                             let missing: Vec<_> = expected.difference(actual).collect();
                             let extra: Vec<_> = actual.difference(expected).collect();

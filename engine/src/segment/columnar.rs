@@ -246,6 +246,9 @@ pub(crate) fn aggregate(
     )
 }
 
+/// Distinct values that [`count_distinct`] tracks in a per-user bit set.
+const DISTINCT_BITS: usize = 256;
+
 fn count_distinct(
     state: &DerivedState,
     event: EventId,
@@ -255,26 +258,43 @@ fn count_distinct(
     candidates: &RoaringBitmap,
     holds: impl Fn(f64) -> bool + Sync,
 ) -> RoaringBitmap {
-    // (user, code) pairs, deduplicated within each user's day first.
+    let days = days(state, event, range);
+    let rows = rows_of(state, event, condition, &days);
+    let codes: Vec<_> =
+        days.iter().map(|&day| state.columns.codes(state, (event, day, condition), key)).collect();
+    let filters: Vec<_> =
+        days.iter().zip(&rows).map(|(&day, day_rows)| in_range(day, range, day_rows)).collect();
+    let counted = |d: usize, r: usize| {
+        codes[d][r] != NO_VALUE && filters[d].as_ref().is_none_or(|in_range| in_range(r))
+    };
+    if state.columns.code_count(key) <= DISTINCT_BITS {
+        // Few distinct values: a bit set per user.
+        return accumulate(
+            &rows,
+            candidates,
+            |seen: &mut [u64; DISTINCT_BITS / 64], d, run| {
+                for r in run.filter(|&r| counted(d, r)) {
+                    let code = codes[d][r] as usize;
+                    seen[code / 64] |= 1 << (code % 64);
+                }
+            },
+            |seen| {
+                let n: u32 = seen.iter().map(|w| w.count_ones()).sum();
+                n > 0 && holds(f64::from(n))
+            },
+        );
+    }
+    // Many: (user, code) pairs, sorted and deduplicated.
     let mut pairs: Vec<u64> = Vec::new();
-    let mut day_codes: Vec<u32> = Vec::new();
-    for day in days(state, event, range) {
-        let rows = state.columns.day_rows(state, event, day, condition);
-        let codes = state.columns.codes(state, (event, day, condition), key);
-        let keep = in_range(day, range, &rows);
-        for (i, &user) in rows.users.iter().enumerate() {
-            if !candidates.contains(user) {
-                continue;
+    for (d, day_rows) in rows.iter().enumerate() {
+        for (i, &user) in day_rows.users.iter().enumerate() {
+            if candidates.contains(user) {
+                let run = day_rows.starts[i] as usize..day_rows.starts[i + 1] as usize;
+                pairs.extend(
+                    run.filter(|&r| counted(d, r))
+                        .map(|r| (u64::from(user) << 32) | u64::from(codes[d][r])),
+                );
             }
-            day_codes.clear();
-            day_codes.extend(
-                (rows.starts[i] as usize..rows.starts[i + 1] as usize)
-                    .filter(|&r| codes[r] != NO_VALUE && keep.as_ref().is_none_or(|k| k(r)))
-                    .map(|r| codes[r]),
-            );
-            day_codes.sort_unstable();
-            day_codes.dedup();
-            pairs.extend(day_codes.iter().map(|&c| (u64::from(user) << 32) | u64::from(c)));
         }
     }
     pairs.sort_unstable();

@@ -41,14 +41,14 @@ pub(crate) struct Evaluator<'a> {
     pub plan: Vec<PlanStep>,
     /// Names of the saved segments being evaluated, for cycle detection.
     stack: Vec<String>,
-    depth: usize,
+    pub(super) depth: usize,
     strategy: Strategy,
 }
 
 /// A bound `E [where C]`.
-struct Filter {
-    event: EventId,
-    cond: Option<Cond>,
+pub(super) struct Filter {
+    pub event: EventId,
+    pub cond: Option<Cond>,
     /// The condition's canonical text (it keys cached row masks).
     cond_text: String,
 }
@@ -127,7 +127,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The timestamps a window admits, never past `now` nor before the epoch.
-    fn range(&self, window: Option<&ql::Spanned<Window>>) -> Range {
+    pub(super) fn range(&self, window: Option<&ql::Spanned<Window>>) -> Range {
         let (lo, hi) = match window.map(|w| &w.node) {
             None => (0, self.now),
             Some(Window::InLast(d)) => {
@@ -140,7 +140,7 @@ impl<'a> Evaluator<'a> {
         Range { lo: lo.max(0), hi: hi.min(self.now) }
     }
 
-    fn filter(&mut self, filter: &ql::EventFilter) -> Option<Filter> {
+    pub(super) fn filter(&mut self, filter: &ql::EventFilter) -> Option<Filter> {
         let Some(event) = self.dicts.events.get(&filter.event) else {
             self.warn(format!(
                 "event {:?} has never been seen: it selects nobody",
@@ -188,7 +188,7 @@ impl<'a> Evaluator<'a> {
 
     /// Users with `event` in `range`: (candidates, users certainly in because
     /// seen on a day wholly inside the range; `None` when that is all candidates).
-    fn event_candidates(
+    pub(super) fn event_candidates(
         &self,
         event: EventId,
         range: Range,
@@ -198,8 +198,16 @@ impl<'a> Evaluator<'a> {
         }
         let (lo_day, hi_day) = (day_of(range.lo), day_of(range.hi));
         let candidates = self.in_days(event, lo_day, hi_day);
-        let starts_whole = range.lo <= i64::from(lo_day) * DAY_MS;
-        let ends_whole = range.hi >= (i64::from(hi_day) + 1) * DAY_MS - 1;
+        // A partly covered day on which nobody did the event changes nothing.
+        let quiet = |day: i32| {
+            self.state
+                .indexes
+                .event_user_ids
+                .get(event as usize)
+                .is_none_or(|index| !index.by_bucket[0].contains_key(&day))
+        };
+        let starts_whole = range.lo <= i64::from(lo_day) * DAY_MS || quiet(lo_day);
+        let ends_whole = range.hi >= (i64::from(hi_day) + 1) * DAY_MS - 1 || quiet(hi_day);
         if starts_whole && ends_whole {
             return (candidates, None);
         }
@@ -234,7 +242,7 @@ impl<'a> Evaluator<'a> {
 
     /// `users ∩ scope`, skipping the intersection when the scope is the whole
     /// universe (every index holds only users of the universe).
-    fn within(&self, users: &RoaringBitmap, scope: &RoaringBitmap) -> RoaringBitmap {
+    pub(super) fn within(&self, users: &RoaringBitmap, scope: &RoaringBitmap) -> RoaringBitmap {
         if std::ptr::eq(scope, &self.state.indexes.all_user_ids) {
             users.clone()
         } else {
@@ -272,7 +280,7 @@ impl<'a> Evaluator<'a> {
 
     /// An upper bound of the users a bitmap-shaped clause selects, read from
     /// the indexes without evaluating anything (`u64::MAX` when unknown).
-    fn estimate(&self, expr: &ql::Expr) -> u64 {
+    pub(super) fn estimate(&self, expr: &ql::Expr) -> u64 {
         let indexes = &self.state.indexes;
         let ExprKind::Clause(clause) = &expr.node else { return u64::MAX };
         match &**clause {
@@ -303,7 +311,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Runs `f` one level deeper in the plan (the level is restored on errors too).
-    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    pub(super) fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.depth += 1;
         let result = f(self);
         self.depth -= 1;
@@ -654,7 +662,7 @@ impl<'a> Evaluator<'a> {
 
 /// A rough cost rank, so `and` evaluates cheap bitmap-shaped parts first and
 /// timeline-verified parts on the smallest scope.
-fn cost(expr: &ql::Expr) -> u8 {
+pub(super) fn cost(expr: &ql::Expr) -> u8 {
     match &expr.node {
         ExprKind::Clause(clause) => match &**clause {
             Clause::ReachableViaWebpush => 1,

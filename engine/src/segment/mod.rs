@@ -13,6 +13,7 @@
 mod aggregate;
 mod columnar;
 pub mod condition;
+mod count;
 mod eval;
 
 use std::time::Instant;
@@ -119,10 +120,19 @@ pub fn evaluate(
     let started = Instant::now();
     let expr = parse(text)?;
     let mut evaluator = eval::Evaluator::new(dicts, state, now_ms, &state.segments, strategy);
+    if limit == 0 {
+        let count = evaluator.count(&expr)?;
+        return Ok(Answer {
+            count,
+            users: Vec::new(),
+            took_us: started.elapsed().as_micros() as u64,
+            warnings: evaluator.warnings,
+            plan: evaluator.plan,
+            now_ms,
+        });
+    }
     let selected = evaluator.expr(&expr, &state.indexes.all_user_ids)?;
-    let users = if limit == 0 {
-        Vec::new()
-    } else {
+    let users = {
         // The first `limit` external ids in sorted order, not the first dense ids.
         let mut names: Vec<&str> = selected.iter().filter_map(|u| dicts.users.name(u)).collect();
         if names.len() > limit {

@@ -226,7 +226,9 @@ impl CacheInner {
     fn account(&mut self, bytes: usize) {
         self.bytes += bytes;
         if self.bytes > COLUMN_CACHE_MAX_BYTES {
-            *self = CacheInner::default();
+            // Codes stay: columns built before and after the reset must agree.
+            let dictionary = std::mem::take(&mut self.dictionary);
+            *self = CacheInner { dictionary, ..CacheInner::default() };
         }
     }
 }
@@ -340,6 +342,11 @@ impl ColumnCache {
                 _ => f64::NAN,
             },
         )
+    }
+
+    /// How many distinct values of `key` have codes (every code is below it).
+    pub fn code_count(&self, key: KeyId) -> usize {
+        self.inner.lock().dictionary.get(&key).map_or(0, FastMap::len)
     }
 
     /// The code of `key`'s value on each row ([`NO_VALUE`] where it is missing).

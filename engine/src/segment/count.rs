@@ -1,0 +1,134 @@
+//! Count-only answers: when a query is asked for its count alone and the last
+//! step of its top-level `and` is bitmap-shaped (an index bitmap, or the
+//! negation of one), that step is counted with an intersection count instead
+//! of being built. When every child is bitmap-shaped, the largest sets are
+//! intersected first: intersections of dense sets stay dense and cheap, and
+//! only the final, smallest one is counted.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use nudge_query_lang::{self as ql, Clause, ExprKind};
+use roaring::RoaringBitmap;
+
+use super::PlanStep;
+use super::eval::{Evaluator, cost};
+use crate::error::Result;
+
+/// Users a bitmap-shaped expression selects, read from the indexes.
+enum Users<'a> {
+    Index(&'a RoaringBitmap),
+    Shared(Arc<RoaringBitmap>),
+}
+
+impl std::ops::Deref for Users<'_> {
+    type Target = RoaringBitmap;
+    fn deref(&self) -> &RoaringBitmap {
+        match self {
+            Users::Index(users) => users,
+            Users::Shared(users) => users,
+        }
+    }
+}
+
+impl<'a> Evaluator<'a> {
+    /// The users of a bitmap-shaped expression and whether it is negated;
+    /// `None` when the expression needs more than one index bitmap.
+    fn bitmap_shaped(&mut self, expr: &ql::Expr) -> Option<(Users<'a>, bool)> {
+        let clause = match &expr.node {
+            ExprKind::Not(inner) => {
+                let (users, negated) = self.bitmap_shaped(inner)?;
+                return (!negated).then_some((users, true));
+            }
+            ExprKind::Clause(clause) => clause,
+            ExprKind::And(_) | ExprKind::Or(_) => return None,
+        };
+        let indexes = &self.state.indexes;
+        match &**clause {
+            Clause::ReachableViaWebpush => Some((Users::Index(&indexes.webpush_user_ids), false)),
+            Clause::User(c) => {
+                let ql::Test::Compare { op: ql::CompareOp::Eq, value } = &c.test.node else {
+                    return None;
+                };
+                let key = super::condition::key_id(self.dicts, &c.property)?;
+                let index = indexes.profile_property_value_user_ids.get(&key)?;
+                let literal = super::condition::Literal::from_ast(value)?;
+                match index.get(literal.as_value_ref()?)? {
+                    Some(users) => Some((Users::Index(users), false)),
+                    None => Some((Users::Shared(Arc::default()), false)),
+                }
+            }
+            Clause::Did(did) if did.count.is_none() && did.filter.condition.is_none() => {
+                self.dicts.events.get(&did.filter.event)?;
+                let filter = self.filter(&did.filter)?;
+                let range = self.range(did.window.as_ref());
+                match self.event_candidates(filter.event, range) {
+                    (users, None) => Some((Users::Shared(users), false)),
+                    (_, Some(_)) => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The number of users `expr` selects (see the module notes).
+    pub fn count(&mut self, expr: &ql::Expr) -> Result<u64> {
+        let universe = &self.state.indexes.all_user_ids;
+        let ExprKind::And(items) = &expr.node else { return Ok(self.expr(expr, universe)?.len()) };
+        let shaped: Vec<Option<(Users<'a>, bool)>> =
+            items.iter().map(|item| self.bitmap_shaped(item)).collect();
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        if shaped.iter().all(Option::is_some) {
+            // Positive sets largest first, negations last.
+            order.sort_by_key(|&i| match &shaped[i] {
+                Some((users, false)) => (0, u64::MAX - users.len()),
+                _ => (1, 0),
+            });
+        } else {
+            order.sort_by_key(|&i| (cost(&items[i]), self.estimate(&items[i])));
+        }
+        let Some((&last, rest)) = order.split_last() else { return Ok(universe.len()) };
+        if shaped[last].is_none() {
+            return Ok(self.expr(expr, universe)?.len());
+        }
+        self.nested(|this| {
+            let mut current: Option<RoaringBitmap> = None;
+            for &i in rest {
+                let narrowed = current.as_ref().unwrap_or(universe);
+                if narrowed.is_empty() {
+                    return Ok(0);
+                }
+                current = Some(match &shaped[i] {
+                    Some((users, negated)) => {
+                        let started = Instant::now();
+                        let result = if *negated {
+                            narrowed - &**users
+                        } else {
+                            this.within(users, narrowed)
+                        };
+                        this.step(&items[i], narrowed.len(), result.len(), started);
+                        result
+                    }
+                    None => this.expr(&items[i], narrowed)?,
+                });
+            }
+            let narrowed = current.as_ref().unwrap_or(universe);
+            let started = Instant::now();
+            let Some((users, negated)) = &shaped[last] else { return Ok(0) };
+            let both = narrowed.intersection_len(users);
+            let count = if *negated { narrowed.len() - both } else { both };
+            this.step(&items[last], narrowed.len(), count, started);
+            Ok(count)
+        })
+    }
+
+    fn step(&mut self, expr: &ql::Expr, scope_users: u64, selected_users: u64, started: Instant) {
+        self.plan.push(PlanStep {
+            depth: self.depth,
+            clause: expr.to_string(),
+            scope_users,
+            selected_users,
+            took_us: started.elapsed().as_micros() as u64,
+        });
+    }
+}
