@@ -63,7 +63,7 @@ fn days(state: &DerivedState, event: EventId, range: Range) -> Vec<i32> {
 const BLOCK_USERS: u32 = 1 << 14;
 
 /// Candidates from which checking them is split between threads.
-pub(crate) const PARALLEL_MIN_CANDIDATES: u64 = 32 * 1024;
+pub(crate) const PARALLEL_MIN_CANDIDATES: u64 = 8 * 1024;
 
 /// Runs `check` on parts of `candidates` (disjoint ranges of user ids), one
 /// per available core when there are enough candidates, and unites the
@@ -201,8 +201,7 @@ pub(crate) fn aggregate(
     state: &DerivedState,
     event: EventId,
     condition: Option<&RowCondition<'_>>,
-    key: KeyId,
-    function: AggregateFn,
+    (key, function): (KeyId, AggregateFn),
     range: Range,
     candidates: &RoaringBitmap,
     holds: impl Fn(f64) -> bool + Sync,
@@ -430,7 +429,7 @@ mod tests {
                 function,
                 values.iter().map(|&n| crate::props::ValueRef::Number(n)),
             )
-            .unwrap();
+            .expect("values were given");
             assert_eq!(acc.to_bits(), expected.to_bits(), "{function:?}");
         }
     }

@@ -258,20 +258,22 @@ impl<'a> Evaluator<'a> {
         candidates: &RoaringBitmap,
         wanted: &[(EventId, Range)],
         timeline_range: Range,
-        keep: impl Fn(&[TimelineEntry]) -> bool,
+        keep: impl Fn(&[TimelineEntry]) -> bool + Sync,
     ) -> RoaringBitmap {
         if !self.use_day_rows(candidates) {
             return self.verify(candidates, |u| keep(self.events_in(u, timeline_range)));
         }
-        let mut gatherer = Gatherer::new(self.state, wanted);
-        let mut entries = Vec::new();
-        super::from_ascending(candidates.iter().filter(|&u| {
-            if gatherer.gather(u, &mut entries) {
-                keep(&entries)
-            } else {
-                keep(self.events_in(u, timeline_range))
-            }
-        }))
+        columnar::in_parallel(candidates, |part| {
+            let mut gatherer = Gatherer::new(self.state, wanted);
+            let mut entries = Vec::new();
+            super::from_ascending(part.iter().filter(|&u| {
+                if gatherer.gather(u, &mut entries) {
+                    keep(&entries)
+                } else {
+                    keep(self.events_in(u, timeline_range))
+                }
+            }))
+        })
     }
 
     fn verify(&self, candidates: &RoaringBitmap, keep: impl Fn(UserId) -> bool) -> RoaringBitmap {
@@ -576,8 +578,7 @@ impl<'a> Evaluator<'a> {
                     self.state,
                     filter.event,
                     condition,
-                    key,
-                    clause.function.node,
+                    (key, clause.function.node),
                     range,
                     &candidates,
                     holds,
