@@ -121,6 +121,16 @@ fn every_clause_kind_selects_the_hand_computed_users() {
         ),
         (r#"did "Product Viewed" where price between 80 and 100"#, &["ann"]),
         (r#"did "Product Viewed" where price not exists"#, &["cat"]),
+        // Aggregates over the same values compared twice are answered in one pass.
+        (r#"sum(amount) of "Charged" >= 3000 and sum(amount) of "Charged" <= 5000"#, &["ann"]),
+        (
+            r#"avg(price) of "Product Viewed" > 50 and user.city == "Delhi" and avg(price) of "Product Viewed" < 110"#,
+            &["ann"],
+        ),
+        (
+            r#"sum(amount) of "Charged" > 100 and sum(amount) of "Charged" in last 5h > 100"#,
+            &["ann"],
+        ),
     ];
     for (query, expected) in cases {
         assert_eq!(users(&engine, query), *expected, "{query}");

@@ -4,6 +4,11 @@
 //! of being built. When every child is bitmap-shaped, the largest sets are
 //! intersected first: intersections of dense sets stay dense and cheap, and
 //! only the final, smallest one is counted.
+//!
+//! When every child is an event over whole days and the sets are sparse
+//! (roaring intersects sorted arrays of ids at a few nanoseconds per id),
+//! the intersection runs over plain bit sets of the day spans instead, cached
+//! like window unions: a few microseconds per child whatever the sizes.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,12 +18,16 @@ use roaring::RoaringBitmap;
 
 use super::PlanStep;
 use super::eval::{Evaluator, cost};
+use crate::clock::day_of;
+use crate::dict::EventId;
 use crate::error::Result;
 
 /// Users a bitmap-shaped expression selects, read from the indexes.
 enum Users<'a> {
     Index(&'a RoaringBitmap),
     Shared(Arc<RoaringBitmap>),
+    /// Users who did an event on some day of a span: (event, first day, last day).
+    Window(Arc<RoaringBitmap>, (EventId, i32, i32)),
 }
 
 impl std::ops::Deref for Users<'_> {
@@ -26,7 +35,7 @@ impl std::ops::Deref for Users<'_> {
     fn deref(&self) -> &RoaringBitmap {
         match self {
             Users::Index(users) => users,
-            Users::Shared(users) => users,
+            Users::Shared(users) | Users::Window(users, _) => users,
         }
     }
 }
@@ -63,6 +72,10 @@ impl<'a> Evaluator<'a> {
                 let filter = self.filter(&did.filter)?;
                 let range = self.range(did.window.as_ref());
                 match self.event_candidates(filter.event, range) {
+                    (users, None) if !range.is_empty() => {
+                        let days = (filter.event, day_of(range.lo), day_of(range.hi));
+                        Some((Users::Window(users, days), false))
+                    }
                     (users, None) => Some((Users::Shared(users), false)),
                     (_, Some(_)) => None,
                 }
@@ -77,6 +90,9 @@ impl<'a> Evaluator<'a> {
         let ExprKind::And(items) = &expr.node else { return Ok(self.expr(expr, universe)?.len()) };
         let shaped: Vec<Option<(Users<'a>, bool)>> =
             items.iter().map(|item| self.bitmap_shaped(item)).collect();
+        if let Some(count) = self.dense_count(items, &shaped) {
+            return Ok(count);
+        }
         let mut order: Vec<usize> = (0..items.len()).collect();
         if shaped.iter().all(Option::is_some) {
             // Positive sets largest first, negations last.
@@ -120,6 +136,58 @@ impl<'a> Evaluator<'a> {
             this.step(&items[last], narrowed.len(), count, started);
             Ok(count)
         })
+    }
+
+    /// Counts an `and` of event windows over bit sets, when every child is
+    /// one and the sets are sparse enough for that to be cheaper.
+    fn dense_count(
+        &mut self,
+        items: &[ql::Expr],
+        shaped: &[Option<(Users<'a>, bool)>],
+    ) -> Option<u64> {
+        let mut windows: Vec<(usize, &RoaringBitmap, (EventId, i32, i32), bool)> = shaped
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                Some((Users::Window(users, days), negated)) => Some((i, &**users, *days, *negated)),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        // Positive sets first: the first one starts the bit set.
+        windows.sort_by_key(|w| w.3);
+        let words = self.state.indexes.all_user_ids.max().map_or(0, |m| m as usize / 64 + 1);
+        let ids: u64 = windows.iter().map(|w| w.1.len()).sum();
+        // Roaring costs a few ns per id of sparse sets; a bit set pass ~1 ns per word.
+        if windows.len() < 2 || ids < (windows.len() * words) as u64 || windows[0].3 {
+            return None;
+        }
+        self.nested(|this| {
+            let mut bits: Option<Vec<u64>> = None;
+            let mut scope_users = this.state.indexes.all_user_ids.len();
+            for &(i, users, days, negated) in &windows {
+                let started = Instant::now();
+                let state = this.state;
+                let dense = state.columns.dense(state, days, words, || Arc::new(users.clone()));
+                let selected = match &mut bits {
+                    None => {
+                        bits = Some(dense.to_vec());
+                        users.len()
+                    }
+                    Some(bits) => {
+                        let mut ones = 0;
+                        for (word, other) in bits.iter_mut().zip(dense.iter()) {
+                            *word &= if negated { !other } else { *other };
+                            ones += u64::from(word.count_ones());
+                        }
+                        ones
+                    }
+                };
+                this.step(&items[i], scope_users, selected, started);
+                scope_users = selected;
+            }
+            Ok(scope_users)
+        })
+        .ok()
     }
 
     fn step(&mut self, expr: &ql::Expr, scope_users: u64, selected_users: u64, started: Instant) {

@@ -163,7 +163,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Users who did `event` on some day of `from..=to` (cached while those days do not change).
-    fn in_days(&self, event: EventId, from: i32, to: i32) -> Arc<RoaringBitmap> {
+    pub(super) fn in_days(&self, event: EventId, from: i32, to: i32) -> Arc<RoaringBitmap> {
         let Some(index) = self.state.indexes.event_user_ids.get(event as usize) else {
             return Arc::default();
         };
@@ -177,13 +177,9 @@ impl<'a> Evaluator<'a> {
         if from > to {
             return Arc::default();
         }
-        if from == first && to == last {
-            return Arc::new(index.all.clone());
-        }
-        if from == to {
-            return Arc::new(index.by_bucket[0].get(&from).cloned().unwrap_or_default());
-        }
-        self.state.columns.union(self.state, event, from, to, || index.in_days(from, to))
+        self.state.columns.union(self.state, event, from, to, || {
+            if from == first && to == last { index.all.clone() } else { index.in_days(from, to) }
+        })
     }
 
     /// Users with `event` in `range`: (candidates, users certainly in because
@@ -329,15 +325,20 @@ impl<'a> Evaluator<'a> {
                 let mut order: Vec<&ql::Expr> = items.iter().collect();
                 // Cheap kinds first; among equals, the smaller index bitmap first.
                 order.sort_by_key(|e| (cost(e), self.estimate(e)));
+                let fused = fuse_aggregates(&order);
                 self.nested(|this| {
                     let mut current: Option<RoaringBitmap> = None;
-                    for item in order {
+                    for (i, item) in order.iter().enumerate() {
                         // The first child sees the scope itself (no copy), later ones what it kept.
                         let narrowed = current.as_ref().unwrap_or(scope);
                         if narrowed.is_empty() {
                             break;
                         }
-                        current = Some(this.expr(item, narrowed)?);
+                        current = Some(match &fused[i] {
+                            Fused::Alone => this.expr(item, narrowed)?,
+                            Fused::Leads(group) => this.fused_aggregates(group, narrowed),
+                            Fused::Follows => continue,
+                        });
                     }
                     Ok(current.unwrap_or_else(|| scope.clone()))
                 })
@@ -557,7 +558,33 @@ impl<'a> Evaluator<'a> {
         certain | self.verify(&unsure, check)
     }
 
+    /// Aggregates over the same values compared several ways, as one pass.
+    fn fused_aggregates(
+        &mut self,
+        group: &[&ql::Aggregate],
+        scope: &RoaringBitmap,
+    ) -> RoaringBitmap {
+        let started = Instant::now();
+        let result = self.aggregate_all(group, scope);
+        let clause = group.iter().map(|a| Clause::Aggregate((*a).clone()).to_string());
+        self.plan.push(PlanStep {
+            depth: self.depth,
+            clause: clause.collect::<Vec<_>>().join(" and "),
+            scope_users: scope.len(),
+            selected_users: result.len(),
+            took_us: started.elapsed().as_micros() as u64,
+        });
+        result
+    }
+
     fn aggregate(&mut self, clause: &ql::Aggregate, scope: &RoaringBitmap) -> RoaringBitmap {
+        self.aggregate_all(&[clause], scope)
+    }
+
+    /// Users whose aggregate (the same function, property, events and window
+    /// in every clause of `group`) passes every clause's comparison.
+    fn aggregate_all(&mut self, group: &[&ql::Aggregate], scope: &RoaringBitmap) -> RoaringBitmap {
+        let Some(&clause) = group.first() else { return scope.clone() };
         let Some(filter) = self.filter(&clause.filter) else { return RoaringBitmap::new() };
         let name = condition::key_name(&clause.property);
         let Some(key) = condition::key_id(self.dicts, &clause.property) else {
@@ -568,9 +595,14 @@ impl<'a> Evaluator<'a> {
         let (candidates, _) = self.event_candidates(filter.event, range);
         let mut candidates = self.within(&candidates, scope);
         self.narrow_by_value(&mut candidates, &filter);
-        let threshold = condition::Literal::Number(clause.value.node.as_f64());
+        let tests: Vec<(ql::CompareOp, condition::Literal)> = group
+            .iter()
+            .map(|a| (a.op.node, condition::Literal::Number(a.value.node.as_f64())))
+            .collect();
         let holds = |result: f64| {
-            condition::compare(clause.op.node, props::ValueRef::Number(result), &threshold)
+            tests.iter().all(|(op, threshold)| {
+                condition::compare(*op, props::ValueRef::Number(result), threshold)
+            })
         };
         if self.use_day_rows(&candidates) {
             return filter.with_row_condition(|condition| {
@@ -659,6 +691,58 @@ impl<'a> Evaluator<'a> {
         self.stack.pop();
         result
     }
+}
+
+/// How an `and` child takes part in aggregate fusion.
+enum Fused<'e> {
+    /// Evaluated on its own.
+    Alone,
+    /// The first of several aggregates over the same values: evaluates them all.
+    Leads(Vec<&'e ql::Aggregate>),
+    /// Evaluated with an earlier child.
+    Follows,
+}
+
+/// Finds `and` children that aggregate the same values (same function,
+/// property, events and window) and differ only in the comparison, like
+/// `avg(x) of "E" >= 1 and avg(x) of "E" <= 2`: one pass answers them all.
+fn fuse_aggregates<'e>(order: &[&'e ql::Expr]) -> Vec<Fused<'e>> {
+    fn subject(expr: &ql::Expr) -> Option<(&ql::Aggregate, String)> {
+        match &expr.node {
+            ExprKind::Clause(clause) => match &**clause {
+                Clause::Aggregate(a) => Some((
+                    a,
+                    format!(
+                        "{}({}) of {} {}",
+                        a.function.node,
+                        a.property.node,
+                        a.filter,
+                        a.window.as_ref().map(|w| w.node.to_string()).unwrap_or_default()
+                    ),
+                )),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    let subjects: Vec<_> = order.iter().map(|&e| subject(e)).collect();
+    let mut fused: Vec<Fused<'e>> = order.iter().map(|_| Fused::Alone).collect();
+    for i in 0..order.len() {
+        let (Some((first, key)), Fused::Alone) = (&subjects[i], &fused[i]) else { continue };
+        let mut group = vec![&**first];
+        for j in i + 1..order.len() {
+            if let Some((other, other_key)) = &subjects[j]
+                && other_key == key
+            {
+                group.push(&**other);
+                fused[j] = Fused::Follows;
+            }
+        }
+        if group.len() > 1 {
+            fused[i] = Fused::Leads(group);
+        }
+    }
+    fused
 }
 
 /// A rough cost rank, so `and` evaluates cheap bitmap-shaped parts first and

@@ -218,6 +218,7 @@ struct CacheInner {
     numbers: FastMap<(RowsKey, KeyId), Stamped<NumberColumn>>,
     codes: FastMap<(RowsKey, KeyId), Stamped<CodeColumn>>,
     unions: FastMap<(EventId, i32, i32), Stamped<RoaringBitmap>>,
+    dense: FastMap<(EventId, i32, i32), Stamped<Vec<u64>>>,
     dictionary: FastMap<KeyId, FastMap<Distinct, u32>>,
     bytes: usize,
 }
@@ -395,5 +396,38 @@ impl ColumnCache {
         inner.account(union.serialized_size());
         inner.unions.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&union) });
         union
+    }
+
+    /// The users of [`ColumnCache::union`] as a plain bit set of `words`
+    /// 64-bit words (bit `u` is user `u`), kept while none of the days changes.
+    pub fn dense(
+        &self,
+        state: &DerivedState,
+        (event, from, to): (EventId, i32, i32),
+        words: usize,
+        users: impl FnOnce() -> Arc<RoaringBitmap>,
+    ) -> Arc<Vec<u64>> {
+        let changes = &state.day_changes;
+        let key = (event, from, to);
+        {
+            let inner = self.inner.lock();
+            if let Some(s) = inner.dense.get(&key)
+                && s.value.len() == words
+                && !changes.changed_since(from, to, s.stamp)
+            {
+                return Arc::clone(&s.value);
+            }
+        }
+        let mut bits = vec![0u64; words];
+        for user in users().iter() {
+            if let Some(word) = bits.get_mut(user as usize / 64) {
+                *word |= 1 << (user % 64);
+            }
+        }
+        let bits = Arc::new(bits);
+        let mut inner = self.inner.lock();
+        inner.account(words * 8);
+        inner.dense.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&bits) });
+        bits
     }
 }
