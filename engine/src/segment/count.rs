@@ -22,12 +22,15 @@ use crate::clock::day_of;
 use crate::dict::EventId;
 use crate::error::Result;
 
+/// An event over a span of days: (event, first day, last day).
+type DaySpan = (EventId, i32, i32);
+
 /// Users a bitmap-shaped expression selects, read from the indexes.
 enum Users<'a> {
     Index(&'a RoaringBitmap),
     Shared(Arc<RoaringBitmap>),
     /// Users who did an event on some day of a span: (event, first day, last day).
-    Window(Arc<RoaringBitmap>, (EventId, i32, i32)),
+    Window(Arc<RoaringBitmap>, DaySpan),
 }
 
 impl std::ops::Deref for Users<'_> {
@@ -145,7 +148,7 @@ impl<'a> Evaluator<'a> {
         items: &[ql::Expr],
         shaped: &[Option<(Users<'a>, bool)>],
     ) -> Option<u64> {
-        let mut windows: Vec<(usize, &RoaringBitmap, (EventId, i32, i32), bool)> = shaped
+        let mut windows: Vec<(usize, &RoaringBitmap, DaySpan, bool)> = shaped
             .iter()
             .enumerate()
             .map(|(i, s)| match s {
