@@ -320,14 +320,14 @@ fn seek(users: &[UserId], from: usize, user: UserId) -> usize {
     from.min(users.len()) + lo + rest[lo..hi].partition_point(|&u| u < user)
 }
 
-/// One event's days in play, with a cursor per day.
+/// One event's days in play.
 struct EventDays {
     event: EventId,
     range: Range,
-    days: Vec<(Arc<DayRows>, usize)>,
+    days: Vec<Arc<DayRows>>,
 }
 
-/// Gathers, user by ascending user, the rows of some events in their ranges.
+/// Gathers each candidate's rows of some events, in time order.
 pub(crate) struct Gatherer {
     events: Vec<EventDays>,
 }
@@ -350,40 +350,84 @@ impl Gatherer {
                 range,
                 days: days(state, event, range)
                     .into_iter()
-                    .map(|day| (state.columns.day_rows(state, event, day, None), 0))
+                    .map(|day| state.columns.day_rows(state, event, day, None))
                     .collect(),
             })
             .collect();
         Gatherer { events }
     }
 
-    /// Fills `out` with `user`'s rows in time order; false when rows of
-    /// different events share a timestamp (their order is unknown here).
-    /// Users must be asked in ascending order.
-    pub fn gather(&mut self, user: UserId, out: &mut Vec<TimelineEntry>) -> bool {
-        out.clear();
-        for event in &mut self.events {
-            for (rows, at) in &mut event.days {
-                *at = seek(&rows.users, *at, user);
-                if rows.users.get(*at) != Some(&user) {
-                    continue;
+    /// Keeps the candidates for which `check` holds. `check` gets the user's
+    /// rows of the events in time order, or `None` when rows of different
+    /// events share a timestamp (their order is unknown here).
+    ///
+    /// Works one block of user ids at a time, like [`accumulate`]: each day's
+    /// run of the block's users is read once, and the rows are grouped by
+    /// user with a counting pass and a filling pass.
+    pub fn select(
+        &self,
+        candidates: &RoaringBitmap,
+        check: impl Fn(UserId, Option<&[TimelineEntry]>) -> bool,
+    ) -> RoaringBitmap {
+        let runs: Vec<(&EventDays, &DayRows)> =
+            self.events.iter().flat_map(|e| e.days.iter().map(move |d| (e, &**d))).collect();
+        let mut cursors = vec![0usize; runs.len()];
+        let mut spans = vec![0..0; runs.len()];
+        let block = BLOCK_USERS as usize;
+        let mut offsets = vec![0u32; block + 1];
+        let mut fill = vec![0u32; block];
+        let mut entries: Vec<TimelineEntry> = Vec::new();
+        let mut selected = Vec::new();
+        let mut pending = candidates.iter().peekable();
+        while let Some(&first) = pending.peek() {
+            let base = first - first % BLOCK_USERS;
+            let end = base.saturating_add(BLOCK_USERS);
+            offsets.fill(0);
+            for (k, (event, rows)) in runs.iter().enumerate() {
+                let from = seek(&rows.users, cursors[k], base);
+                let to = seek(&rows.users, from, end);
+                for i in from..to {
+                    let span = rows.starts[i] as usize..rows.starts[i + 1] as usize;
+                    let n = span.filter(|&r| event.range.contains(rows.ts_ms[r])).count();
+                    offsets[(rows.users[i] - base) as usize + 1] += n as u32;
                 }
-                let span = rows.starts[*at] as usize..rows.starts[*at + 1] as usize;
-                for r in span {
-                    let ts = rows.ts_ms[r];
-                    if event.range.contains(ts) {
-                        out.push(TimelineEntry::new(ts, event.event, rows.props_at[r]));
+                spans[k] = from..to;
+                cursors[k] = to;
+            }
+            for slot in 0..block {
+                offsets[slot + 1] += offsets[slot];
+            }
+            entries.clear();
+            entries.resize(offsets[block] as usize, TimelineEntry::new(0, 0, 0));
+            fill.copy_from_slice(&offsets[..block]);
+            for ((event, rows), span) in runs.iter().zip(&spans) {
+                for i in span.clone() {
+                    let slot = (rows.users[i] - base) as usize;
+                    for r in rows.starts[i] as usize..rows.starts[i + 1] as usize {
+                        if event.range.contains(rows.ts_ms[r]) {
+                            let at = fill[slot] as usize;
+                            entries[at] =
+                                TimelineEntry::new(rows.ts_ms[r], event.event, rows.props_at[r]);
+                            fill[slot] += 1;
+                        }
                     }
                 }
             }
-        }
-        if self.events.len() > 1 {
-            out.sort_by_key(|e| e.ts_ms);
-            if out.windows(2).any(|w| w[0].ts_ms == w[1].ts_ms && w[0].event() != w[1].event()) {
-                return false;
+            while let Some(user) = pending.next_if(|&u| u < end) {
+                let slot = (user - base) as usize;
+                let mine = &mut entries[offsets[slot] as usize..offsets[slot + 1] as usize];
+                let ordered = self.events.len() < 2 || {
+                    mine.sort_by_key(|e| e.ts_ms);
+                    !mine
+                        .windows(2)
+                        .any(|w| w[0].ts_ms == w[1].ts_ms && w[0].event() != w[1].event())
+                };
+                if check(user, ordered.then_some(&*mine)) {
+                    selected.push(user);
+                }
             }
         }
-        true
+        super::from_ascending(selected.into_iter())
     }
 }
 

@@ -259,16 +259,12 @@ impl<'a> Evaluator<'a> {
         if !self.use_day_rows(candidates) {
             return self.verify(candidates, |u| keep(self.events_in(u, timeline_range)));
         }
+        let gatherer = Gatherer::new(self.state, wanted);
         columnar::in_parallel(candidates, |part| {
-            let mut gatherer = Gatherer::new(self.state, wanted);
-            let mut entries = Vec::new();
-            super::from_ascending(part.iter().filter(|&u| {
-                if gatherer.gather(u, &mut entries) {
-                    keep(&entries)
-                } else {
-                    keep(self.events_in(u, timeline_range))
-                }
-            }))
+            gatherer.select(part, |u, entries| match entries {
+                Some(entries) => keep(entries),
+                None => keep(self.events_in(u, timeline_range)),
+            })
         })
     }
 
