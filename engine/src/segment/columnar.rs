@@ -22,7 +22,7 @@ use crate::dict::{EventId, UserId};
 use crate::props::KeyId;
 use crate::state::DerivedState;
 pub(crate) use crate::state::day_rows::RowCondition;
-use crate::state::day_rows::{DayRows, NO_VALUE};
+use crate::state::day_rows::{CODE_SET_BITS, CodeSet, DayRows, NO_VALUE};
 use crate::state::timeline::TimelineEntry;
 
 /// An inclusive range of timestamps.
@@ -58,9 +58,18 @@ fn days(state: &DerivedState, event: EventId, range: Range) -> Vec<i32> {
     })
 }
 
-/// Users per block of [`accumulate`]: per-user scratch of a block stays in
-/// the core's cache while the block's rows of every day are added in.
-const BLOCK_USERS: u32 = 1 << 14;
+/// Users per block of [`Gatherer::select`]: its per-user offsets stay in the core's cache.
+const BLOCK_USERS: u32 = 1 << 13;
+
+/// Bytes of per-user scratch per block of [`accumulate`]: small enough for
+/// the core's first-level cache while the block's rows of every day are added in.
+const BLOCK_SCRATCH_BYTES: usize = 32 * 1024;
+
+/// Users per block of [`accumulate`] for a per-user state `S`.
+fn block_users<S>() -> u32 {
+    (BLOCK_SCRATCH_BYTES / std::mem::size_of::<S>().max(1)).next_power_of_two().clamp(1024, 1 << 16)
+        as u32
+}
 
 /// Candidates from which checking them is split between threads.
 pub(crate) const PARALLEL_MIN_CANDIDATES: u64 = 8 * 1024;
@@ -112,30 +121,48 @@ fn accumulate<S: Clone + Default>(
     add: impl Fn(&mut S, usize, std::ops::Range<usize>) + Sync,
     keep: impl Fn(&S) -> bool + Sync,
 ) -> RoaringBitmap {
-    in_parallel(candidates, |part| accumulate_part(days, part, &add, &keep))
+    let add_run = |scratch: &mut [S], base: UserId, d: usize, rows: &DayRows, run: Run| {
+        for i in run {
+            let rows_of_user = rows.starts[i] as usize..rows.starts[i + 1] as usize;
+            add(&mut scratch[(rows.users[i] - base) as usize], d, rows_of_user);
+        }
+    };
+    accumulate_runs(days, candidates, add_run, keep)
+}
+
+/// A run of positions in a day's user list.
+type Run = std::ops::Range<usize>;
+
+/// [`accumulate`], with `add_run` folding a whole run of a day's users (of
+/// one block, whose first id is `base`) into the block's scratch at once.
+fn accumulate_runs<S: Clone + Default>(
+    days: &[Arc<DayRows>],
+    candidates: &RoaringBitmap,
+    add_run: impl Fn(&mut [S], UserId, usize, &DayRows, Run) + Sync,
+    keep: impl Fn(&S) -> bool + Sync,
+) -> RoaringBitmap {
+    in_parallel(candidates, |part| accumulate_part(days, part, &add_run, &keep))
 }
 
 fn accumulate_part<S: Clone + Default>(
     days: &[Arc<DayRows>],
     candidates: &RoaringBitmap,
-    add: &impl Fn(&mut S, usize, std::ops::Range<usize>),
+    add_run: &impl Fn(&mut [S], UserId, usize, &DayRows, Run),
     keep: &impl Fn(&S) -> bool,
 ) -> RoaringBitmap {
-    let mut scratch = vec![S::default(); BLOCK_USERS as usize];
+    let block = block_users::<S>();
+    let mut scratch = vec![S::default(); block as usize];
     let mut cursors = vec![0usize; days.len()];
     let mut runs = vec![0..0; days.len()];
     let mut selected = Vec::new();
     let mut pending = candidates.iter().peekable();
     while let Some(&first) = pending.peek() {
-        let base = first - first % BLOCK_USERS;
-        let end = base.saturating_add(BLOCK_USERS);
+        let base = first - first % block;
+        let end = base.saturating_add(block);
         for (d, rows) in days.iter().enumerate() {
             let from = seek(&rows.users, cursors[d], base);
             let to = seek(&rows.users, from, end);
-            for i in from..to {
-                let slot = &mut scratch[(rows.users[i] - base) as usize];
-                add(slot, d, rows.starts[i] as usize..rows.starts[i + 1] as usize);
-            }
+            add_run(&mut scratch, base, d, rows, from..to);
             runs[d] = from..to;
             cursors[d] = to;
         }
@@ -144,9 +171,14 @@ fn accumulate_part<S: Clone + Default>(
                 selected.push(user);
             }
         }
-        for (rows, run) in days.iter().zip(&runs) {
-            for &user in &rows.users[run.clone()] {
-                scratch[(user - base) as usize] = S::default();
+        let touched: usize = runs.iter().map(ExactSizeIterator::len).sum();
+        if touched > scratch.len() / 4 {
+            scratch.fill(S::default());
+        } else {
+            for (rows, run) in days.iter().zip(&runs) {
+                for &user in &rows.users[run.clone()] {
+                    scratch[(user - base) as usize] = S::default();
+                }
             }
         }
     }
@@ -182,14 +214,23 @@ pub(crate) fn count(
     let rows = rows_of(state, event, condition, &days);
     let filters: Vec<_> =
         days.iter().zip(&rows).map(|(&day, day_rows)| in_range(day, range, day_rows)).collect();
-    accumulate(
+    accumulate_runs(
         &rows,
         candidates,
-        |n: &mut u32, d, run| {
-            *n += match &filters[d] {
-                None => run.len() as u32,
-                Some(keep) => run.filter(|&r| keep(r)).count() as u32,
-            };
+        |scratch: &mut [u32], base, d, rows, run| match &filters[d] {
+            None => {
+                let starts = &rows.starts[run.start..=run.end];
+                for (&user, bounds) in rows.users[run].iter().zip(starts.windows(2)) {
+                    scratch[(user - base) as usize] += bounds[1] - bounds[0];
+                }
+            }
+            Some(in_range) => {
+                for i in run {
+                    let span = rows.starts[i] as usize..rows.starts[i + 1] as usize;
+                    scratch[(rows.users[i] - base) as usize] +=
+                        span.filter(|&r| in_range(r)).count() as u32;
+                }
+            }
         },
         |&n| holds(u64::from(n)),
     )
@@ -245,9 +286,6 @@ pub(crate) fn aggregate(
     )
 }
 
-/// Distinct values that [`count_distinct`] tracks in a per-user bit set.
-const DISTINCT_BITS: usize = 256;
-
 fn count_distinct(
     state: &DerivedState,
     event: EventId,
@@ -266,22 +304,47 @@ fn count_distinct(
     let counted = |d: usize, r: usize| {
         codes[d][r] != NO_VALUE && filters[d].as_ref().is_none_or(|in_range| in_range(r))
     };
-    if state.columns.code_count(key) <= DISTINCT_BITS {
-        // Few distinct values: a bit set per user.
-        return accumulate(
-            &rows,
-            candidates,
-            |seen: &mut [u64; DISTINCT_BITS / 64], d, run| {
-                for r in run.filter(|&r| counted(d, r)) {
-                    let code = codes[d][r] as usize;
-                    seen[code / 64] |= 1 << (code % 64);
-                }
-            },
-            |seen| {
-                let n: u32 = seen.iter().map(|w| w.count_ones()).sum();
-                n > 0 && holds(f64::from(n))
-            },
-        );
+    if state.columns.code_count(key) <= CODE_SET_BITS {
+        // Few distinct values: a bit set per user; whole days OR in the set
+        // of each user-day, partial days add row by row.
+        let sets: Option<Vec<_>> = days
+            .iter()
+            .zip(&filters)
+            .map(|(&day, filter)| match filter {
+                None => state.columns.code_sets(state, (event, day, condition), key).map(Some),
+                Some(_) => Some(None),
+            })
+            .collect();
+        if let Some(sets) = sets {
+            return accumulate_runs(
+                &rows,
+                candidates,
+                |scratch: &mut [CodeSet], base, d, day_rows, run| match &sets[d] {
+                    Some(sets) => {
+                        for (&user, set) in day_rows.users[run.clone()].iter().zip(&sets[run]) {
+                            let seen = &mut scratch[(user - base) as usize];
+                            for (word, bits) in seen.iter_mut().zip(set) {
+                                *word |= bits;
+                            }
+                        }
+                    }
+                    None => {
+                        for i in run {
+                            let seen = &mut scratch[(day_rows.users[i] - base) as usize];
+                            let span = day_rows.starts[i] as usize..day_rows.starts[i + 1] as usize;
+                            for r in span.filter(|&r| counted(d, r)) {
+                                let code = codes[d][r] as usize;
+                                seen[code / 64] |= 1 << (code % 64);
+                            }
+                        }
+                    }
+                },
+                |seen| {
+                    let n: u32 = seen.iter().map(|w| w.count_ones()).sum();
+                    n > 0 && holds(f64::from(n))
+                },
+            );
+        }
     }
     // Many: (user, code) pairs, sorted and deduplicated.
     let mut pairs: Vec<u64> = Vec::new();

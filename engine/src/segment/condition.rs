@@ -198,12 +198,15 @@ fn ordered(op: CompareOp, ordering: std::cmp::Ordering) -> bool {
     }
 }
 
+/// Compares two numbers (what [`compare`] does for a number and a number literal).
+pub fn compare_numbers(op: CompareOp, value: f64, literal: f64) -> bool {
+    value.partial_cmp(&literal).is_some_and(|o| ordered(op, o))
+}
+
 /// Compares a stored value with a literal; differing types are never related.
 pub fn compare(op: CompareOp, value: ValueRef<'_>, literal: &Literal) -> bool {
     match (value, literal) {
-        (ValueRef::Number(a), Literal::Number(b)) => {
-            a.partial_cmp(b).is_some_and(|o| ordered(op, o))
-        }
+        (ValueRef::Number(a), Literal::Number(b)) => compare_numbers(op, a, *b),
         (ValueRef::Str(a), Literal::Str(b)) => ordered(op, a.cmp(b.as_str())),
         (ValueRef::Bool(a), Literal::Bool(b)) => match op {
             CompareOp::Eq => a == *b,

@@ -26,7 +26,7 @@ use crate::error::Result;
 type DaySpan = (EventId, i32, i32);
 
 /// Users a bitmap-shaped expression selects, read from the indexes.
-enum Users<'a> {
+pub(super) enum Users<'a> {
     Index(&'a RoaringBitmap),
     Shared(Arc<RoaringBitmap>),
     /// Users who did an event on some day of a span: (event, first day, last day).
@@ -46,7 +46,7 @@ impl std::ops::Deref for Users<'_> {
 impl<'a> Evaluator<'a> {
     /// The users of a bitmap-shaped expression and whether it is negated;
     /// `None` when the expression needs more than one index bitmap.
-    fn bitmap_shaped(&mut self, expr: &ql::Expr) -> Option<(Users<'a>, bool)> {
+    pub(super) fn bitmap_shaped(&mut self, expr: &ql::Expr) -> Option<(Users<'a>, bool)> {
         let clause = match &expr.node {
             ExprKind::Not(inner) => {
                 let (users, negated) = self.bitmap_shaped(inner)?;
@@ -193,7 +193,13 @@ impl<'a> Evaluator<'a> {
         .ok()
     }
 
-    fn step(&mut self, expr: &ql::Expr, scope_users: u64, selected_users: u64, started: Instant) {
+    pub(super) fn step(
+        &mut self,
+        expr: &ql::Expr,
+        scope_users: u64,
+        selected_users: u64,
+        started: Instant,
+    ) {
         self.plan.push(PlanStep {
             depth: self.depth,
             clause: expr.to_string(),

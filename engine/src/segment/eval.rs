@@ -316,7 +316,20 @@ impl<'a> Evaluator<'a> {
     pub fn expr(&mut self, expr: &ql::Expr, scope: &RoaringBitmap) -> Result<RoaringBitmap> {
         match &expr.node {
             ExprKind::Clause(clause) => self.clause(clause, scope),
-            ExprKind::Not(inner) => Ok(scope - self.nested(|this| this.expr(inner, scope))?),
+            ExprKind::Not(inner) => {
+                // A bitmap-shaped inner clause is subtracted directly, not first
+                // intersected with the scope.
+                let started = Instant::now();
+                if let Some((users, false)) = self.bitmap_shaped(inner) {
+                    let kept = scope - &*users;
+                    self.nested(|this| {
+                        this.step(inner, scope.len(), scope.len() - kept.len(), started);
+                        Ok(())
+                    })?;
+                    return Ok(kept);
+                }
+                Ok(scope - self.nested(|this| this.expr(inner, scope))?)
+            }
             ExprKind::And(items) => {
                 let mut order: Vec<&ql::Expr> = items.iter().collect();
                 // Cheap kinds first; among equals, the smaller index bitmap first.
@@ -400,8 +413,17 @@ impl<'a> Evaluator<'a> {
                     self.events_in(u, range).iter().any(|e| e.event() == filter.event)
                 });
         }
-        let mut candidates = self.within(&candidates, scope);
-        self.narrow_by_value(&mut candidates, &filter);
+        let universe = std::ptr::eq(scope, &self.state.indexes.all_user_ids);
+        let candidates =
+            if !universe && scope.len() < candidates.len() / 2 && self.use_day_rows(scope) {
+                // Counting over a small scope needs no intersection first: a user
+                // without rows counts 0, which no count admits.
+                scope.clone()
+            } else {
+                let mut candidates = self.within(&candidates, scope);
+                self.narrow_by_value(&mut candidates, &filter);
+                candidates
+            };
         if self.use_day_rows(&candidates) {
             return filter.with_row_condition(|condition| {
                 columnar::count(self.state, filter.event, condition, range, &candidates, |c| {
@@ -591,14 +613,10 @@ impl<'a> Evaluator<'a> {
         let (candidates, _) = self.event_candidates(filter.event, range);
         let mut candidates = self.within(&candidates, scope);
         self.narrow_by_value(&mut candidates, &filter);
-        let tests: Vec<(ql::CompareOp, condition::Literal)> = group
-            .iter()
-            .map(|a| (a.op.node, condition::Literal::Number(a.value.node.as_f64())))
-            .collect();
+        let tests: Vec<(ql::CompareOp, f64)> =
+            group.iter().map(|a| (a.op.node, a.value.node.as_f64())).collect();
         let holds = |result: f64| {
-            tests.iter().all(|(op, threshold)| {
-                condition::compare(*op, props::ValueRef::Number(result), threshold)
-            })
+            tests.iter().all(|&(op, threshold)| condition::compare_numbers(op, result, threshold))
         };
         if self.use_day_rows(&candidates) {
             return filter.with_row_condition(|condition| {

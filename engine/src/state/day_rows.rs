@@ -172,6 +172,12 @@ pub type CodeColumn = Vec<u32>;
 /// The code of a row without the property.
 pub const NO_VALUE: u32 = u32::MAX;
 
+/// Codes below this fit a [`CodeSet`].
+pub const CODE_SET_BITS: usize = 256;
+
+/// A set of codes below [`CODE_SET_BITS`], one bit each.
+pub type CodeSet = [u64; CODE_SET_BITS / 64];
+
 /// A value as codes tell values apart (the rules of `count_distinct`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Distinct {
@@ -217,6 +223,7 @@ struct CacheInner {
     rows: FastMap<RowsKey, Stamped<DayRows>>,
     numbers: FastMap<(RowsKey, KeyId), Stamped<NumberColumn>>,
     codes: FastMap<(RowsKey, KeyId), Stamped<CodeColumn>>,
+    code_sets: FastMap<(RowsKey, KeyId), Stamped<Vec<CodeSet>>>,
     unions: FastMap<(EventId, i32, i32), Stamped<RoaringBitmap>>,
     dense: FastMap<(EventId, i32, i32), Stamped<Vec<u64>>>,
     dictionary: FastMap<KeyId, FastMap<Distinct, u32>>,
@@ -396,6 +403,45 @@ impl ColumnCache {
         inner.account(union.serialized_size());
         inner.unions.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&union) });
         union
+    }
+
+    /// For each user of the rows, the set of `key`'s codes on their rows;
+    /// `None` while the property has more than [`CODE_SET_BITS`] codes.
+    pub fn code_sets(
+        &self,
+        state: &DerivedState,
+        rows: (EventId, i32, Option<&RowCondition<'_>>),
+        key: KeyId,
+    ) -> Option<Arc<Vec<CodeSet>>> {
+        let (event, day, condition) = rows;
+        let changes = &state.day_changes;
+        let rows_key =
+            RowsKey { event, day, condition: condition.map_or("", |c| c.text).to_owned() };
+        let set_key = (rows_key, key);
+        if let Some(sets) = current(&self.inner.lock().code_sets, &set_key, changes, day) {
+            return Some(sets);
+        }
+        let codes = self.codes(state, rows, key);
+        let day_rows = self.day_rows(state, event, day, condition);
+        let mut inner = self.inner.lock();
+        let mut sets = Vec::with_capacity(day_rows.users.len());
+        for bounds in day_rows.starts.windows(2) {
+            let mut set = CodeSet::default();
+            for &code in &codes[bounds[0] as usize..bounds[1] as usize] {
+                if code == NO_VALUE {
+                    continue;
+                }
+                let bit = code as usize;
+                *set.get_mut(bit / 64)? |= 1 << (bit % 64);
+            }
+            sets.push(set);
+        }
+        let sets = Arc::new(sets);
+        inner.account(sets.len() * std::mem::size_of::<CodeSet>());
+        inner
+            .code_sets
+            .insert(set_key, Stamped { stamp: changes.stamp(), value: Arc::clone(&sets) });
+        Some(sets)
     }
 
     /// The users of [`ColumnCache::union`] as a plain bit set of `words`
