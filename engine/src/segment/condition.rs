@@ -160,6 +160,18 @@ impl Cond {
     }
 }
 
+/// Whether `test` is false for every array value and for a missing one, so
+/// that the scalar values a value index holds decide it alone.
+pub fn never_holds_for_arrays(test: &BoundTest) -> bool {
+    let scalar = |l: &Literal| !matches!(l, Literal::List(_));
+    match test {
+        BoundTest::Compare(_, literal) | BoundTest::StartsWith(literal) => scalar(literal),
+        BoundTest::In(items) | BoundTest::NotIn(items) => items.iter().all(scalar),
+        BoundTest::Between(low, high) => scalar(low) && scalar(high),
+        BoundTest::Contains(_) | BoundTest::Exists | BoundTest::NotExists => false,
+    }
+}
+
 /// Applies a test to a property value (`None`: missing).
 pub fn test_value(test: &BoundTest, value: Option<ValueRef<'_>>) -> bool {
     let Some(value) = value else { return matches!(test, BoundTest::NotExists) };

@@ -661,6 +661,21 @@ impl<'a> Evaluator<'a> {
         {
             return answer.map_or_else(RoaringBitmap::new, |users| self.within(users, scope));
         }
+        // Many users to test, a complete index and a test no array can pass:
+        // unite the bitmaps of the values that pass.
+        if let Some(index) = index
+            && index.is_complete()
+            && condition::never_holds_for_arrays(&test)
+            && self.use_day_rows(scope)
+        {
+            let mut users = RoaringBitmap::new();
+            for (value, bitmap) in index.values() {
+                if condition::test_value(&test, Some(value)) {
+                    users |= bitmap;
+                }
+            }
+            return self.within(&users, scope);
+        }
         let profiles = &self.state.profiles;
         self.verify(scope, |u| condition::test_value(&test, profiles.value(u, key)))
     }

@@ -141,6 +141,21 @@ impl ValueUserIds {
         Some(self.find(value).and_then(|slot| self.bitmaps.get(slot as usize)))
     }
 
+    /// Every indexed value with its users, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = (ValueRef<'_>, &RoaringBitmap)> {
+        let bitmap = |slot: &u32| &self.bitmaps[*slot as usize];
+        let strings = self.strings.iter().map(move |(s, slot)| (ValueRef::Str(s), bitmap(slot)));
+        let numbers = self
+            .numbers
+            .iter()
+            .map(move |(n, slot)| (ValueRef::Number(f64::from_bits(*n)), bitmap(slot)));
+        let bools =
+            self.bools.iter().enumerate().filter_map(move |(i, slot)| {
+                Some((ValueRef::Bool(i == 1), bitmap(slot.as_ref()?)))
+            });
+        strings.chain(numbers).chain(bools)
+    }
+
     /// Every indexed `(value, users)` pair, strings first then numbers then booleans,
     /// each group sorted (deterministic, for snapshots and tests).
     pub fn entries(&self) -> Vec<(IndexedValue, &RoaringBitmap)> {
