@@ -68,6 +68,10 @@ pub struct EngineOptions {
     pub snapshot_on_close: bool,
     /// Test hook: fail chosen log I/O operations.
     pub fault_injector: Option<FaultInjector>,
+    /// How far an event's time may lag its arrival and still arm triggers.
+    pub trigger_freshness_ms: i64,
+    /// How long after its due time a fire may still fire (after downtime).
+    pub fire_grace_ms: i64,
 }
 
 impl Default for EngineOptions {
@@ -81,6 +85,8 @@ impl Default for EngineOptions {
             load_snapshot: true,
             snapshot_on_close: true,
             fault_injector: None,
+            trigger_freshness_ms: crate::rules::DEFAULT_FRESHNESS_MS,
+            fire_grace_ms: crate::rules::DEFAULT_FIRE_GRACE_MS,
         }
     }
 }
@@ -148,10 +154,12 @@ struct Sequencer {
 /// An open data directory. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Engine {
     dir: PathBuf,
-    options: EngineOptions,
+    pub(crate) options: EngineOptions,
     sequencer: Mutex<Sequencer>,
-    dicts: RwLock<Dictionaries>,
-    state: Arc<RwLock<DerivedState>>,
+    pub(crate) dicts: Arc<RwLock<Dictionaries>>,
+    pub(crate) state: Arc<RwLock<DerivedState>>,
+    /// Held while fires are decided and recorded, so no fire is decided twice.
+    pub(crate) fire_lock: Mutex<()>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     meta: Meta,
     last_snapshot: Mutex<Option<LogPosition>>,
@@ -289,15 +297,20 @@ fn apply_replayed(
             }
         }
     }
-    state.apply_except_event_values(batch, end);
+    state.apply_except_event_values(batch, end, dicts);
     Ok(())
 }
 
-fn applier(written: Receiver<Written<Pending>>, state: Arc<RwLock<DerivedState>>) {
+fn applier(
+    written: Receiver<Written<Pending>>,
+    state: Arc<RwLock<DerivedState>>,
+    dicts: Arc<RwLock<Dictionaries>>,
+) {
     for Written { result, payload } in written {
         let result = match (result, payload.batch) {
             (Ok(end), Some(batch)) => {
-                state.write().apply(batch.get(), end);
+                let dicts = dicts.read();
+                state.write().apply(batch.get(), end, &dicts);
                 Ok(end)
             }
             (result, _) => result,
@@ -324,11 +337,11 @@ impl Engine {
         }
 
         let fresh = || {
-            (
-                Dictionaries::default(),
-                Dedupe::new(options.dedupe_window_ms),
-                DerivedState::default(),
-            )
+            (Dictionaries::default(), Dedupe::new(options.dedupe_window_ms), {
+                let mut state = DerivedState::default();
+                state.rules.freshness_ms = options.trigger_freshness_ms;
+                state
+            })
         };
         let (mut dicts, mut dedupe, mut state) = fresh();
         if options.load_snapshot {
@@ -341,6 +354,7 @@ impl Engine {
             if let Some(contents) = loaded {
                 report.snapshot_position = Some(contents.state.position);
                 (dicts, dedupe, state) = (contents.dicts, contents.dedupe, contents.state);
+                state.rules.freshness_ms = options.trigger_freshness_ms;
             }
         }
         let mut events = 0;
@@ -386,15 +400,18 @@ impl Engine {
         };
         let (writer_tx, writer_thread) = writer::spawn(config, &recovered, written_tx)?;
         let applier_state = Arc::clone(&state);
+        let dicts = Arc::new(RwLock::new(dicts));
+        let applier_dicts = Arc::clone(&dicts);
         let applier_thread = std::thread::Builder::new()
             .name("nudge-applier".into())
-            .spawn(move || applier(written_rx, applier_state))
+            .spawn(move || applier(written_rx, applier_state, applier_dicts))
             .context(|| "starting the applier thread".into())?;
         report.took = started.elapsed();
         Ok(Engine {
             dir,
             sequencer: Mutex::new(Sequencer { dedupe, writer: Some(writer_tx) }),
-            dicts: RwLock::new(dicts),
+            fire_lock: Mutex::new(()),
+            dicts,
             state,
             threads: Mutex::new(vec![writer_thread, applier_thread]),
             meta,
@@ -526,6 +543,20 @@ impl Engine {
                 Record::RemoveSegment { name } => {
                     LogEntry::SegmentRemoved(LogSegmentRemoved { name })
                 }
+                Record::SaveTrigger { name, trigger } => {
+                    LogEntry::TriggerSaved(wire::LogTrigger { name, trigger })
+                }
+                Record::RemoveTrigger { name } => {
+                    LogEntry::TriggerRemoved(wire::LogTriggerRemoved { name })
+                }
+                Record::History => LogEntry::History,
+                Record::Fire(fire) => LogEntry::Fire(wire::LogFire {
+                    trigger: fire.trigger,
+                    user: fire.user,
+                    cause: fire.cause,
+                    due_ms: fire.due_ms,
+                    outcome: fire.outcome as u8,
+                }),
             };
             batch.entries.push(entry);
         }

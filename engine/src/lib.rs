@@ -28,6 +28,7 @@ pub mod dedupe;
 pub mod dict;
 mod engine;
 pub mod error;
+mod firing;
 #[cfg(test)]
 mod golden;
 pub mod limits;
@@ -35,6 +36,7 @@ pub mod log;
 mod meta;
 pub mod props;
 pub mod record;
+pub mod rules;
 pub mod segment;
 pub mod snapshot;
 pub mod state;
@@ -42,7 +44,8 @@ pub mod wire;
 
 pub use engine::{Engine, EngineOptions, IngestOutcome, OpenReport, StateReader};
 pub use error::{Error, Result};
+pub use firing::Fire;
 pub use log::{Durability, RecoveryMode};
 pub use props::Value;
-pub use record::{Event, ProfileUpdate, Record, Subscription};
+pub use record::{Event, FireRecord, ProfileUpdate, Record, Subscription};
 pub use segment::{Answer, PlanStep, QueryOptions, Strategy};

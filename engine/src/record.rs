@@ -116,6 +116,38 @@ pub enum Record {
         /// Its name.
         name: String,
     },
+    /// A trigger saved under a name (replacing any with that name).
+    SaveTrigger {
+        /// Its name.
+        name: String,
+        /// The trigger, in the language of section 3 of the spec.
+        trigger: String,
+    },
+    /// A saved trigger removed, with the fires it had pending.
+    RemoveTrigger {
+        /// Its name.
+        name: String,
+    },
+    /// Marks the records that follow in the same ingest call as history:
+    /// they arm and fire no trigger (`nudge import`).
+    History,
+    /// A fire decided; written by the engine (`Engine::fire_due`).
+    Fire(FireRecord),
+}
+
+/// A fire decided for a pending (trigger, user, cause).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FireRecord {
+    /// The trigger's name.
+    pub trigger: String,
+    /// Dense user id.
+    pub user: u32,
+    /// The triggering event (`rules::cause`).
+    pub cause: u64,
+    /// When it fell due.
+    pub due_ms: i64,
+    /// What was decided.
+    pub outcome: crate::rules::FireOutcome,
 }
 
 impl From<Event> for Record {
@@ -334,6 +366,20 @@ pub fn validate(record: &Record) -> Result<()> {
         Record::RemoveSegment { name } => {
             check_text("name", name, crate::segment::MAX_SEGMENT_NAME_BYTES, "segment name")
         }
+        Record::SaveTrigger { name, trigger } => {
+            check_text("name", name, crate::rules::MAX_TRIGGER_NAME_BYTES, "trigger name")?;
+            nudge_query_lang::parse_trigger(trigger).map(|_| ()).map_err(|e| {
+                Error::invalid(
+                    None,
+                    "trigger",
+                    format!("{} (line {}, column {})", e.message(), e.line(), e.column()),
+                )
+            })
+        }
+        Record::RemoveTrigger { name } => {
+            check_text("name", name, crate::rules::MAX_TRIGGER_NAME_BYTES, "trigger name")
+        }
+        Record::History | Record::Fire(_) => Ok(()),
     }
 }
 

@@ -38,7 +38,7 @@ use crate::state::timeline::{PropsArena, TimelineEntry, Timelines};
 pub const SNAPSHOT_DIR: &str = "snapshots";
 const MAGIC: &[u8; 8] = b"NUDGSNAP";
 /// Version of the snapshot layout written today.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone)]
@@ -213,6 +213,23 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
     for (name, query) in &state.segments {
         out.str(name);
         out.str(query);
+    }
+    // Saved triggers, by name, then their pending fires and armed events.
+    out.len(state.rules.triggers().count());
+    for trigger in state.rules.triggers() {
+        out.str(&trigger.name);
+        out.str(&trigger.text);
+    }
+    let parts = state.rules.parts();
+    out.len(parts.len());
+    for (trigger, user, cause, due_ms, ts_ms, props_at, kind) in parts {
+        out.str(&trigger);
+        out.u32(user);
+        out.u64(cause);
+        out.i64(due_ms);
+        out.i64(ts_ms);
+        out.u64(props_at);
+        out.u32(u32::from(kind));
     }
     let crc = crc32c::crc32c(&out.bytes);
     out.u32(crc);
@@ -441,6 +458,24 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         let name = input.str()?;
         segments.insert(name, input.str()?);
     }
+    let mut rules = crate::rules::RuleState::default();
+    for _ in 0..input.len()? {
+        let name = input.str()?;
+        rules.save(&name, &input.str()?);
+    }
+    for _ in 0..input.len()? {
+        let trigger: std::sync::Arc<str> = input.str()?.into();
+        let part = (
+            trigger,
+            input.u32()?,
+            input.u64()?,
+            input.i64()?,
+            input.i64()?,
+            input.u64()?,
+            u8::try_from(input.u32()?).map_err(|_| "a pending fire of unknown kind".to_string())?,
+        );
+        rules.restore(part);
+    }
     if input.left != 0 {
         return Err(format!("{} unexpected trailing bytes", input.left));
     }
@@ -455,6 +490,7 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         profiles: Profiles::from_parts(profiles),
         subscriptions,
         segments,
+        rules,
         position,
         ..Default::default()
     };

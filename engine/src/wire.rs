@@ -45,6 +45,14 @@ pub enum LogEntry {
     SegmentSaved(LogSegment),
     /// A saved segment removed.
     SegmentRemoved(LogSegmentRemoved),
+    /// A trigger saved under a name.
+    TriggerSaved(LogTrigger),
+    /// A saved trigger removed.
+    TriggerRemoved(LogTriggerRemoved),
+    /// A trigger's fire decided (fired or dropped), written before any action.
+    Fire(LogFire),
+    /// Marks a batch of history (import): its events arm and fire no trigger.
+    History,
 }
 
 /// An event with dense ids.
@@ -113,6 +121,37 @@ pub struct LogSegment {
 pub struct LogSegmentRemoved {
     /// Its name.
     pub name: String,
+}
+
+/// A trigger saved.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogTrigger {
+    /// Its name.
+    pub name: String,
+    /// Its text, as the user wrote it.
+    pub trigger: String,
+}
+
+/// A saved trigger removed.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogTriggerRemoved {
+    /// Its name.
+    pub name: String,
+}
+
+/// A fire decided for (trigger, user, cause).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogFire {
+    /// The trigger's name.
+    pub trigger: String,
+    /// Dense user id.
+    pub user: u32,
+    /// The triggering event: its batch's log position and index (`rules::cause`).
+    pub cause: u64,
+    /// When it fell due, epoch ms.
+    pub due_ms: i64,
+    /// What was decided (`rules::FireOutcome` as a byte).
+    pub outcome: u8,
 }
 
 /// Encodes a batch with rkyv.

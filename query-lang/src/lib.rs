@@ -112,7 +112,7 @@ pub use ast::{
 };
 pub use error::{Error, ErrorKind, MAX_RENDERED_CHARS};
 pub use span::{Span, Spanned, line_column};
-pub use time::{MAX_TIME_MS, MIN_TIME_MS};
+pub use time::{MAX_TIME_MS, MIN_TIME_MS, parse_date_time};
 
 /// The result of parsing: a tree or an [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

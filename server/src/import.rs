@@ -62,7 +62,8 @@ fn flush_batch(
     if batch.is_empty() {
         return Ok(());
     }
-    let outcome = engine.ingest(std::mem::take(batch)).map_err(|e| match e {
+    // History: what an import stores arms and fires no trigger.
+    let outcome = engine.ingest_history(std::mem::take(batch)).map_err(|e| match e {
         nudge_engine::Error::InvalidInput { index: Some(i), field, reason } => {
             let line = lines.get(i).copied().unwrap_or_default();
             Error::Usage(format!("line {line}: invalid `{field}`: {reason}"))

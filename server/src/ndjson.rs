@@ -223,10 +223,15 @@ pub fn decode(value: &Json) -> Decoded<Record> {
             Ok(Record::SaveSegment { name: string(record, "name")?, query: string(record, "q")? })
         }
         "segment_removed" => Ok(Record::RemoveSegment { name: string(record, "name")? }),
+        "trigger" => Ok(Record::SaveTrigger {
+            name: string(record, "name")?,
+            trigger: string(record, "trigger")?,
+        }),
+        "trigger_removed" => Ok(Record::RemoveTrigger { name: string(record, "name")? }),
         other => Err(field_error(
             "type",
             format!(
-                "{other:?} is not one of event, profile, subscription, unsubscribe, segment, segment_removed"
+                "{other:?} is not one of event, profile, subscription, unsubscribe, segment, segment_removed, trigger, trigger_removed"
             ),
         )),
     }
@@ -305,6 +310,27 @@ pub fn encode(record: &Record) -> Json {
         Record::RemoveSegment { name } => {
             out.insert("type".into(), "segment_removed".into());
             out.insert("name".into(), name.clone().into());
+        }
+        Record::SaveTrigger { name, trigger } => {
+            out.insert("type".into(), "trigger".into());
+            out.insert("name".into(), name.clone().into());
+            out.insert("trigger".into(), trigger.clone().into());
+        }
+        Record::RemoveTrigger { name } => {
+            out.insert("type".into(), "trigger_removed".into());
+            out.insert("name".into(), name.clone().into());
+        }
+        // Written by the engine itself, never read from NDJSON.
+        Record::History => {
+            out.insert("type".into(), "history".into());
+        }
+        Record::Fire(fire) => {
+            out.insert("type".into(), "fire".into());
+            out.insert("trigger".into(), fire.trigger.clone().into());
+            out.insert("user".into(), fire.user.into());
+            out.insert("cause".into(), fire.cause.into());
+            out.insert("due_ms".into(), fire.due_ms.into());
+            out.insert("outcome".into(), fire.outcome.name().into());
         }
     }
     Json::Object(out)

@@ -32,6 +32,30 @@ impl Literal {
         }
     }
 
+    /// The literal a stored value reads as.
+    pub fn of_value(value: ValueRef<'_>) -> Literal {
+        match value {
+            ValueRef::Number(n) => Literal::Number(n),
+            ValueRef::Str(s) => Literal::Str(s.to_owned()),
+            ValueRef::Bool(b) => Literal::Bool(b),
+            ValueRef::Array(items) => Literal::List(items.iter().map(Literal::of_value).collect()),
+        }
+    }
+
+    /// Converts a parsed value, reading `event.P` references from the
+    /// triggering event (`None`: there is none, as in a segment).
+    pub fn resolve(value: &ql::Value, event: EventRefs<'_>) -> Option<Literal> {
+        match (value, event) {
+            (ql::Value::EventRef(path), Some((dicts, blob))) => {
+                key_id(dicts, path).and_then(|k| props::get(blob, k)).map(Literal::of_value)
+            }
+            (ql::Value::List(items), Some(_)) => Some(Literal::List(
+                items.iter().map(|i| Literal::resolve(i, event)).collect::<Option<_>>()?,
+            )),
+            _ => Literal::from_ast(value),
+        }
+    }
+
     /// Converts a parsed value; `event.P` references have no meaning in a segment.
     pub fn from_ast(value: &ql::Value) -> Option<Literal> {
         Some(match value {
@@ -45,6 +69,10 @@ impl Literal {
         })
     }
 }
+
+/// What `event.P` reads from: the dictionaries and the triggering event's
+/// properties (`None` in a segment, where such a reference never matches).
+pub type EventRefs<'e> = Option<(&'e Dictionaries, &'e [u8])>;
 
 /// A comparison test with its literals bound.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,8 +108,8 @@ pub enum Cond {
     Not(Box<Cond>),
 }
 
-fn list(value: &ql::Value) -> Vec<Literal> {
-    match Literal::from_ast(value) {
+fn list(value: &ql::Value, event: EventRefs<'_>) -> Vec<Literal> {
+    match Literal::resolve(value, event) {
         Some(Literal::List(items)) => items,
         Some(single) => vec![single],
         None => Vec::new(),
@@ -91,13 +119,19 @@ fn list(value: &ql::Value) -> Vec<Literal> {
 /// Binds a parsed test (`event.P` values, which segments cannot have, bind to a
 /// test that never holds).
 pub fn bind_test(test: &Test) -> BoundTest {
+    bind_test_with(test, None)
+}
+
+/// Binds a parsed test, reading `event.P` from `event` (a reference to a
+/// missing property binds to a test that never holds).
+pub fn bind_test_with(test: &Test, event: EventRefs<'_>) -> BoundTest {
     let literal = |v: &ql::Value| {
-        Literal::from_ast(v).unwrap_or(Literal::List(vec![Literal::List(Vec::new())]))
+        Literal::resolve(v, event).unwrap_or(Literal::List(vec![Literal::List(Vec::new())]))
     };
     match test {
         Test::Compare { op, value } => BoundTest::Compare(*op, literal(value)),
-        Test::In(v) => BoundTest::In(list(v)),
-        Test::NotIn(v) => BoundTest::NotIn(list(v)),
+        Test::In(v) => BoundTest::In(list(v, event)),
+        Test::NotIn(v) => BoundTest::NotIn(list(v, event)),
         Test::Contains(v) => BoundTest::Contains(literal(v)),
         Test::StartsWith(v) => BoundTest::StartsWith(literal(v)),
         Test::Between { low, high } => BoundTest::Between(literal(low), literal(high)),
@@ -118,21 +152,31 @@ pub fn key_id(dicts: &Dictionaries, path: &ql::PropertyPath) -> Option<KeyId> {
 
 /// Binds a `where` condition; unknown keys are reported through `unknown`.
 pub fn bind(condition: &ql::Condition, dicts: &Dictionaries, unknown: &mut Vec<String>) -> Cond {
+    bind_with(condition, dicts, unknown, None)
+}
+
+/// Binds a `where` condition, reading `event.P` from `event`.
+pub fn bind_with(
+    condition: &ql::Condition,
+    dicts: &Dictionaries,
+    unknown: &mut Vec<String>,
+    event: EventRefs<'_>,
+) -> Cond {
     match &condition.node {
         ConditionKind::Comparison(c) => {
             let key = key_id(dicts, &c.property);
             if key.is_none() {
                 unknown.push(key_name(&c.property));
             }
-            Cond::Test(key, bind_test(&c.test))
+            Cond::Test(key, bind_test_with(&c.test, event))
         }
         ConditionKind::And(items) => {
-            Cond::And(items.iter().map(|c| bind(c, dicts, unknown)).collect())
+            Cond::And(items.iter().map(|c| bind_with(c, dicts, unknown, event)).collect())
         }
         ConditionKind::Or(items) => {
-            Cond::Or(items.iter().map(|c| bind(c, dicts, unknown)).collect())
+            Cond::Or(items.iter().map(|c| bind_with(c, dicts, unknown, event)).collect())
         }
-        ConditionKind::Not(inner) => Cond::Not(Box::new(bind(inner, dicts, unknown))),
+        ConditionKind::Not(inner) => Cond::Not(Box::new(bind_with(inner, dicts, unknown, event))),
     }
 }
 

@@ -43,6 +43,8 @@ pub(crate) struct Evaluator<'a> {
     stack: Vec<String>,
     pub(super) depth: usize,
     strategy: Strategy,
+    /// The triggering event `event.P` reads from (triggers' `if`); `None` in a segment.
+    pub event: condition::EventRefs<'a>,
 }
 
 /// A bound `E [where C]`.
@@ -100,6 +102,7 @@ impl<'a> Evaluator<'a> {
             stack: Vec::new(),
             depth: 0,
             strategy,
+            event: None,
         }
     }
 
@@ -150,7 +153,7 @@ impl<'a> Evaluator<'a> {
         };
         let cond = filter.condition.as_ref().map(|c| {
             let mut unknown = Vec::new();
-            let bound = condition::bind(c, self.dicts, &mut unknown);
+            let bound = condition::bind_with(c, self.dicts, &mut unknown, self.event);
             for key in unknown {
                 self.warn(format!(
                     "property {key:?} has never been seen: it is missing on every event"
@@ -643,7 +646,7 @@ impl<'a> Evaluator<'a> {
 
     fn user(&mut self, comparison: &ql::Comparison, scope: &RoaringBitmap) -> RoaringBitmap {
         let name = condition::key_name(&comparison.property);
-        let test = condition::bind_test(&comparison.test);
+        let test = condition::bind_test_with(&comparison.test, self.event);
         let Some(key) = condition::key_id(self.dicts, &comparison.property) else {
             self.warn(format!(
                 "user property {name:?} has never been seen: it is missing on every profile"

@@ -152,6 +152,23 @@ pub fn evaluate(
     })
 }
 
+/// The users of `scope` that `expr` selects at `now`, with `event.P`
+/// references read from `event` (a trigger's `if`, checked for the user it
+/// would fire for).
+pub fn select(
+    dicts: &Dictionaries,
+    state: &DerivedState,
+    expr: &nudge_query_lang::Expr,
+    now_ms: i64,
+    scope: &roaring::RoaringBitmap,
+    event: condition::EventRefs<'_>,
+) -> Result<roaring::RoaringBitmap> {
+    let mut evaluator =
+        eval::Evaluator::new(dicts, state, now_ms, &state.segments, Strategy::Timelines);
+    evaluator.event = event;
+    evaluator.expr(expr, scope)
+}
+
 /// The saved segments `expr` refers to with `in segment`.
 fn references(expr: &nudge_query_lang::Expr, out: &mut Vec<String>) {
     use nudge_query_lang::{Clause, ExprKind};

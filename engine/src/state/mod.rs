@@ -41,6 +41,8 @@ pub struct DerivedState {
     pub subscriptions: Subscriptions,
     /// Saved segments: name → expression text.
     pub segments: std::collections::BTreeMap<String, String>,
+    /// Saved triggers and their pending fires.
+    pub rules: crate::rules::RuleState,
     /// The log position this state reflects.
     pub position: LogPosition,
     /// When each day last received an event (not saved: a fresh state starts at zero).
@@ -50,24 +52,46 @@ pub struct DerivedState {
 }
 
 impl DerivedState {
-    /// Applies one durable batch ending at log position `end`.
-    pub fn apply(&mut self, batch: &ArchivedLogBatch, end: LogPosition) {
-        self.apply_except_event_values(batch, end);
+    /// Applies one durable batch ending at log position `end` (`dicts` already
+    /// holds the batch's new names).
+    pub fn apply(&mut self, batch: &ArchivedLogBatch, end: LogPosition, dicts: &Dictionaries) {
+        self.apply_except_event_values(batch, end, dicts);
         apply_event_values(&mut self.indexes.event_property_value_user_ids, batch);
     }
 
     /// Applies everything of a batch but the event property value indexes, which
     /// the caller applies with [`apply_event_values`] (replay does so on another thread).
-    pub fn apply_except_event_values(&mut self, batch: &ArchivedLogBatch, end: LogPosition) {
-        for entry in batch.entries.iter() {
+    pub fn apply_except_event_values(
+        &mut self,
+        batch: &ArchivedLogBatch,
+        end: LogPosition,
+        dicts: &Dictionaries,
+    ) {
+        let received_ms = batch.received_ms.to_native();
+        // Triggers see the fresh events of live batches only.
+        let live = !self.rules.is_empty()
+            && !batch.entries.iter().any(|e| matches!(e, ArchivedLogEntry::History));
+        for (index, entry) in batch.entries.iter().enumerate() {
             match entry {
                 ArchivedLogEntry::Event(event) => {
                     let user = event.user.to_native();
                     let name = event.event.to_native();
                     let ts = event.ts_ms.to_native();
-                    self.timelines.insert(user, name, ts, &event.props);
+                    let props_at = self.timelines.insert(user, name, ts, &event.props);
                     self.indexes.add_event(user, name, ts);
                     self.day_changes.touch(crate::clock::day_of(ts));
+                    if live && ts >= received_ms.saturating_sub(self.rules.freshness_ms) {
+                        let event = crate::rules::LiveEvent {
+                            user,
+                            event: name,
+                            ts_ms: ts,
+                            blob: &event.props,
+                            props_at,
+                            cause: crate::rules::cause(end, index),
+                            received_ms,
+                        };
+                        self.rules.on_event(dicts, self.timelines.arena(), &event);
+                    }
                 }
                 ArchivedLogEntry::Profile(update) => {
                     self.indexes.all_user_ids.insert(update.user.to_native());
@@ -94,6 +118,17 @@ impl DerivedState {
                 ArchivedLogEntry::SegmentRemoved(removed) => {
                     self.segments.remove(removed.name.as_str());
                 }
+                ArchivedLogEntry::TriggerSaved(trigger) => {
+                    self.rules.save(&trigger.name, &trigger.trigger);
+                }
+                ArchivedLogEntry::TriggerRemoved(removed) => self.rules.remove(&removed.name),
+                ArchivedLogEntry::Fire(fire) => self.rules.settle(
+                    &fire.trigger,
+                    fire.user.to_native(),
+                    fire.cause.to_native(),
+                    fire.due_ms.to_native(),
+                ),
+                ArchivedLogEntry::History => {}
             }
         }
         debug_assert!(end >= self.position);
@@ -191,9 +226,13 @@ pub fn check_batch_refs(batch: &ArchivedLogBatch, sizes: DictionarySizes) -> Res
                     None => Ok(()),
                 }),
             ArchivedLogEntry::Subscribe(s) => user_ok(s.user.to_native()),
+            ArchivedLogEntry::Fire(f) => user_ok(f.user.to_native()),
             ArchivedLogEntry::Unsubscribe(_)
             | ArchivedLogEntry::SegmentSaved(_)
-            | ArchivedLogEntry::SegmentRemoved(_) => Ok(()),
+            | ArchivedLogEntry::SegmentRemoved(_)
+            | ArchivedLogEntry::TriggerSaved(_)
+            | ArchivedLogEntry::TriggerRemoved(_)
+            | ArchivedLogEntry::History => Ok(()),
         };
         checked.map_err(|e| format!("entry {i}: {e}"))?;
     }

@@ -127,8 +127,9 @@ pub struct Timelines {
 }
 
 impl Timelines {
-    /// Adds an event to `user`'s timeline, after any entries with the same timestamp.
-    pub fn insert(&mut self, user: UserId, event: EventId, ts_ms: i64, blob: &[u8]) {
+    /// Adds an event to `user`'s timeline, after any entries with the same
+    /// timestamp; returns where its properties are in the arena.
+    pub fn insert(&mut self, user: UserId, event: EventId, ts_ms: i64, blob: &[u8]) -> u64 {
         let props_at = self.arena.push(blob);
         let index = user as usize;
         if self.by_user.len() <= index {
@@ -144,6 +145,7 @@ impl Timelines {
             _ => timeline.push(entry),
         }
         self.events += 1;
+        props_at
     }
 
     /// `user`'s events in time order (empty for unknown users).

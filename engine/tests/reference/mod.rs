@@ -151,6 +151,11 @@ impl Reference {
             Record::RemoveSegment { name } => {
                 self.saved.remove(name);
             }
+            // Triggers select nobody; segments do not see them.
+            Record::SaveTrigger { .. }
+            | Record::RemoveTrigger { .. }
+            | Record::History
+            | Record::Fire(_) => {}
         }
     }
 

@@ -1,0 +1,148 @@
+//! The engine's trigger API: saving triggers, importing history that fires
+//! nothing, and settling the fires that fell due (`rules/` holds the state).
+//!
+//! [`Engine::fire_due`] is the only place a fire is decided. It runs under a
+//! lock, writes every decision as a `Fire` record and waits for it to be
+//! durable and applied before it reports anything, so an action can never run
+//! for a fire that a crash could make the engine decide again.
+
+use roaring::RoaringBitmap;
+
+use crate::engine::{Engine, IngestOutcome};
+use crate::error::Result;
+use crate::limits::MAX_BATCH_RECORDS;
+use crate::record::{FireRecord, Record};
+use crate::rules::FireOutcome;
+use crate::segment;
+
+/// A decided fire, reported after its record is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fire {
+    /// The trigger's name.
+    pub trigger: String,
+    /// The user's external id.
+    pub user_id: String,
+    /// The triggering event's place in the log (`rules::cause`).
+    pub cause: u64,
+    /// When it fell due, epoch ms.
+    pub due_ms: i64,
+    /// When it was decided, epoch ms (engine clock).
+    pub decided_ms: i64,
+    /// What was decided.
+    pub outcome: FireOutcome,
+}
+
+impl Fire {
+    /// A stable identifier of the fire: the same (trigger, user, cause) always
+    /// gives the same id (for idempotency keys downstream).
+    pub fn id(&self) -> String {
+        let key = format!("{}\u{0}{}\u{0}{}", self.trigger, self.user_id, self.cause);
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
+    }
+}
+
+impl Engine {
+    /// Saves (or replaces) a named trigger, durably. It arms on events ingested
+    /// from now on.
+    pub fn save_trigger(&self, name: &str, trigger: &str) -> Result<IngestOutcome> {
+        self.ingest(vec![Record::SaveTrigger {
+            name: name.to_owned(),
+            trigger: trigger.to_owned(),
+        }])
+    }
+
+    /// Removes a trigger and its pending fires; `Ok(None)` when there was none.
+    pub fn remove_trigger(&self, name: &str) -> Result<Option<IngestOutcome>> {
+        if self.read().state.rules.trigger(name).is_none() {
+            return Ok(None);
+        }
+        self.ingest(vec![Record::RemoveTrigger { name: name.to_owned() }]).map(Some)
+    }
+
+    /// The saved triggers: (name, text).
+    pub fn triggers(&self) -> Vec<(String, String)> {
+        let reader = self.read();
+        reader.state.rules.triggers().map(|t| (t.name.to_string(), t.text.clone())).collect()
+    }
+
+    /// Ingests records as history (`nudge import`): stored like any others,
+    /// but they arm and fire no trigger.
+    pub fn ingest_history(&self, mut records: Vec<Record>) -> Result<IngestOutcome> {
+        records.insert(0, Record::History);
+        let mut outcome = self.ingest(records).map_err(|e| match e {
+            // Indexes name the caller's records, not the marker.
+            crate::Error::InvalidInput { index: Some(i), field, reason } => {
+                crate::Error::InvalidInput { index: i.checked_sub(1), field, reason }
+            }
+            other => other,
+        })?;
+        outcome.accepted = outcome.accepted.saturating_sub(1);
+        Ok(outcome)
+    }
+
+    /// Fires pending and due by the clock.
+    pub fn pending_fires(&self) -> usize {
+        self.read().state.rules.pending()
+    }
+
+    /// When the next pending fire falls due, if any.
+    pub fn next_fire_due(&self) -> Option<i64> {
+        self.read().state.rules.next_due()
+    }
+
+    /// Decides every pending fire due by the engine clock: dropped when it is
+    /// later than the grace period, or when the user is not in the trigger's
+    /// `if` now; fired otherwise. The decisions are recorded durably before
+    /// they are returned.
+    pub fn fire_due(&self) -> Result<Vec<Fire>> {
+        let _deciding = self.fire_lock.lock();
+        let now = self.options.clock.now_ms();
+        let grace = self.options.fire_grace_ms;
+        let (records, fires) = {
+            let reader = self.read();
+            let (dicts, state) = (&*reader.dicts, &*reader.state);
+            let mut records = Vec::new();
+            let mut fires = Vec::new();
+            for pending in state.rules.due_by(now) {
+                let Some(trigger) = state.rules.trigger(&pending.trigger) else { continue };
+                let outcome = if now - pending.due_ms > grace {
+                    FireOutcome::DroppedLate
+                } else if let Some(expr) = &trigger.ast.condition {
+                    let blob = state.timelines.arena().get(pending.props_at);
+                    let scope: RoaringBitmap = std::iter::once(pending.user).collect();
+                    let selected =
+                        segment::select(dicts, state, expr, now, &scope, Some((dicts, blob)))?;
+                    if selected.contains(pending.user) {
+                        FireOutcome::Fired
+                    } else {
+                        FireOutcome::DroppedCondition
+                    }
+                } else {
+                    FireOutcome::Fired
+                };
+                records.push(Record::Fire(FireRecord {
+                    trigger: pending.trigger.to_string(),
+                    user: pending.user,
+                    cause: pending.cause,
+                    due_ms: pending.due_ms,
+                    outcome,
+                }));
+                fires.push(Fire {
+                    trigger: pending.trigger.to_string(),
+                    user_id: dicts.users.name(pending.user).unwrap_or_default().to_owned(),
+                    cause: pending.cause,
+                    due_ms: pending.due_ms,
+                    decided_ms: now,
+                    outcome,
+                });
+            }
+            (records, fires)
+        };
+        let mut records = records;
+        while !records.is_empty() {
+            let rest = records.split_off(records.len().min(MAX_BATCH_RECORDS));
+            self.ingest(std::mem::replace(&mut records, rest))?;
+        }
+        Ok(fires)
+    }
+}
