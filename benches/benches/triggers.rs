@@ -1,0 +1,123 @@
+//! What's measured: the cost of live-trigger matching as batches are applied.
+//! 1000 saved triggers listen to 50 event names (a third plain `on E where
+//! n > k`, a third `unless F within 10m`, a third `then F within 1h`); 100k
+//! fresh events of 10k users are applied in live batches of 1000, with the
+//! triggers and without, on the applying thread alone (no log, no fsync). The
+//! difference is the matching cost. It also prints the pending fires left.
+//!
+//! Run with: `cargo bench -p nudge-benches --bench triggers`
+
+#![allow(missing_docs)] // criterion macros generate undocumented items
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mimalloc::MiMalloc;
+use nudge_engine::dict::Dictionaries;
+use nudge_engine::props::{self, Value};
+use nudge_engine::state::DerivedState;
+use nudge_engine::wire::{self, LogBatch, LogEntry, LogEvent, LogTrigger, ValidatedBatch};
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+const RULES: usize = 1000;
+const EVENT_NAMES: usize = 50;
+const USERS: usize = 10_000;
+const EVENTS: usize = 100_000;
+const BATCH: usize = 1000;
+/// Arrival time of every batch; events are a few seconds older (fresh).
+const RECEIVED_MS: i64 = 1_793_491_200_000;
+
+fn trigger_text(i: usize) -> String {
+    let e = i % EVENT_NAMES;
+    let f = (i * 7 + 3) % EVENT_NAMES;
+    match i % 3 {
+        0 => format!(r#"on "E{e}" where n > {}"#, i % 100),
+        1 => format!(r#"on "E{e}" unless "E{f}" within 10m"#),
+        _ => format!(r#"on "E{e}" then "E{f}" within 1h"#),
+    }
+}
+
+/// Dictionaries naming users, events and the key `n`, and the event batches.
+fn setup() -> (Dictionaries, Vec<ValidatedBatch>) {
+    let mut dicts = Dictionaries::default();
+    for u in 0..USERS {
+        dicts.users.push(&format!("u{u}"));
+    }
+    for e in 0..EVENT_NAMES {
+        dicts.events.push(&format!("E{e}"));
+    }
+    dicts.keys.push("n");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let batches = (0..EVENTS / BATCH)
+        .map(|b| {
+            let entries = (0..BATCH)
+                .map(|i| {
+                    let mut blob = Vec::new();
+                    let n = Value::Number((next() % 100) as f64);
+                    props::encode(&mut blob, &[(0, &n)]);
+                    LogEntry::Event(LogEvent {
+                        user: (next() % USERS as u64) as u32,
+                        event: (next() % EVENT_NAMES as u64) as u32,
+                        ts_ms: RECEIVED_MS - 5_000 + ((b * BATCH + i) as i64 % 5_000),
+                        id: None,
+                        props: blob,
+                    })
+                })
+                .collect();
+            let batch = LogBatch { received_ms: RECEIVED_MS, entries, ..Default::default() };
+            ValidatedBatch::new(wire::encode_batch(&batch)).expect("valid")
+        })
+        .collect();
+    (dicts, batches)
+}
+
+/// A state with `rules` triggers saved.
+fn state_with(rules: usize, dicts: &Dictionaries) -> DerivedState {
+    let mut state = DerivedState::default();
+    let entries = (0..rules)
+        .map(|i| {
+            LogEntry::TriggerSaved(LogTrigger { name: format!("t{i}"), trigger: trigger_text(i) })
+        })
+        .collect();
+    let batch = LogBatch { received_ms: RECEIVED_MS, entries, ..Default::default() };
+    let batch = ValidatedBatch::new(wire::encode_batch(&batch)).expect("valid");
+    state.apply(batch.get(), 1, dicts);
+    state
+}
+
+fn apply_all(rules: usize, dicts: &Dictionaries, batches: &[ValidatedBatch]) -> (Duration, usize) {
+    let mut state = state_with(rules, dicts);
+    let started = Instant::now();
+    for (i, batch) in batches.iter().enumerate() {
+        state.apply(batch.get(), 2 + i as u64, dicts);
+    }
+    (started.elapsed(), state.rules.pending())
+}
+
+fn triggers(c: &mut Criterion) {
+    let (dicts, batches) = setup();
+    let (_, pending) = apply_all(RULES, &dicts, &batches);
+    eprintln!("{RULES} triggers, {EVENTS} events: {pending} fires pending after the stream");
+    let mut group = c.benchmark_group("triggers");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    for rules in [0, RULES] {
+        group.bench_function(format!("apply_{rules}_rules"), |b| {
+            b.iter_custom(|iterations| {
+                (0..iterations).map(|_| apply_all(rules, &dicts, &batches).0).sum()
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, triggers);
+criterion_main!(benches);
