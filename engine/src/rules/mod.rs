@@ -31,7 +31,7 @@ use crate::dict::{Dictionaries, EventId, FastMap, UserId};
 use crate::log::LogPosition;
 use crate::state::timeline::PropsArena;
 pub use trigger::SavedTrigger;
-use trigger::{Role, Tail};
+use trigger::{Bound, Role, Tail};
 
 /// How far an event's timestamp may lag its arrival and still arm triggers.
 pub const DEFAULT_FRESHNESS_MS: i64 = 60 * 60 * 1000;
@@ -99,7 +99,15 @@ pub struct PendingFire {
 pub(crate) type StoredPending = (Arc<str>, UserId, u64, i64, i64, u64, u8);
 
 /// Orders pending fires by due time; the rest makes keys unique.
-type DueKey = (i64, Arc<str>, UserId, u64);
+type DueKey = (i64, TriggerId, UserId, u64);
+
+/// A trigger listening to an event: the trigger, its id, the event's role
+/// and the event's condition, bound.
+type Listener = (Arc<SavedTrigger>, TriggerId, Role, Bound);
+
+/// A trigger name's number in one state (assigned when first saved, never
+/// reused): keys compare numbers, not strings.
+type TriggerId = u32;
 
 /// A triggering event armed for `then` or `unless`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,12 +127,15 @@ pub struct RuleState {
     triggers: BTreeMap<String, Arc<SavedTrigger>>,
     due: BTreeMap<DueKey, u64>,
     /// `unless`: the one armed event per (trigger, user).
-    unless: FastMap<(Arc<str>, UserId), Armed>,
+    unless: FastMap<(TriggerId, UserId), Armed>,
     /// `then`: armed events per (trigger, user), oldest first.
-    then: FastMap<(Arc<str>, UserId), Vec<Armed>>,
+    then: FastMap<(TriggerId, UserId), Vec<Armed>>,
+    /// Trigger names by id, and ids by name.
+    names: Vec<Arc<str>>,
+    ids: FastMap<Arc<str>, TriggerId>,
     /// Event id → (trigger, role), rebuilt when triggers or event names change.
-    by_event: FastMap<EventId, Vec<(Arc<SavedTrigger>, Role)>>,
-    indexed_for: Option<(usize, usize)>,
+    by_event: FastMap<EventId, Vec<Listener>>,
+    indexed_for: Option<(usize, usize, usize)>,
     generation: usize,
 }
 
@@ -147,6 +158,8 @@ impl Default for RuleState {
             due: BTreeMap::new(),
             unless: FastMap::default(),
             then: FastMap::default(),
+            names: Vec::new(),
+            ids: FastMap::default(),
             by_event: FastMap::default(),
             indexed_for: None,
             generation: 0,
@@ -165,8 +178,20 @@ impl RuleState {
         self.triggers.is_empty()
     }
 
+    fn intern(&mut self, name: &str) -> TriggerId {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as TriggerId;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(Arc::clone(&name));
+        self.ids.insert(name, id);
+        id
+    }
+
     /// Saves (or replaces) a trigger. Its pending fires stay until they fall due.
     pub(crate) fn save(&mut self, name: &str, text: &str) {
+        self.intern(name);
         match SavedTrigger::parse(name, text) {
             Some(trigger) => {
                 self.triggers.insert(name.to_owned(), Arc::new(trigger));
@@ -182,24 +207,26 @@ impl RuleState {
     /// Removes a trigger and everything it had pending.
     pub(crate) fn remove(&mut self, name: &str) {
         self.triggers.remove(name);
-        self.due.retain(|(_, trigger, _, _), _| &**trigger != name);
-        self.unless.retain(|(trigger, _), _| &**trigger != name);
-        self.then.retain(|(trigger, _), _| &**trigger != name);
+        if let Some(&id) = self.ids.get(name) {
+            self.due.retain(|(_, trigger, _, _), _| *trigger != id);
+            self.unless.retain(|(trigger, _), _| *trigger != id);
+            self.then.retain(|(trigger, _), _| *trigger != id);
+        }
         self.generation += 1;
     }
 
     /// Settles a pending fire (a `Fire` record was applied).
     pub(crate) fn settle(&mut self, trigger: &str, user: UserId, cause: u64, due_ms: i64) {
-        let key: DueKey = (due_ms, Arc::from(trigger), user, cause);
-        self.due.remove(&key);
-        let unless_key = (key.1, user);
+        let Some(&id) = self.ids.get(trigger) else { return };
+        self.due.remove(&(due_ms, id, user, cause));
+        let unless_key = (id, user);
         if self.unless.get(&unless_key).is_some_and(|armed| armed.cause == cause) {
             self.unless.remove(&unless_key);
         }
     }
 
     fn index(&mut self, dicts: &Dictionaries) {
-        let now = (self.generation, dicts.events.len() as usize);
+        let now = (self.generation, dicts.events.len() as usize, dicts.keys.len() as usize);
         if self.indexed_for == Some(now) {
             return;
         }
@@ -207,7 +234,10 @@ impl RuleState {
         for trigger in self.triggers.values() {
             for (name, role) in trigger.roles() {
                 if let Some(event) = dicts.events.get(name) {
-                    self.by_event.entry(event).or_default().push((Arc::clone(trigger), role));
+                    let bound = trigger.bound(role, dicts);
+                    let id = self.ids.get(&*trigger.name).copied().unwrap_or_default();
+                    let entry = (Arc::clone(trigger), id, role, bound);
+                    self.by_event.entry(event).or_default().push(entry);
                 }
             }
         }
@@ -223,21 +253,21 @@ impl RuleState {
         event: &LiveEvent<'_>,
     ) {
         self.index(dicts);
-        let Some(roles) = self.by_event.get(&event.event) else { return };
-        let roles = roles.clone();
+        // Taken out while it is read, so the fires can be updated; put back below.
+        let Some(roles) = self.by_event.remove(&event.event) else { return };
         // Cancels and completions first: an event never completes what it arms.
-        for (trigger, role) in roles.iter().filter(|(_, r)| *r != Role::Start) {
-            let key = (Arc::clone(&trigger.name), event.user);
+        for (trigger, id, role, bound) in roles.iter().filter(|(_, _, r, _)| *r != Role::Start) {
+            let key = (*id, event.user);
             match (role, &trigger.tail) {
                 (Role::Cancel, Tail::Unless { within_ms, .. }) => {
                     let Some(armed) = self.unless.get(&key) else { continue };
                     let in_time =
                         event.ts_ms >= armed.ts_ms && event.ts_ms - armed.ts_ms <= *within_ms;
-                    if in_time && trigger.tail_matches(dicts, event.blob, arena.get(armed.props_at))
-                    {
+                    let armed_blob = arena.get(armed.props_at);
+                    if in_time && trigger.matches(*role, bound, dicts, event.blob, armed_blob) {
                         let armed = armed.clone();
                         self.unless.remove(&key);
-                        self.due.remove(&(armed.due_ms, key.0, event.user, armed.cause));
+                        self.due.remove(&(armed.due_ms, *id, event.user, armed.cause));
                     }
                 }
                 (Role::Complete, Tail::Then { within_ms, .. }) => {
@@ -245,12 +275,18 @@ impl RuleState {
                     list.retain(|a| event.ts_ms - a.ts_ms <= *within_ms);
                     let found = list.iter().position(|a| {
                         a.ts_ms <= event.ts_ms
-                            && trigger.tail_matches(dicts, event.blob, arena.get(a.props_at))
+                            && trigger.matches(
+                                *role,
+                                bound,
+                                dicts,
+                                event.blob,
+                                arena.get(a.props_at),
+                            )
                     });
                     if let Some(at) = found {
                         let armed = list.remove(at);
                         self.due.insert(
-                            (event.received_ms, Arc::clone(&key.0), event.user, armed.cause),
+                            (event.received_ms, *id, event.user, armed.cause),
                             armed.props_at,
                         );
                     }
@@ -261,11 +297,11 @@ impl RuleState {
                 _ => {}
             }
         }
-        for (trigger, _) in roles.iter().filter(|(_, r)| *r == Role::Start) {
-            if !trigger.start_matches(dicts, event.blob) {
+        for (trigger, id, _, bound) in roles.iter().filter(|(_, _, r, _)| *r == Role::Start) {
+            if !trigger.matches(Role::Start, bound, dicts, event.blob, event.blob) {
                 continue;
             }
-            let name = Arc::clone(&trigger.name);
+            let name = *id;
             let armed = |due_ms| Armed {
                 cause: event.cause,
                 ts_ms: event.ts_ms,
@@ -278,7 +314,7 @@ impl RuleState {
                         .insert((event.received_ms, name, event.user, event.cause), event.props_at);
                 }
                 Tail::Unless { within_ms, .. } => {
-                    let key = (Arc::clone(&name), event.user);
+                    let key = (name, event.user);
                     if self.unless.contains_key(&key) {
                         continue;
                     }
@@ -297,6 +333,7 @@ impl RuleState {
                 }
             }
         }
+        self.by_event.insert(event.event, roles);
     }
 
     /// Pending fires due at or before `now`, earliest first.
@@ -305,7 +342,7 @@ impl RuleState {
             .iter()
             .take_while(|((due_ms, ..), _)| *due_ms <= now_ms)
             .map(|((due_ms, trigger, user, cause), props_at)| PendingFire {
-                trigger: Arc::clone(trigger),
+                trigger: Arc::clone(&self.names[*trigger as usize]),
                 user: *user,
                 cause: *cause,
                 due_ms: *due_ms,
@@ -329,35 +366,39 @@ impl RuleState {
         self.triggers.get(name).map(|t| &**t)
     }
 
-    /// Every pending fire and armed event, for snapshots.
+    /// Every pending fire and armed event, for snapshots, in a canonical
+    /// order (by name, not by id, which depends on history).
     pub(crate) fn parts(&self) -> Vec<StoredPending> {
-        let mut out: Vec<_> = self
+        let name = |id: &TriggerId| Arc::clone(&self.names[*id as usize]);
+        let mut due: Vec<_> = self
             .due
             .iter()
-            .map(|((due, t, u, c), at)| (Arc::clone(t), *u, *c, *due, 0, *at, 0))
+            .map(|((due, t, u, c), at)| (name(t), *u, *c, *due, 0, *at, 0))
             .collect();
+        due.sort_by(|a, b| (a.3, &a.0, a.1, a.2).cmp(&(b.3, &b.0, b.1, b.2)));
         let mut unless: Vec<_> = self
             .unless
             .iter()
-            .map(|((t, u), a)| (Arc::clone(t), *u, a.cause, a.due_ms, a.ts_ms, a.props_at, 1))
+            .map(|((t, u), a)| (name(t), *u, a.cause, a.due_ms, a.ts_ms, a.props_at, 1))
             .collect();
         unless.sort();
-        out.extend(unless);
         let mut then: Vec<_> = self
             .then
             .iter()
             .flat_map(|((t, u), list)| {
-                list.iter().map(move |a| (Arc::clone(t), *u, a.cause, 0, a.ts_ms, a.props_at, 2))
+                list.iter().map(move |a| (name(t), *u, a.cause, 0, a.ts_ms, a.props_at, 2))
             })
             .collect();
-        then.sort();
-        out.extend(then);
-        out
+        then.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        due.extend(unless);
+        due.extend(then);
+        due
     }
 
     /// Restores one of [`RuleState::parts`].
     pub(crate) fn restore(&mut self, part: StoredPending) {
         let (trigger, user, cause, due_ms, ts_ms, props_at, kind) = part;
+        let trigger = self.intern(&trigger);
         match kind {
             0 => {
                 self.due.insert((due_ms, trigger, user, cause), props_at);

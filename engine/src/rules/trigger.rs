@@ -21,6 +21,54 @@ pub enum Role {
     Complete,
 }
 
+/// A `where` condition ready to test events.
+#[derive(Debug, Clone)]
+pub enum Bound {
+    /// No condition: every event passes.
+    Always,
+    /// Bound once (it has no `event.P`).
+    Fixed(condition::Cond),
+    /// Has `event.P`: bound for each triggering event.
+    PerEvent,
+}
+
+impl Bound {
+    /// Binds `condition` now if it does not read the triggering event.
+    pub fn of(condition: Option<&ql::Condition>, dicts: &Dictionaries) -> Bound {
+        match condition {
+            None => Bound::Always,
+            Some(c) if refers_to_event(c) => Bound::PerEvent,
+            Some(c) => Bound::Fixed(condition::bind(c, dicts, &mut Vec::new())),
+        }
+    }
+}
+
+/// Whether a condition reads `event.P`.
+fn refers_to_event(condition: &ql::Condition) -> bool {
+    fn value(v: &ql::Value) -> bool {
+        match v {
+            ql::Value::EventRef(_) => true,
+            ql::Value::List(items) => items.iter().any(|i| value(i)),
+            _ => false,
+        }
+    }
+    match &condition.node {
+        ql::ConditionKind::Comparison(c) => match &c.test.node {
+            ql::Test::Compare { value: v, .. }
+            | ql::Test::In(v)
+            | ql::Test::NotIn(v)
+            | ql::Test::Contains(v)
+            | ql::Test::StartsWith(v) => value(v),
+            ql::Test::Between { low, high } => value(low) || value(high),
+            ql::Test::Exists | ql::Test::NotExists => false,
+        },
+        ql::ConditionKind::And(items) | ql::ConditionKind::Or(items) => {
+            items.iter().any(refers_to_event)
+        }
+        ql::ConditionKind::Not(inner) => refers_to_event(inner),
+    }
+}
+
 /// The part after `on E [where C]`, with durations in milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tail {
@@ -97,24 +145,40 @@ impl SavedTrigger {
         roles
     }
 
-    /// Whether an `E` event with properties `blob` passes `where C`
-    /// (`event.P` in C reads the same event).
-    pub fn start_matches(&self, dicts: &Dictionaries, blob: &[u8]) -> bool {
-        self.ast.event.condition.as_ref().is_none_or(|c| {
-            condition::bind_with(c, dicts, &mut Vec::new(), Some((dicts, blob))).holds(blob)
-        })
+    /// The condition of the event a role listens to, bound as far as it can be.
+    pub fn bound(&self, role: Role, dicts: &Dictionaries) -> Bound {
+        Bound::of(self.condition(role), dicts)
     }
 
-    /// Whether an `F` event with properties `blob` passes `F`'s condition,
-    /// `event.P` reading the triggering event's properties `trigger_blob`.
-    pub fn tail_matches(&self, dicts: &Dictionaries, blob: &[u8], trigger_blob: &[u8]) -> bool {
-        let filter = match &self.tail {
-            Tail::Unless { filter, .. } | Tail::Then { filter, .. } => filter,
-            Tail::None | Tail::At { .. } => return false,
-        };
-        filter.condition.as_ref().is_none_or(|c| {
-            condition::bind_with(c, dicts, &mut Vec::new(), Some((dicts, trigger_blob))).holds(blob)
-        })
+    fn condition(&self, role: Role) -> Option<&ql::Condition> {
+        match (role, &self.tail) {
+            (Role::Start, _) => self.ast.event.condition.as_ref(),
+            (_, Tail::Unless { filter, .. } | Tail::Then { filter, .. }) => {
+                filter.condition.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether an event with properties `blob` passes the condition of `role`
+    /// (`bound` from [`SavedTrigger::bound`]); `event.P` reads `trigger_blob`
+    /// (for `E` itself, its own properties).
+    pub fn matches(
+        &self,
+        role: Role,
+        bound: &Bound,
+        dicts: &Dictionaries,
+        blob: &[u8],
+        trigger_blob: &[u8],
+    ) -> bool {
+        match (bound, self.condition(role)) {
+            (Bound::Always, _) | (Bound::PerEvent, None) => true,
+            (Bound::Fixed(cond), _) => cond.holds(blob),
+            (Bound::PerEvent, Some(c)) => {
+                condition::bind_with(c, dicts, &mut Vec::new(), Some((dicts, trigger_blob)))
+                    .holds(blob)
+            }
+        }
     }
 
     /// For `at prop ± D`: the time the event's property holds (RFC 3339 text
