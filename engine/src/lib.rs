@@ -34,6 +34,7 @@ mod golden;
 pub mod limits;
 pub mod log;
 mod meta;
+pub mod policy;
 pub mod props;
 pub mod record;
 pub mod rules;
