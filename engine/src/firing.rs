@@ -2,7 +2,8 @@
 //! nothing, and settling the fires that fell due (`rules/` holds the state).
 //!
 //! [`Engine::fire_due`] is the only place a fire is decided. It runs under a
-//! lock, writes every decision as a `Fire` record and waits for it to be
+//! lock, writes every decision as a `Fire` record (and as a `$trigger_fired`
+//! or `$trigger_dropped` event of the user) and waits for it to be
 //! durable and applied before it reports anything, so an action can never run
 //! for a fire that a crash could make the engine decide again.
 
@@ -11,7 +12,7 @@ use roaring::RoaringBitmap;
 use crate::engine::{Engine, IngestOutcome};
 use crate::error::Result;
 use crate::limits::MAX_BATCH_RECORDS;
-use crate::record::{FireRecord, Record};
+use crate::record::{Event, FireRecord, Record};
 use crate::rules::FireOutcome;
 use crate::segment;
 
@@ -32,7 +33,30 @@ pub struct Fire {
     pub outcome: FireOutcome,
 }
 
+/// The system event a fire adds to the user's timeline, so that "why was
+/// this sent, or not" is a query: `did "$trigger_fired" where trigger == "cart"`.
+pub const TRIGGER_FIRED_EVENT: &str = "$trigger_fired";
+/// The system event of a dropped fire (`reason`: `late` or `condition`).
+pub const TRIGGER_DROPPED_EVENT: &str = "$trigger_dropped";
+
 impl Fire {
+    /// The decision as an event of the user: `$trigger_fired` or
+    /// `$trigger_dropped`, at the decision time, with `trigger`, `reason`,
+    /// `fire_id` and `due` (epoch ms).
+    pub fn system_event(&self) -> Record {
+        let name = match self.outcome {
+            FireOutcome::Fired => TRIGGER_FIRED_EVENT,
+            FireOutcome::DroppedLate | FireOutcome::DroppedCondition => TRIGGER_DROPPED_EVENT,
+        };
+        Event::new(self.user_id.clone(), name)
+            .at(self.decided_ms)
+            .prop("trigger", self.trigger.clone())
+            .prop("reason", self.outcome.name())
+            .prop("fire_id", self.id())
+            .prop("due", self.due_ms)
+            .into()
+    }
+
     /// A stable identifier of the fire: the same (trigger, user, cause) always
     /// gives the same id (for idempotency keys downstream).
     pub fn id(&self) -> String {
@@ -127,18 +151,22 @@ impl Engine {
                     due_ms: pending.due_ms,
                     outcome,
                 }));
-                fires.push(Fire {
+                let fire = Fire {
                     trigger: pending.trigger.to_string(),
                     user_id: dicts.users.name(pending.user).unwrap_or_default().to_owned(),
                     cause: pending.cause,
                     due_ms: pending.due_ms,
                     decided_ms: now,
                     outcome,
-                });
+                };
+                records.push(fire.system_event());
+                fires.push(fire);
             }
             (records, fires)
         };
         let mut records = records;
+        // Batches of whole (record, event) pairs.
+        const _: () = assert!(MAX_BATCH_RECORDS % 2 == 0);
         while !records.is_empty() {
             let rest = records.split_off(records.len().min(MAX_BATCH_RECORDS));
             self.ingest(std::mem::replace(&mut records, rest))?;

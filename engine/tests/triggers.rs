@@ -75,6 +75,16 @@ fn abandoned_cart_fires_once_after_ten_minutes_unless_the_same_cart_is_paid() {
     assert!(fires.iter().all(|f| f.due_ms == NOW + 10 * MIN));
     assert!(engine.fire_due().expect("fire").is_empty(), "a fire is decided once");
     assert_eq!(engine.pending_fires(), 0);
+    // Every decision is an event of the user: "why was this sent" is a query.
+    let options = nudge_engine::QueryOptions {
+        now_ms: Some(NOW + 10 * MIN),
+        limit: Some(10),
+        ..Default::default()
+    };
+    let why = engine
+        .query(r#"did "$trigger_fired" where (trigger == "cart" and reason == "fired")"#, &options)
+        .expect("query");
+    assert_eq!(why.users, ["ann", "cat"]);
 }
 
 #[test]
@@ -160,7 +170,8 @@ fn stale_events_and_imported_history_fire_nothing() {
     engine.ingest_history(vec![event("bob", "Charged", NOW).into()]).expect("import");
     engine.ingest(vec![event("cat", "Charged", NOW - 59 * MIN).into()]).expect("ingest");
     assert_eq!(fired(&engine.fire_due().expect("fire")), ["cat"]);
-    assert_eq!(engine.read().state.timelines.event_count(), 3, "history is stored all the same");
+    // History is stored all the same: three Charged, and cat's `$trigger_fired`.
+    assert_eq!(engine.read().state.timelines.event_count(), 4);
 }
 
 #[test]
