@@ -166,7 +166,7 @@ impl Engine {
         };
         let mut records = records;
         // Batches of whole (record, event) pairs.
-        const _: () = assert!(MAX_BATCH_RECORDS % 2 == 0);
+        const _: () = assert!(MAX_BATCH_RECORDS.is_multiple_of(2));
         while !records.is_empty() {
             let rest = records.split_off(records.len().min(MAX_BATCH_RECORDS));
             self.ingest(std::mem::replace(&mut records, rest))?;
