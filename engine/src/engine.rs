@@ -160,6 +160,8 @@ pub struct Engine {
     pub(crate) state: Arc<RwLock<DerivedState>>,
     /// Held while fires are decided and recorded, so no fire is decided twice.
     pub(crate) fire_lock: Mutex<()>,
+    /// Wakes the running `FireLoop` after each ingest (new fires may be due).
+    pub(crate) fire_wake: Mutex<Option<Sender<()>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     meta: Meta,
     last_snapshot: Mutex<Option<LogPosition>>,
@@ -411,6 +413,7 @@ impl Engine {
             dir,
             sequencer: Mutex::new(Sequencer { dedupe, writer: Some(writer_tx) }),
             fire_lock: Mutex::new(()),
+            fire_wake: Mutex::new(None),
             dicts,
             state,
             threads: Mutex::new(vec![writer_thread, applier_thread]),
@@ -479,6 +482,9 @@ impl Engine {
             (accepted, duplicates)
         };
         let position = reply_rx.recv().map_err(|_| Error::Closed)??;
+        if let Some(wake) = self.fire_wake.lock().as_ref() {
+            let _ = wake.try_send(());
+        }
         Ok(IngestOutcome { accepted, duplicates, position })
     }
 

@@ -174,3 +174,62 @@ impl Engine {
         Ok(fires)
     }
 }
+
+/// Longest wait of a [`FireLoop`] between two looks at the pending fires
+/// when nothing is due sooner and nothing was ingested.
+pub const FIRE_IDLE_WAIT_MS: u64 = 100;
+
+/// A thread that decides fires as they fall due and hands them to a sink
+/// (the server's sender). It sleeps until the next due time, and wakes early
+/// after every ingest, since a just-ingested event may arm a fire due now.
+/// Dropping it stops the thread.
+pub struct FireLoop {
+    engine: std::sync::Arc<Engine>,
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FireLoop {
+    /// Starts deciding `engine`'s fires. Errors (the engine closed, a failed
+    /// write) go to `on_error`, and the loop keeps trying.
+    pub fn spawn(
+        engine: std::sync::Arc<Engine>,
+        sink: impl Fn(Vec<Fire>) + Send + 'static,
+        on_error: impl Fn(crate::Error) + Send + 'static,
+    ) -> std::io::Result<FireLoop> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let (wake, woken) = crossbeam_channel::bounded::<()>(1);
+        *engine.fire_wake.lock() = Some(wake);
+        let looping = std::sync::Arc::clone(&engine);
+        let thread = std::thread::Builder::new().name("nudge-fires".into()).spawn(move || {
+            let engine = looping;
+            loop {
+                match engine.fire_due() {
+                    Ok(fires) if !fires.is_empty() => sink(fires),
+                    Ok(_) => {}
+                    Err(e) => on_error(e),
+                }
+                let now = engine.options.clock.now_ms();
+                let wait = engine.next_fire_due().map_or(FIRE_IDLE_WAIT_MS, |due| {
+                    due.saturating_sub(now).clamp(0, FIRE_IDLE_WAIT_MS as i64) as u64
+                });
+                crossbeam_channel::select! {
+                    recv(stopped) -> _ => break,
+                    recv(woken) -> _ => {}
+                    default(std::time::Duration::from_millis(wait)) => {}
+                }
+            }
+        })?;
+        Ok(FireLoop { engine, stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for FireLoop {
+    fn drop(&mut self) {
+        *self.engine.fire_wake.lock() = None;
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

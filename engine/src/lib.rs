@@ -45,7 +45,7 @@ pub mod wire;
 
 pub use engine::{Engine, EngineOptions, IngestOutcome, OpenReport, StateReader};
 pub use error::{Error, Result};
-pub use firing::{Fire, TRIGGER_DROPPED_EVENT, TRIGGER_FIRED_EVENT};
+pub use firing::{FIRE_IDLE_WAIT_MS, Fire, FireLoop, TRIGGER_DROPPED_EVENT, TRIGGER_FIRED_EVENT};
 pub use log::{Durability, RecoveryMode};
 pub use props::Value;
 pub use record::{Event, FireRecord, ProfileUpdate, Record, Subscription};

@@ -259,3 +259,29 @@ fn bad_triggers_are_refused_and_removed_triggers_drop_their_pending_fires() {
     clock.set(NOW + 2 * MIN);
     assert!(engine.fire_due().expect("fire").is_empty());
 }
+
+#[test]
+fn the_fire_loop_decides_fires_as_they_fall_due() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let engine = Arc::new(open(dir.path(), &clock));
+    engine.save_trigger("now", r#"on "A""#).expect("save");
+    engine.save_trigger("later", r#"on "A" unless "B" within 10m"#).expect("save");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let fires = nudge_engine::FireLoop::spawn(
+        Arc::clone(&engine),
+        move |fires| {
+            let _ = tx.send(fires);
+        },
+        |e| panic!("fire loop: {e}"),
+    )
+    .expect("spawn");
+    engine.ingest(vec![event("ann", "A", NOW).into()]).expect("ingest");
+    let first = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("woken by the ingest");
+    assert_eq!(decided(&first), [("now".into(), "ann".into(), FireOutcome::Fired)]);
+    clock.set(NOW + 10 * MIN);
+    let second = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("due by the clock");
+    assert_eq!(decided(&second), [("later".into(), "ann".into(), FireOutcome::Fired)]);
+    drop(fires);
+    assert_eq!(engine.pending_fires(), 0);
+}
