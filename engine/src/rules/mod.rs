@@ -109,14 +109,12 @@ type Listener = (Arc<SavedTrigger>, TriggerId, Role, Bound);
 /// reused): keys compare numbers, not strings.
 type TriggerId = u32;
 
-/// A triggering event armed for `then` or `unless`.
+/// A triggering event armed for `then`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Armed {
     cause: u64,
     ts_ms: i64,
     props_at: u64,
-    /// For `unless`: the due time of its pending fire.
-    due_ms: i64,
 }
 
 /// Saved triggers and the fires they have pending.
@@ -126,8 +124,9 @@ pub struct RuleState {
     pub freshness_ms: i64,
     triggers: BTreeMap<String, Arc<SavedTrigger>>,
     due: BTreeMap<DueKey, u64>,
-    /// `unless`: the one armed event per (trigger, user).
-    unless: FastMap<(TriggerId, UserId), Armed>,
+    /// `unless`: the one armed event per (trigger, user), as (due time, cause):
+    /// the rest is in its `due` entry, and its time is the due time minus D.
+    unless: FastMap<(TriggerId, UserId), (i64, u64)>,
     /// `then`: armed events per (trigger, user), oldest first.
     then: FastMap<(TriggerId, UserId), Vec<Armed>>,
     /// Trigger names by id, and ids by name.
@@ -220,7 +219,7 @@ impl RuleState {
         let Some(&id) = self.ids.get(trigger) else { return };
         self.due.remove(&(due_ms, id, user, cause));
         let unless_key = (id, user);
-        if self.unless.get(&unless_key).is_some_and(|armed| armed.cause == cause) {
+        if self.unless.get(&unless_key).is_some_and(|&(_, armed)| armed == cause) {
             self.unless.remove(&unless_key);
         }
     }
@@ -260,14 +259,15 @@ impl RuleState {
             let key = (*id, event.user);
             match (role, &trigger.tail) {
                 (Role::Cancel, Tail::Unless { within_ms, .. }) => {
-                    let Some(armed) = self.unless.get(&key) else { continue };
-                    let in_time =
-                        event.ts_ms >= armed.ts_ms && event.ts_ms - armed.ts_ms <= *within_ms;
-                    let armed_blob = arena.get(armed.props_at);
+                    let Some(&(due_ms, cause)) = self.unless.get(&key) else { continue };
+                    let due_key = (due_ms, *id, event.user, cause);
+                    let Some(&props_at) = self.due.get(&due_key) else { continue };
+                    let armed_ts = due_ms.saturating_sub(*within_ms);
+                    let in_time = event.ts_ms >= armed_ts && event.ts_ms <= due_ms;
+                    let armed_blob = arena.get(props_at);
                     if in_time && trigger.matches(*role, bound, dicts, event.blob, armed_blob) {
-                        let armed = armed.clone();
                         self.unless.remove(&key);
-                        self.due.remove(&(armed.due_ms, *id, event.user, armed.cause));
+                        self.due.remove(&due_key);
                     }
                 }
                 (Role::Complete, Tail::Then { within_ms, .. }) => {
@@ -302,12 +302,8 @@ impl RuleState {
                 continue;
             }
             let name = *id;
-            let armed = |due_ms| Armed {
-                cause: event.cause,
-                ts_ms: event.ts_ms,
-                props_at: event.props_at,
-                due_ms,
-            };
+            let armed =
+                || Armed { cause: event.cause, ts_ms: event.ts_ms, props_at: event.props_at };
             match &trigger.tail {
                 Tail::None => {
                     self.due
@@ -319,11 +315,11 @@ impl RuleState {
                         continue;
                     }
                     let due_ms = event.ts_ms.saturating_add(*within_ms);
-                    self.unless.insert(key, armed(due_ms));
+                    self.unless.insert(key, (due_ms, event.cause));
                     self.due.insert((due_ms, name, event.user, event.cause), event.props_at);
                 }
                 Tail::Then { .. } => {
-                    self.then.entry((name, event.user)).or_default().push(armed(0));
+                    self.then.entry((name, event.user)).or_default().push(armed());
                 }
                 Tail::At { .. } => {
                     let Some(due_ms) = trigger.at_time(dicts, event.blob) else { continue };
@@ -379,7 +375,7 @@ impl RuleState {
         let mut unless: Vec<_> = self
             .unless
             .iter()
-            .map(|((t, u), a)| (name(t), *u, a.cause, a.due_ms, a.ts_ms, a.props_at, 1))
+            .map(|((t, u), &(due_ms, cause))| (name(t), *u, cause, due_ms, 0, 0, 1))
             .collect();
         unless.sort();
         let mut then: Vec<_> = self
@@ -404,14 +400,11 @@ impl RuleState {
                 self.due.insert((due_ms, trigger, user, cause), props_at);
             }
             1 => {
-                self.unless.insert((trigger, user), Armed { cause, ts_ms, props_at, due_ms });
+                self.unless.insert((trigger, user), (due_ms, cause));
             }
-            _ => self.then.entry((trigger, user)).or_default().push(Armed {
-                cause,
-                ts_ms,
-                props_at,
-                due_ms,
-            }),
+            _ => {
+                self.then.entry((trigger, user)).or_default().push(Armed { cause, ts_ms, props_at })
+            }
         }
     }
 }
