@@ -114,6 +114,33 @@ impl ValueRef<'_> {
     }
 }
 
+/// A value as distinct counting tells values apart (`count_distinct`):
+/// owned, hashable, with -0 and 0 one number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DistinctValue {
+    /// A number, by its bits.
+    Number(u64),
+    /// A string.
+    Str(Box<str>),
+    /// A boolean.
+    Bool(bool),
+    /// An array, element by element.
+    Array(Vec<DistinctValue>),
+}
+
+impl From<ValueRef<'_>> for DistinctValue {
+    fn from(value: ValueRef<'_>) -> Self {
+        match value {
+            ValueRef::Number(n) => DistinctValue::Number(if n == 0.0 { 0 } else { n.to_bits() }),
+            ValueRef::Str(s) => DistinctValue::Str(s.into()),
+            ValueRef::Bool(b) => DistinctValue::Bool(b),
+            ValueRef::Array(items) => {
+                DistinctValue::Array(items.iter().map(DistinctValue::from).collect())
+            }
+        }
+    }
+}
+
 /// Appends the encoding of `value` to `out`. The caller has validated limits.
 pub fn encode_value(out: &mut Vec<u8>, value: &Value) {
     match value {

@@ -7,26 +7,7 @@ use std::collections::HashSet;
 
 use nudge_query_lang::AggregateFn;
 
-use crate::props::ValueRef;
-
-/// A value as `count_distinct` tells values apart.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Distinct {
-    Number(u64),
-    Str(String),
-    Bool(bool),
-    Array(Vec<Distinct>),
-}
-
-fn distinct(value: ValueRef<'_>) -> Distinct {
-    match value {
-        // -0 and 0 are one number.
-        ValueRef::Number(n) => Distinct::Number(if n == 0.0 { 0 } else { n.to_bits() }),
-        ValueRef::Str(s) => Distinct::Str(s.to_owned()),
-        ValueRef::Bool(b) => Distinct::Bool(b),
-        ValueRef::Array(items) => Distinct::Array(items.iter().map(distinct).collect()),
-    }
-}
+use crate::props::{DistinctValue, ValueRef};
 
 /// Computes `function` over `values`; `None` when nothing was counted.
 pub fn compute<'v>(
@@ -34,7 +15,7 @@ pub fn compute<'v>(
     values: impl Iterator<Item = ValueRef<'v>>,
 ) -> Option<f64> {
     if function == AggregateFn::CountDistinct {
-        let seen: HashSet<Distinct> = values.map(distinct).collect();
+        let seen: HashSet<DistinctValue> = values.map(DistinctValue::from).collect();
         return (!seen.is_empty()).then_some(seen.len() as f64);
     }
     let mut numbers = values.filter_map(|v| match v {

@@ -23,7 +23,7 @@ use roaring::RoaringBitmap;
 use super::DerivedState;
 use crate::clock::DAY_MS;
 use crate::dict::{EventId, FastMap, UserId};
-use crate::props::{self, KeyId, ValueRef};
+use crate::props::{self, DistinctValue, KeyId, ValueRef};
 
 /// Most bytes the column cache holds before it is emptied.
 pub const COLUMN_CACHE_MAX_BYTES: usize = 4 << 30;
@@ -178,24 +178,6 @@ pub const CODE_SET_BITS: usize = 256;
 /// A set of codes below [`CODE_SET_BITS`], one bit each.
 pub type CodeSet = [u64; CODE_SET_BITS / 64];
 
-/// A value as codes tell values apart (the rules of `count_distinct`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Distinct {
-    Number(u64),
-    Str(Box<str>),
-    Bool(bool),
-    Array(Vec<Distinct>),
-}
-
-fn distinct(value: ValueRef<'_>) -> Distinct {
-    match value {
-        ValueRef::Number(n) => Distinct::Number(if n == 0.0 { 0 } else { n.to_bits() }),
-        ValueRef::Str(s) => Distinct::Str(s.into()),
-        ValueRef::Bool(b) => Distinct::Bool(b),
-        ValueRef::Array(items) => Distinct::Array(items.iter().map(distinct).collect()),
-    }
-}
-
 struct Stamped<T> {
     stamp: u64,
     value: Arc<T>,
@@ -226,7 +208,7 @@ struct CacheInner {
     code_sets: FastMap<(RowsKey, KeyId), Stamped<Vec<CodeSet>>>,
     unions: FastMap<(EventId, i32, i32), Stamped<RoaringBitmap>>,
     dense: FastMap<(EventId, i32, i32), Stamped<Vec<u64>>>,
-    dictionary: FastMap<KeyId, FastMap<Distinct, u32>>,
+    dictionary: FastMap<KeyId, FastMap<DistinctValue, u32>>,
     bytes: usize,
 }
 
@@ -373,7 +355,7 @@ impl ColumnCache {
                 let Some(value) = value else { return NO_VALUE };
                 let dictionary = inner.dictionary.entry(key).or_default();
                 let next = dictionary.len() as u32;
-                *dictionary.entry(distinct(value)).or_insert(next)
+                *dictionary.entry(DistinctValue::from(value)).or_insert(next)
             },
         )
     }
