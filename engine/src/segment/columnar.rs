@@ -197,6 +197,7 @@ fn rows_of(
     condition: Option<&RowCondition<'_>>,
     days: &[i32],
 ) -> Vec<Arc<DayRows>> {
+    state.columns.prefetch(state, event, condition, days);
     days.iter().map(|&day| state.columns.day_rows(state, event, day, condition)).collect()
 }
 
@@ -408,13 +409,9 @@ impl Gatherer {
         }
         let events = merged
             .into_iter()
-            .map(|(event, range)| EventDays {
-                event,
-                range,
-                days: days(state, event, range)
-                    .into_iter()
-                    .map(|day| state.columns.day_rows(state, event, day, None))
-                    .collect(),
+            .map(|(event, range)| {
+                let days = days(state, event, range);
+                EventDays { event, range, days: rows_of(state, event, None, &days) }
             })
             .collect();
         Gatherer { events }

@@ -253,6 +253,8 @@ fn current<K: std::hash::Hash + Eq, T>(
 
 impl ColumnCache {
     /// The rows of `event` on `day` (those satisfying `condition`, if given).
+    /// Built without holding the cache lock, so queries building different
+    /// days do not wait for each other.
     pub fn day_rows(
         &self,
         state: &DerivedState,
@@ -260,29 +262,56 @@ impl ColumnCache {
         day: i32,
         condition: Option<&RowCondition<'_>>,
     ) -> Arc<DayRows> {
-        let mut inner = self.inner.lock();
-        Self::rows_locked(&mut inner, state, event, day, condition)
-    }
-
-    fn rows_locked(
-        inner: &mut CacheInner,
-        state: &DerivedState,
-        event: EventId,
-        day: i32,
-        condition: Option<&RowCondition<'_>>,
-    ) -> Arc<DayRows> {
         let changes = &state.day_changes;
         let key = RowsKey { event, day, condition: condition.map_or("", |c| c.text).to_owned() };
-        if let Some(rows) = current(&inner.rows, &key, changes, day) {
+        if let Some(rows) = current(&self.inner.lock().rows, &key, changes, day) {
             return rows;
         }
         let rows = Arc::new(match condition {
             None => DayRows::build(state, event, day),
-            Some(c) => Self::rows_locked(inner, state, event, day, None).filtered(state, c.holds),
+            Some(c) => self.day_rows(state, event, day, None).filtered(state, c.holds),
         });
+        let mut inner = self.inner.lock();
         inner.account(rows.bytes());
         inner.rows.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&rows) });
         rows
+    }
+
+    /// Builds the day rows of `days` not cached yet, on one thread per core
+    /// when two or more are missing (a query's first run over a long window).
+    pub fn prefetch(
+        &self,
+        state: &DerivedState,
+        event: EventId,
+        condition: Option<&RowCondition<'_>>,
+        days: &[i32],
+    ) {
+        let missing: Vec<i32> = {
+            let inner = self.inner.lock();
+            let text = condition.map_or("", |c| c.text);
+            days.iter()
+                .copied()
+                .filter(|&day| {
+                    let key = RowsKey { event, day, condition: text.to_owned() };
+                    current(&inner.rows, &key, &state.day_changes, day).is_none()
+                })
+                .collect()
+        };
+        let threads =
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(missing.len());
+        if threads < 2 {
+            return;
+        }
+        std::thread::scope(|scope| {
+            for first in 0..threads {
+                let missing = &missing;
+                scope.spawn(move || {
+                    for &day in missing.iter().skip(first).step_by(threads) {
+                        self.day_rows(state, event, day, condition);
+                    }
+                });
+            }
+        });
     }
 
     /// A column of `key`'s values over the rows [`ColumnCache::day_rows`] gives.
@@ -294,15 +323,15 @@ impl ColumnCache {
         table: impl Fn(&mut CacheInner) -> &mut FastMap<(RowsKey, KeyId), Stamped<Vec<T>>>,
         value: impl Fn(&mut CacheInner, Option<ValueRef<'_>>) -> T,
     ) -> Arc<Vec<T>> {
-        let mut inner = self.inner.lock();
         let changes = &state.day_changes;
         let rows_key =
             RowsKey { event, day, condition: condition.map_or("", |c| c.text).to_owned() };
         let column_key = (rows_key, key);
-        if let Some(column) = current(table(&mut inner), &column_key, changes, day) {
+        if let Some(column) = current(table(&mut self.inner.lock()), &column_key, changes, day) {
             return column;
         }
-        let rows = Self::rows_locked(&mut inner, state, event, day, condition);
+        let rows = self.day_rows(state, event, day, condition);
+        let mut inner = self.inner.lock();
         let column: Vec<T> = rows
             .props_at
             .iter()
