@@ -201,6 +201,101 @@ pub fn pick_variant(campaign: &str, user_id: &str, weights: &[u32]) -> Option<us
     })
 }
 
+/// Why a message is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Past its cut-off or time to live.
+    Expired,
+    /// The user is in the control group ("would have sent").
+    Control,
+    /// Inside quiet hours that discard.
+    Dnd,
+    /// Over a frequency cap.
+    Capped,
+}
+
+impl DropReason {
+    /// The name decisions and stats use (`expired`, `control`, `dnd`, `capped`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Expired => "expired",
+            DropReason::Control => "control",
+            DropReason::Dnd => "dnd",
+            DropReason::Capped => "capped",
+        }
+    }
+}
+
+/// What to do with one message for one user, now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send it, with this variant (when the campaign has variants).
+    Send {
+        /// Index of the variant.
+        variant: Option<usize>,
+    },
+    /// Decide again at this time (quiet hours that delay).
+    Delay {
+        /// Epoch ms.
+        until_ms: i64,
+    },
+    /// Do not send.
+    Drop(DropReason),
+}
+
+/// A campaign's delivery rules, with the global settings folded in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRules {
+    /// The campaign's id: it seeds the control group and variant hashes.
+    pub campaign: String,
+    /// Caps (global, or the campaign's override).
+    pub caps: Caps,
+    /// Whether the caps do not apply to this campaign.
+    pub ignore_caps: bool,
+    /// Quiet hours, if any.
+    pub quiet: Option<QuietHours>,
+    /// Share of users held out, in percent.
+    pub control_percent: f64,
+    /// Variant weights (empty: no variants).
+    pub variant_weights: Vec<u32>,
+    /// After this time nothing is sent (cut-off, or fire time + TTL), epoch ms.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// Applies every delivery rule, in one place and in one order: expiry,
+/// control group, quiet hours, caps, then the variant. `sent_ms` are the
+/// user's earlier sends that count toward the caps.
+pub fn decide(
+    rules: &DeliveryRules,
+    user_id: &str,
+    tz: &TimeZone,
+    sent_ms: &[i64],
+    now_ms: i64,
+) -> Result<Decision, PolicyError> {
+    if rules.expires_at_ms.is_some_and(|at| now_ms > at) {
+        return Ok(Decision::Drop(DropReason::Expired));
+    }
+    if in_control_group(&rules.campaign, user_id, rules.control_percent) {
+        return Ok(Decision::Drop(DropReason::Control));
+    }
+    if let Some(quiet) = &rules.quiet {
+        match quiet.timing(now_ms, tz)? {
+            Timing::Now => {}
+            Timing::At(until_ms) => return Ok(Decision::Delay { until_ms }),
+            Timing::Drop => return Ok(Decision::Drop(DropReason::Dnd)),
+        }
+    }
+    if !rules.ignore_caps && !rules.caps.allow(sent_ms, now_ms, tz)? {
+        return Ok(Decision::Drop(DropReason::Capped));
+    }
+    let variant = if rules.variant_weights.is_empty() {
+        None
+    } else {
+        pick_variant(&rules.campaign, user_id, &rules.variant_weights)
+    };
+    Ok(Decision::Send { variant })
+}
+
 #[cfg(test)]
 mod tests {
     use jiff::civil::{date, time};
@@ -323,6 +418,52 @@ mod tests {
             .count() as f64
             / users.len() as f64;
         assert!((both - 0.25).abs() <= 0.02, "{both}");
+    }
+
+    #[test]
+    fn decide_applies_expiry_control_quiet_hours_caps_and_variants_in_that_order() {
+        let utc = tz("UTC");
+        let rules = DeliveryRules {
+            campaign: "cart".into(),
+            caps: Caps { per_day: Some(1), per_week: None },
+            ignore_caps: false,
+            quiet: Some(QuietHours {
+                from: time(22, 0, 0, 0),
+                to: time(8, 0, 0, 0),
+                mode: QuietMode::Delay,
+            }),
+            control_percent: 0.0,
+            variant_weights: vec![1, 1],
+            expires_at_ms: Some(ms("2026-11-02T00:00:00Z")),
+        };
+        let noon = ms("2026-11-01T12:00:00Z");
+        let send = decide(&rules, "u1", &utc, &[], noon).expect("decide");
+        assert!(matches!(send, Decision::Send { variant: Some(_) }), "{send:?}");
+        assert_eq!(
+            decide(&rules, "u1", &utc, &[ms("2026-11-01T09:00:00Z")], noon),
+            Ok(Decision::Drop(DropReason::Capped))
+        );
+        let ignoring = DeliveryRules { ignore_caps: true, ..rules.clone() };
+        assert!(matches!(
+            decide(&ignoring, "u1", &utc, &[ms("2026-11-01T09:00:00Z")], noon),
+            Ok(Decision::Send { .. })
+        ));
+        // 23:00: quiet hours come before caps; the message waits for 08:00.
+        assert_eq!(
+            decide(&rules, "u1", &utc, &[ms("2026-11-01T09:00:00Z")], ms("2026-11-01T23:00:00Z")),
+            Ok(Decision::Delay { until_ms: ms("2026-11-02T08:00:00Z") })
+        );
+        // Past the cut-off, nothing else matters.
+        assert_eq!(
+            decide(&rules, "u1", &utc, &[], ms("2026-11-02T09:00:00Z")),
+            Ok(Decision::Drop(DropReason::Expired))
+        );
+        let everyone = DeliveryRules { control_percent: 100.0, ..rules };
+        assert_eq!(
+            decide(&everyone, "u1", &utc, &[], noon),
+            Ok(Decision::Drop(DropReason::Control))
+        );
+        assert_eq!(DropReason::Capped.name(), "capped");
     }
 
     #[test]
