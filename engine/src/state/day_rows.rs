@@ -128,6 +128,25 @@ impl DayRows {
         rows
     }
 
+    /// The rows for which `holds` is true of the properties.
+    fn filtered(&self, state: &DerivedState, holds: &dyn Fn(&[u8]) -> bool) -> DayRows {
+        let mut kept = DayRows { starts: vec![0], ..Default::default() };
+        for (i, &user) in self.users.iter().enumerate() {
+            let before = kept.ts_ms.len();
+            for r in self.starts[i] as usize..self.starts[i + 1] as usize {
+                if holds(state.timelines.arena().get(self.props_at[r])) {
+                    kept.ts_ms.push(self.ts_ms[r]);
+                    kept.props_at.push(self.props_at[r]);
+                }
+            }
+            if kept.ts_ms.len() > before {
+                kept.users.push(user);
+                kept.starts.push(kept.ts_ms.len() as u32);
+            }
+        }
+        kept
+    }
+
     fn bytes(&self) -> usize {
         self.users.len() * 4 + self.starts.len() * 4 + self.ts_ms.len() * 16
     }
