@@ -556,6 +556,16 @@ impl Engine {
                     LogEntry::TriggerRemoved(wire::LogTriggerRemoved { name })
                 }
                 Record::History => LogEntry::History,
+                Record::SaveCampaign(campaign) => LogEntry::CampaignSaved(wire::LogCampaign {
+                    id: campaign.id.clone(),
+                    definition: campaign.encode(),
+                }),
+                Record::RemoveCampaign { id } => {
+                    LogEntry::CampaignRemoved(wire::LogCampaignRemoved { id })
+                }
+                Record::SetCampaignPaused { id, paused } => {
+                    LogEntry::CampaignPaused(wire::LogCampaignPaused { id, paused })
+                }
                 Record::Fire(fire) => LogEntry::Fire(wire::LogFire {
                     trigger: fire.trigger,
                     user: fire.user,

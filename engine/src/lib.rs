@@ -22,6 +22,7 @@
 //! Limits on input are in [`limits`]; the on-disk format is specified in
 //! `docs/design/event-log-format.md`.
 
+pub mod campaign;
 pub mod clock;
 pub mod dataset;
 pub mod dedupe;

@@ -133,6 +133,20 @@ pub enum Record {
     History,
     /// A fire decided; written by the engine (`Engine::fire_due`).
     Fire(FireRecord),
+    /// A campaign saved (replacing any with that id).
+    SaveCampaign(Box<crate::campaign::Campaign>),
+    /// A campaign removed.
+    RemoveCampaign {
+        /// Its id.
+        id: String,
+    },
+    /// A campaign paused or resumed.
+    SetCampaignPaused {
+        /// Its id.
+        id: String,
+        /// Paused or running.
+        paused: bool,
+    },
 }
 
 /// A fire decided for a pending (trigger, user, cause).
@@ -380,6 +394,10 @@ pub fn validate(record: &Record) -> Result<()> {
             check_text("name", name, crate::rules::MAX_TRIGGER_NAME_BYTES, "trigger name")
         }
         Record::History | Record::Fire(_) => Ok(()),
+        Record::SaveCampaign(campaign) => campaign.validate(),
+        Record::RemoveCampaign { id } | Record::SetCampaignPaused { id, .. } => {
+            check_text("id", id, crate::campaign::MAX_CAMPAIGN_ID_BYTES, "campaign id")
+        }
     }
 }
 

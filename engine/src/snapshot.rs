@@ -38,7 +38,7 @@ use crate::state::timeline::{PropsArena, TimelineEntry, Timelines};
 pub const SNAPSHOT_DIR: &str = "snapshots";
 const MAGIC: &[u8; 8] = b"NUDGSNAP";
 /// Version of the snapshot layout written today.
-pub const SNAPSHOT_VERSION: u32 = 3;
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone)]
@@ -230,6 +230,13 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
         out.i64(ts_ms);
         out.u64(props_at);
         out.u32(u32::from(kind));
+    }
+    // Campaigns, by id: definition (rkyv), paused flag.
+    out.len(state.campaigns.len());
+    for (id, stored) in &state.campaigns {
+        out.str(id);
+        out.bytes(&stored.campaign.encode());
+        out.u8(u8::from(stored.paused));
     }
     let crc = crc32c::crc32c(&out.bytes);
     out.u32(crc);
@@ -476,6 +483,14 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         );
         rules.restore(part);
     }
+    let mut campaigns = std::collections::BTreeMap::new();
+    for _ in 0..input.len()? {
+        let id = input.str()?;
+        let campaign = crate::campaign::Campaign::decode(&input.bytes()?)
+            .ok_or_else(|| format!("campaign {id:?} does not decode"))?;
+        let paused = input.u8()? != 0;
+        campaigns.insert(id, crate::campaign::StoredCampaign { campaign, paused });
+    }
     if input.left != 0 {
         return Err(format!("{} unexpected trailing bytes", input.left));
     }
@@ -491,6 +506,7 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         subscriptions,
         segments,
         rules,
+        campaigns,
         position,
         ..Default::default()
     };

@@ -53,6 +53,12 @@ pub enum LogEntry {
     Fire(LogFire),
     /// Marks a batch of history (import): its events arm and fire no trigger.
     History,
+    /// A campaign saved (its definition, rkyv-encoded: `campaign::Campaign::encode`).
+    CampaignSaved(LogCampaign),
+    /// A campaign removed.
+    CampaignRemoved(LogCampaignRemoved),
+    /// A campaign paused or resumed.
+    CampaignPaused(LogCampaignPaused),
 }
 
 /// An event with dense ids.
@@ -152,6 +158,31 @@ pub struct LogFire {
     pub due_ms: i64,
     /// What was decided (`rules::FireOutcome` as a byte).
     pub outcome: u8,
+}
+
+/// A campaign saved.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogCampaign {
+    /// Its id.
+    pub id: String,
+    /// Its definition, encoded on its own so campaign fields never change this layout.
+    pub definition: Vec<u8>,
+}
+
+/// A campaign removed.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogCampaignRemoved {
+    /// Its id.
+    pub id: String,
+}
+
+/// A campaign paused or resumed.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogCampaignPaused {
+    /// Its id.
+    pub id: String,
+    /// Paused (true) or running (false).
+    pub paused: bool,
 }
 
 /// Encodes a batch with rkyv.

@@ -324,6 +324,22 @@ pub fn encode(record: &Record) -> Json {
         Record::History => {
             out.insert("type".into(), "history".into());
         }
+        // The campaign JSON of interfaces.md belongs to the HTTP API (not built
+        // yet); NDJSON only names the campaign.
+        Record::SaveCampaign(campaign) => {
+            out.insert("type".into(), "campaign".into());
+            out.insert("id".into(), campaign.id.clone().into());
+            out.insert("name".into(), campaign.name.clone().into());
+        }
+        Record::RemoveCampaign { id } => {
+            out.insert("type".into(), "campaign_removed".into());
+            out.insert("id".into(), id.clone().into());
+        }
+        Record::SetCampaignPaused { id, paused } => {
+            out.insert("type".into(), "campaign_paused".into());
+            out.insert("id".into(), id.clone().into());
+            out.insert("paused".into(), (*paused).into());
+        }
         Record::Fire(fire) => {
             out.insert("type".into(), "fire".into());
             out.insert("trigger".into(), fire.trigger.clone().into());

@@ -43,6 +43,8 @@ pub struct DerivedState {
     pub segments: std::collections::BTreeMap<String, String>,
     /// Saved triggers and their pending fires.
     pub rules: crate::rules::RuleState,
+    /// Campaigns, by id.
+    pub campaigns: std::collections::BTreeMap<String, crate::campaign::StoredCampaign>,
     /// The log position this state reflects.
     pub position: LogPosition,
     /// When each day last received an event (not saved: a fresh state starts at zero).
@@ -129,6 +131,23 @@ impl DerivedState {
                     fire.due_ms.to_native(),
                 ),
                 ArchivedLogEntry::History => {}
+                ArchivedLogEntry::CampaignSaved(saved) => {
+                    // Validated before it was logged; one that no longer decodes is skipped.
+                    if let Some(campaign) = crate::campaign::Campaign::decode(&saved.definition) {
+                        let paused =
+                            self.campaigns.get(saved.id.as_str()).is_some_and(|c| c.paused);
+                        let stored = crate::campaign::StoredCampaign { campaign, paused };
+                        self.campaigns.insert(saved.id.to_string(), stored);
+                    }
+                }
+                ArchivedLogEntry::CampaignRemoved(removed) => {
+                    self.campaigns.remove(removed.id.as_str());
+                }
+                ArchivedLogEntry::CampaignPaused(paused) => {
+                    if let Some(stored) = self.campaigns.get_mut(paused.id.as_str()) {
+                        stored.paused = paused.paused;
+                    }
+                }
             }
         }
         debug_assert!(end >= self.position);
@@ -232,7 +251,10 @@ pub fn check_batch_refs(batch: &ArchivedLogBatch, sizes: DictionarySizes) -> Res
             | ArchivedLogEntry::SegmentRemoved(_)
             | ArchivedLogEntry::TriggerSaved(_)
             | ArchivedLogEntry::TriggerRemoved(_)
-            | ArchivedLogEntry::History => Ok(()),
+            | ArchivedLogEntry::History
+            | ArchivedLogEntry::CampaignSaved(_)
+            | ArchivedLogEntry::CampaignRemoved(_)
+            | ArchivedLogEntry::CampaignPaused(_) => Ok(()),
         };
         checked.map_err(|e| format!("entry {i}: {e}"))?;
     }

@@ -155,7 +155,10 @@ impl Reference {
             Record::SaveTrigger { .. }
             | Record::RemoveTrigger { .. }
             | Record::History
-            | Record::Fire(_) => {}
+            | Record::Fire(_)
+            | Record::SaveCampaign(_)
+            | Record::RemoveCampaign { .. }
+            | Record::SetCampaignPaused { .. } => {}
         }
     }
 
