@@ -26,6 +26,7 @@ pub mod campaign;
 pub mod clock;
 pub mod dataset;
 pub mod dedupe;
+pub mod delivery;
 pub mod dict;
 mod engine;
 pub mod error;
