@@ -97,6 +97,9 @@ impl Engine {
             let (dicts, state) = (&*reader.dicts, &*reader.state);
             let timezone_key = dicts.keys.get("timezone").and_then(|k| u16::try_from(k).ok());
             let sent_event = dicts.events.get(PUSH_SENT_EVENT);
+            // Each campaign's audience is parsed once per call, not once per fire.
+            let mut audiences: std::collections::HashMap<&str, nudge_query_lang::Expr> =
+                std::collections::HashMap::new();
             for fire in fires.iter().filter(|f| f.outcome == FireOutcome::Fired) {
                 let Some(id) = fire.trigger.strip_prefix("campaign:") else { continue };
                 let Some(stored) = state.campaigns.get(id) else { continue };
@@ -112,9 +115,14 @@ impl Engine {
                     continue;
                 }
                 if let Some(audience) = &campaign.audience {
-                    let expr = crate::segment::parse(audience)?;
+                    let expr = match audiences.entry(id) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(crate::segment::parse(audience)?)
+                        }
+                    };
                     let scope: roaring::RoaringBitmap = std::iter::once(user).collect();
-                    let selected = crate::segment::select(dicts, state, &expr, now, &scope, None)?;
+                    let selected = crate::segment::select(dicts, state, expr, now, &scope, None)?;
                     if !selected.contains(user) {
                         decisions.push(dropped("audience"));
                         continue;

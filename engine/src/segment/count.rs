@@ -59,13 +59,9 @@ impl<'a> Evaluator<'a> {
         match &**clause {
             Clause::ReachableViaWebpush => Some((Users::Index(&indexes.webpush_user_ids), false)),
             Clause::User(c) => {
-                let ql::Test::Compare { op: ql::CompareOp::Eq, value } = &c.test.node else {
-                    return None;
-                };
-                let key = super::condition::key_id(self.dicts, &c.property)?;
-                let index = indexes.profile_property_value_user_ids.get(&key)?;
-                let literal = super::condition::Literal::from_ast(value)?;
-                match index.get(literal.as_value_ref()?)? {
+                // A key never seen goes the long way, which warns about it.
+                super::condition::key_id(self.dicts, &c.property)?;
+                match self.profile_equality(c)? {
                     Some(users) => Some((Users::Index(users), false)),
                     None => Some((Users::Shared(Arc::default()), false)),
                 }

@@ -20,6 +20,7 @@ use roaring::RoaringBitmap;
 
 use super::columnar::{self, Gatherer, Range, RowCondition};
 use super::condition::{self, Cond};
+use super::fusion::{Fused, fuse_aggregates};
 use super::{DAY_ROWS_MIN_CANDIDATES, PlanStep, Strategy, aggregate};
 use crate::clock::{DAY_MS, day_of};
 use crate::dict::{Dictionaries, EventId, UserId};
@@ -195,9 +196,21 @@ impl<'a> Evaluator<'a> {
         if range.is_empty() {
             return (Arc::default(), None);
         }
-        let (lo_day, hi_day) = (day_of(range.lo), day_of(range.hi));
+        let (lo_day, starts_whole, hi_day, ends_whole) = self.edge_days(event, range);
         let candidates = self.in_days(event, lo_day, hi_day);
-        // A partly covered day on which nobody did the event changes nothing.
+        if starts_whole && ends_whole {
+            return (candidates, None);
+        }
+        let full_lo = if starts_whole { lo_day } else { lo_day + 1 };
+        let full_hi = if ends_whole { hi_day } else { hi_day - 1 };
+        (candidates, Some(self.in_days(event, full_lo, full_hi)))
+    }
+
+    /// The first and last UTC day `range` touches, each with whether it counts
+    /// as whole: wholly inside the range, or a day on which nobody did `event`
+    /// (a partly covered day without the event changes nothing).
+    fn edge_days(&self, event: EventId, range: Range) -> (i32, bool, i32, bool) {
+        let (lo_day, hi_day) = (day_of(range.lo), day_of(range.hi));
         let quiet = |day: i32| {
             self.state
                 .indexes
@@ -207,12 +220,7 @@ impl<'a> Evaluator<'a> {
         };
         let starts_whole = range.lo <= i64::from(lo_day) * DAY_MS || quiet(lo_day);
         let ends_whole = range.hi >= (i64::from(hi_day) + 1) * DAY_MS - 1 || quiet(hi_day);
-        if starts_whole && ends_whole {
-            return (candidates, None);
-        }
-        let full_lo = if starts_whole { lo_day } else { lo_day + 1 };
-        let full_hi = if ends_whole { hi_day } else { hi_day - 1 };
-        (candidates, Some(self.in_days(event, full_lo, full_hi)))
+        (lo_day, starts_whole, hi_day, ends_whole)
     }
 
     /// The user's events in `range`, in order.
@@ -289,22 +297,28 @@ impl<'a> Evaluator<'a> {
                 .and_then(|e| indexes.users_with_event(e))
                 .map_or(0, |users| users.len()),
             Clause::User(c) => {
-                let ql::Test::Compare { op: ql::CompareOp::Eq, value } = &c.test.node else {
-                    return u64::MAX;
-                };
-                let key = condition::key_id(self.dicts, &c.property);
-                let Some(index) = key.and_then(|k| indexes.profile_property_value_user_ids.get(&k))
-                else {
-                    return 0;
-                };
-                let literal = condition::Literal::from_ast(value);
-                match literal.as_ref().and_then(condition::Literal::as_value_ref) {
-                    Some(v) => index.get(v).map_or(u64::MAX, |b| b.map_or(0, |b| b.len())),
-                    None => u64::MAX,
-                }
+                self.profile_equality(c).map_or(u64::MAX, |users| users.map_or(0, |u| u.len()))
             }
             _ => u64::MAX,
         }
+    }
+
+    /// `user.k == v` read from the profile value index: `Some(None)` when no
+    /// profile holds that value (or the key has no index, or was never seen),
+    /// `Some(Some(users))`, and `None` when the index cannot answer (another
+    /// test, an overflowed index, a list or an unresolved `event.P`).
+    pub(super) fn profile_equality(
+        &self,
+        comparison: &ql::Comparison,
+    ) -> Option<Option<&'a RoaringBitmap>> {
+        let ql::Test::Compare { op: ql::CompareOp::Eq, value } = &comparison.test.node else {
+            return None;
+        };
+        let index = condition::key_id(self.dicts, &comparison.property)
+            .and_then(|k| self.state.indexes.profile_property_value_user_ids.get(&k));
+        let Some(index) = index else { return Some(None) };
+        let literal = condition::Literal::resolve(value, self.event)?;
+        index.get(literal.as_value_ref()?)
     }
 
     /// Runs `f` one level deeper in the plan (the level is restored on errors too).
@@ -552,9 +566,8 @@ impl<'a> Evaluator<'a> {
         // seen on a day before the window is out; for `last`, anyone seen on a
         // day after it (up to the day before `now`) is out. Users seen on a
         // partly covered day are checked on their timeline.
-        let (lo_day, hi_day, now_day) = (day_of(range.lo), day_of(range.hi), day_of(self.now));
-        let starts_whole = range.lo == i64::from(lo_day) * DAY_MS;
-        let ends_whole = range.hi == (i64::from(hi_day) + 1) * DAY_MS - 1;
+        let (lo_day, starts_whole, hi_day, ends_whole) = self.edge_days(filter.event, range);
+        let now_day = day_of(self.now);
         let mut edges = Vec::new();
         if !starts_whole {
             edges.push(lo_day);
@@ -657,13 +670,10 @@ impl<'a> Evaluator<'a> {
                 RoaringBitmap::new()
             };
         };
-        let index = self.state.indexes.profile_property_value_user_ids.get(&key);
-        if let (Some(index), condition::BoundTest::Compare(ql::CompareOp::Eq, literal)) =
-            (index, &test)
-            && let Some(answer) = literal.as_value_ref().and_then(|v| index.get(v))
-        {
+        if let Some(answer) = self.profile_equality(comparison) {
             return answer.map_or_else(RoaringBitmap::new, |users| self.within(users, scope));
         }
+        let index = self.state.indexes.profile_property_value_user_ids.get(&key);
         // Many users to test, a complete index and a test no array can pass:
         // unite the bitmaps of the values that pass.
         if let Some(index) = index
@@ -723,58 +733,6 @@ impl<'a> Evaluator<'a> {
         self.stack.pop();
         result
     }
-}
-
-/// How an `and` child takes part in aggregate fusion.
-enum Fused<'e> {
-    /// Evaluated on its own.
-    Alone,
-    /// The first of several aggregates over the same values: evaluates them all.
-    Leads(Vec<&'e ql::Aggregate>),
-    /// Evaluated with an earlier child.
-    Follows,
-}
-
-/// Finds `and` children that aggregate the same values (same function,
-/// property, events and window) and differ only in the comparison, like
-/// `avg(x) of "E" >= 1 and avg(x) of "E" <= 2`: one pass answers them all.
-fn fuse_aggregates<'e>(order: &[&'e ql::Expr]) -> Vec<Fused<'e>> {
-    fn subject(expr: &ql::Expr) -> Option<(&ql::Aggregate, String)> {
-        match &expr.node {
-            ExprKind::Clause(clause) => match &**clause {
-                Clause::Aggregate(a) => Some((
-                    a,
-                    format!(
-                        "{}({}) of {} {}",
-                        a.function.node,
-                        a.property.node,
-                        a.filter,
-                        a.window.as_ref().map(|w| w.node.to_string()).unwrap_or_default()
-                    ),
-                )),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-    let subjects: Vec<_> = order.iter().map(|&e| subject(e)).collect();
-    let mut fused: Vec<Fused<'e>> = order.iter().map(|_| Fused::Alone).collect();
-    for i in 0..order.len() {
-        let (Some((first, key)), Fused::Alone) = (&subjects[i], &fused[i]) else { continue };
-        let mut group = vec![&**first];
-        for j in i + 1..order.len() {
-            if let Some((other, other_key)) = &subjects[j]
-                && other_key == key
-            {
-                group.push(&**other);
-                fused[j] = Fused::Follows;
-            }
-        }
-        if group.len() > 1 {
-            fused[i] = Fused::Leads(group);
-        }
-    }
-    fused
 }
 
 /// A rough cost rank, so `and` evaluates cheap bitmap-shaped parts first and

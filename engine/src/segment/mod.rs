@@ -4,7 +4,10 @@
 //!
 //! - `condition.rs`: `where` and `user.` comparisons, bound to key ids.
 //! - `eval.rs`: the clauses, evaluated within a narrowing scope of candidates.
-//! - `aggregate.rs`: `sum`, `avg`, `min`, `max`, `count_distinct`.
+//! - `columnar.rs`: counts, aggregates and sequences over event-major day rows.
+//! - `count.rs`: count-only answers that count the last step instead of building it.
+//! - `fusion.rs`: aggregates over the same values answered in one pass.
+//! - `aggregate.rs`: `sum`, `avg`, `min`, `max`, `count_distinct` on a timeline.
 //!
 //! The semantics are specified in `docs/query-language.md` ("Evaluation
 //! semantics"). Syntax is `query-lang`'s business; this module binds names to
@@ -15,6 +18,7 @@ mod columnar;
 pub mod condition;
 mod count;
 mod eval;
+mod fusion;
 
 use std::time::Instant;
 
@@ -120,19 +124,10 @@ pub fn evaluate(
     let started = Instant::now();
     let expr = parse(text)?;
     let mut evaluator = eval::Evaluator::new(dicts, state, now_ms, &state.segments, strategy);
-    if limit == 0 {
-        let count = evaluator.count(&expr)?;
-        return Ok(Answer {
-            count,
-            users: Vec::new(),
-            took_us: started.elapsed().as_micros() as u64,
-            warnings: evaluator.warnings,
-            plan: evaluator.plan,
-            now_ms,
-        });
-    }
-    let selected = evaluator.expr(&expr, &state.indexes.all_user_ids)?;
-    let users = {
+    let (count, users) = if limit == 0 {
+        (evaluator.count(&expr)?, Vec::new())
+    } else {
+        let selected = evaluator.expr(&expr, &state.indexes.all_user_ids)?;
         // The first `limit` external ids in sorted order, not the first dense ids.
         let mut names: Vec<&str> = selected.iter().filter_map(|u| dicts.users.name(u)).collect();
         if names.len() > limit {
@@ -140,10 +135,10 @@ pub fn evaluate(
             names.truncate(limit);
         }
         names.sort_unstable();
-        names.into_iter().map(str::to_owned).collect()
+        (selected.len(), names.into_iter().map(str::to_owned).collect())
     };
     Ok(Answer {
-        count: selected.len(),
+        count,
         users,
         took_us: started.elapsed().as_micros() as u64,
         warnings: evaluator.warnings,

@@ -182,6 +182,12 @@ struct RowsKey {
     condition: String,
 }
 
+impl RowsKey {
+    fn new(event: EventId, day: i32, condition: Option<&RowCondition<'_>>) -> Self {
+        RowsKey { event, day, condition: condition.map_or("", |c| c.text).to_owned() }
+    }
+}
+
 /// A `where` condition: its canonical text (the cache key) and its test.
 pub struct RowCondition<'c> {
     /// The condition in canonical syntax.
@@ -203,6 +209,20 @@ struct CacheInner {
 }
 
 impl CacheInner {
+    /// Stores `value` (of `bytes`) under `key` in `table`, stamped `stamp`;
+    /// first empties the cache when it would grow past its bound.
+    fn keep<K: std::hash::Hash + Eq, T>(
+        &mut self,
+        table: impl Fn(&mut CacheInner) -> &mut FastMap<K, Stamped<T>>,
+        key: K,
+        stamp: u64,
+        bytes: usize,
+        value: &Arc<T>,
+    ) {
+        self.account(bytes);
+        table(self).insert(key, Stamped { stamp, value: Arc::clone(value) });
+    }
+
     fn account(&mut self, bytes: usize) {
         self.bytes += bytes;
         if self.bytes > COLUMN_CACHE_MAX_BYTES {
@@ -253,7 +273,7 @@ impl ColumnCache {
         condition: Option<&RowCondition<'_>>,
     ) -> Arc<DayRows> {
         let changes = &state.day_changes;
-        let key = RowsKey { event, day, condition: condition.map_or("", |c| c.text).to_owned() };
+        let key = RowsKey::new(event, day, condition);
         if let Some(rows) = current(&self.inner.lock().rows, &key, changes, day) {
             return rows;
         }
@@ -262,8 +282,7 @@ impl ColumnCache {
             Some(c) => self.day_rows(state, event, day, None).filtered(state, c.holds),
         });
         let mut inner = self.inner.lock();
-        inner.account(rows.bytes());
-        inner.rows.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&rows) });
+        inner.keep(|c| &mut c.rows, key, changes.stamp(), rows.bytes(), &rows);
         rows
     }
 
@@ -278,11 +297,10 @@ impl ColumnCache {
     ) {
         let missing: Vec<i32> = {
             let inner = self.inner.lock();
-            let text = condition.map_or("", |c| c.text);
             days.iter()
                 .copied()
                 .filter(|&day| {
-                    let key = RowsKey { event, day, condition: text.to_owned() };
+                    let key = RowsKey::new(event, day, condition);
                     current(&inner.rows, &key, &state.day_changes, day).is_none()
                 })
                 .collect()
@@ -314,8 +332,7 @@ impl ColumnCache {
         value: impl Fn(&mut CacheInner, Option<ValueRef<'_>>) -> T,
     ) -> Arc<Vec<T>> {
         let changes = &state.day_changes;
-        let rows_key =
-            RowsKey { event, day, condition: condition.map_or("", |c| c.text).to_owned() };
+        let rows_key = RowsKey::new(event, day, condition);
         let column_key = (rows_key, key);
         if let Some(column) = current(table(&mut self.inner.lock()), &column_key, changes, day) {
             return column;
@@ -328,9 +345,8 @@ impl ColumnCache {
             .map(|&at| value(&mut inner, props::get(state.timelines.arena().get(at), key)))
             .collect();
         let column = Arc::new(column);
-        inner.account(column.len() * std::mem::size_of::<T>());
-        table(&mut inner)
-            .insert(column_key, Stamped { stamp: changes.stamp(), value: Arc::clone(&column) });
+        let bytes = column.len() * std::mem::size_of::<T>();
+        inner.keep(table, column_key, changes.stamp(), bytes, &column);
         column
     }
 
@@ -401,8 +417,7 @@ impl ColumnCache {
         }
         let union = Arc::new(build());
         let mut inner = self.inner.lock();
-        inner.account(union.serialized_size());
-        inner.unions.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&union) });
+        inner.keep(|c| &mut c.unions, key, changes.stamp(), union.serialized_size(), &union);
         union
     }
 
@@ -416,15 +431,13 @@ impl ColumnCache {
     ) -> Option<Arc<Vec<CodeSet>>> {
         let (event, day, condition) = rows;
         let changes = &state.day_changes;
-        let rows_key =
-            RowsKey { event, day, condition: condition.map_or("", |c| c.text).to_owned() };
+        let rows_key = RowsKey::new(event, day, condition);
         let set_key = (rows_key, key);
         if let Some(sets) = current(&self.inner.lock().code_sets, &set_key, changes, day) {
             return Some(sets);
         }
         let codes = self.codes(state, rows, key);
         let day_rows = self.day_rows(state, event, day, condition);
-        let mut inner = self.inner.lock();
         let mut sets = Vec::with_capacity(day_rows.users.len());
         for bounds in day_rows.starts.windows(2) {
             let mut set = CodeSet::default();
@@ -438,10 +451,8 @@ impl ColumnCache {
             sets.push(set);
         }
         let sets = Arc::new(sets);
-        inner.account(sets.len() * std::mem::size_of::<CodeSet>());
-        inner
-            .code_sets
-            .insert(set_key, Stamped { stamp: changes.stamp(), value: Arc::clone(&sets) });
+        let bytes = sets.len() * std::mem::size_of::<CodeSet>();
+        self.inner.lock().keep(|c| &mut c.code_sets, set_key, changes.stamp(), bytes, &sets);
         Some(sets)
     }
 
@@ -473,8 +484,7 @@ impl ColumnCache {
         }
         let bits = Arc::new(bits);
         let mut inner = self.inner.lock();
-        inner.account(words * 8);
-        inner.dense.insert(key, Stamped { stamp: changes.stamp(), value: Arc::clone(&bits) });
+        inner.keep(|c| &mut c.dense, key, changes.stamp(), words * 8, &bits);
         bits
     }
 }
