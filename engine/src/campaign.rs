@@ -5,9 +5,9 @@
 //! the rkyv encoding of [`Campaign`], so new fields never change the layout
 //! of the log's entries. A live campaign (one with a `trigger`) also saves its
 //! trigger under [`Campaign::trigger_name`] in the same batch, so its fires
-//! come from the rule engine (`rules/`). Pausing is a record too. What a
-//! campaign does when it fires (audience check, delivery policy, the outbox)
-//! is not built yet: see `docs/design/triggers.md`.
+//! come from the rule engine (`rules/`); a scheduled one is run by
+//! `schedule.rs`. Pausing is a record too. What a campaign does for one user
+//! is decided in `delivery.rs`.
 
 use rkyv::{Archive, Deserialize, Serialize};
 
@@ -15,6 +15,8 @@ use crate::engine::{Engine, IngestOutcome};
 use crate::error::{Error, Result};
 use crate::record::Record;
 
+/// The prefix of a live campaign's trigger name (`campaign:{id}`).
+pub const TRIGGER_PREFIX: &str = "campaign:";
 /// Longest campaign id, in bytes.
 pub const MAX_CAMPAIGN_ID_BYTES: usize = 128;
 /// Most variants a campaign may have.
@@ -98,6 +100,8 @@ pub struct Campaign {
     pub control_group_percent: f64,
     /// Whether the global frequency caps do not apply.
     pub ignore_global_caps: bool,
+    /// This campaign's own caps (per local day, per local week), instead of the global ones.
+    pub caps: Option<(Option<u32>, Option<u32>)>,
     /// Quiet hours: (from `HH:MM`, to `HH:MM`, `delay` or `discard`).
     pub dnd: Option<(String, String, String)>,
     /// Conversion: (event, within ms, revenue property).
@@ -119,7 +123,7 @@ fn local_time(field: &str, text: &str) -> Result<()> {
 impl Campaign {
     /// The name its trigger is saved under.
     pub fn trigger_name(&self) -> String {
-        format!("campaign:{}", self.id)
+        format!("{TRIGGER_PREFIX}{}", self.id)
     }
 
     /// Checks every field; the error names the field and says what is wrong.
@@ -206,6 +210,22 @@ impl Campaign {
                     format!("at most {MAX_TOPIC_CHARS} characters of A–Z a–z 0–9 - _"),
                 ));
             }
+            let texts =
+                [("message.title", Some(&message.title)), ("message.body", Some(&message.body))]
+                    .into_iter()
+                    .chain([
+                        ("message.url", message.url.as_ref()),
+                        ("message.icon", message.icon.as_ref()),
+                        ("message.image", message.image.as_ref()),
+                    ])
+                    .chain(message.actions.iter().flat_map(|(title, url)| {
+                        [("message.actions.title", Some(title)), ("message.actions.url", Some(url))]
+                    }));
+            for (field, text) in texts {
+                if let Some(text) = text {
+                    crate::template::check(field, text)?;
+                }
+            }
             if message.ttl_ms.is_some_and(|ttl| ttl < 0) {
                 return Err(invalid("message.ttl", "must not be negative"));
             }
@@ -241,6 +261,9 @@ pub struct StoredCampaign {
     pub campaign: Campaign,
     /// Whether it is paused.
     pub paused: bool,
+    /// When it was last saved (its batch's arrival), epoch ms: a scheduled
+    /// campaign's occurrences before this time are "passed".
+    pub saved_ms: i64,
 }
 
 impl Engine {
@@ -257,7 +280,9 @@ impl Engine {
             records.push(Record::RemoveTrigger { name: campaign.trigger_name() });
         }
         records.push(Record::SaveCampaign(Box::new(campaign)));
-        self.ingest(records)
+        let outcome = self.ingest(records);
+        self.schedule_check_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+        outcome
     }
 
     /// Removes a campaign (and its trigger); `Ok(None)` when there was none.
@@ -275,7 +300,9 @@ impl Engine {
         if self.campaign(id).is_none() {
             return Ok(None);
         }
-        self.ingest(vec![Record::SetCampaignPaused { id: id.to_owned(), paused }]).map(Some)
+        let outcome = self.ingest(vec![Record::SetCampaignPaused { id: id.to_owned(), paused }]);
+        self.schedule_check_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+        outcome.map(Some)
     }
 
     /// One campaign.

@@ -31,6 +31,8 @@ pub struct Fire {
     pub decided_ms: i64,
     /// What was decided.
     pub outcome: FireOutcome,
+    /// For a campaign's trigger that fired: what its delivery decision was.
+    pub delivery: Option<crate::delivery::Delivery>,
 }
 
 /// The system event a fire adds to the user's timeline, so that "why was
@@ -122,20 +124,31 @@ impl Engine {
         let _deciding = self.fire_lock.lock();
         let now = self.options.clock.now_ms();
         let grace = self.options.fire_grace_ms;
-        let (records, fires) = {
+        let (groups, fires) = {
             let reader = self.read();
             let (dicts, state) = (&*reader.dicts, &*reader.state);
-            let mut records = Vec::new();
+            let mut planner = crate::delivery::Planner::new(dicts, state, now);
+            // Each fire's records (the decision, its event, a campaign's
+            // deliveries) go into one batch together.
+            let mut groups: Vec<Vec<Record>> = Vec::new();
             let mut fires = Vec::new();
             for pending in state.rules.due_by(now) {
+                let mut records = Vec::new();
                 let Some(trigger) = state.rules.trigger(&pending.trigger) else { continue };
                 let outcome = if now - pending.due_ms > grace {
                     FireOutcome::DroppedLate
                 } else if let Some(expr) = &trigger.ast.condition {
                     let blob = state.timelines.arena().get(pending.props_at);
                     let scope: RoaringBitmap = std::iter::once(pending.user).collect();
-                    let selected =
-                        segment::select(dicts, state, expr, now, &scope, Some((dicts, blob)))?;
+                    let selected = segment::select_by(
+                        dicts,
+                        state,
+                        expr,
+                        now,
+                        &scope,
+                        Some((dicts, blob)),
+                        segment::Strategy::Timelines,
+                    )?;
                     if selected.contains(pending.user) {
                         FireOutcome::Fired
                     } else {
@@ -151,27 +164,55 @@ impl Engine {
                     due_ms: pending.due_ms,
                     outcome,
                 }));
-                let fire = Fire {
+                let mut fire = Fire {
                     trigger: pending.trigger.to_string(),
                     user_id: dicts.users.name(pending.user).unwrap_or_default().to_owned(),
                     cause: pending.cause,
                     due_ms: pending.due_ms,
                     decided_ms: now,
                     outcome,
+                    delivery: None,
                 };
                 records.push(fire.system_event());
+                let campaign = pending.trigger.strip_prefix(crate::campaign::TRIGGER_PREFIX);
+                if let (FireOutcome::Fired, Some(stored)) =
+                    (outcome, campaign.and_then(|id| state.campaigns.get(id)))
+                {
+                    let cause = crate::delivery::Cause {
+                        key: fire.id(),
+                        event: Some(state.timelines.arena().get(pending.props_at)),
+                        due_ms: pending.due_ms,
+                        check_audience: true,
+                        test: false,
+                    };
+                    fire.delivery =
+                        Some(planner.plan(stored, pending.user, &cause, &mut records)?);
+                }
+                groups.push(records);
                 fires.push(fire);
             }
-            (records, fires)
+            (groups, fires)
         };
-        let mut records = records;
-        // Batches of whole (record, event) pairs.
-        const _: () = assert!(MAX_BATCH_RECORDS.is_multiple_of(2));
-        while !records.is_empty() {
-            let rest = records.split_off(records.len().min(MAX_BATCH_RECORDS));
-            self.ingest(std::mem::replace(&mut records, rest))?;
-        }
+        self.ingest_groups(groups)?;
+        self.run_schedules(now)?;
         Ok(fires)
+    }
+}
+
+impl Engine {
+    /// Ingests groups of records, never splitting a group across batches.
+    pub(crate) fn ingest_groups(&self, groups: Vec<Vec<Record>>) -> Result<()> {
+        let mut batch = Vec::new();
+        for group in groups {
+            if !batch.is_empty() && batch.len() + group.len() > MAX_BATCH_RECORDS {
+                self.ingest(std::mem::take(&mut batch))?;
+            }
+            batch.extend(group);
+        }
+        if !batch.is_empty() {
+            self.ingest(batch)?;
+        }
+        Ok(())
     }
 }
 
@@ -184,9 +225,7 @@ pub const FIRE_IDLE_WAIT_MS: u64 = 100;
 /// after every ingest, since a just-ingested event may arm a fire due now.
 /// Dropping it stops the thread.
 pub struct FireLoop {
-    engine: std::sync::Arc<Engine>,
-    stop: Option<crossbeam_channel::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _running: EngineLoop,
 }
 
 impl FireLoop {
@@ -197,20 +236,46 @@ impl FireLoop {
         sink: impl Fn(Vec<Fire>) + Send + 'static,
         on_error: impl Fn(crate::Error) + Send + 'static,
     ) -> std::io::Result<FireLoop> {
+        EngineLoop::spawn(engine, "nudge-fires", move |engine| {
+            match engine.fire_due() {
+                Ok(fires) if !fires.is_empty() => sink(fires),
+                Ok(_) => {}
+                Err(e) => on_error(e),
+            }
+            engine.next_fire_due()
+        })
+        .map(|running| FireLoop { _running: running })
+    }
+}
+
+/// A thread that runs `step` over and over: after each step it sleeps until
+/// the time the step returned (at most [`FIRE_IDLE_WAIT_MS`]), and wakes
+/// early after every ingest. Dropping it stops the thread.
+pub(crate) struct EngineLoop {
+    engine: std::sync::Arc<Engine>,
+    stop: Option<crossbeam_channel::Sender<()>>,
+    wake: crossbeam_channel::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EngineLoop {
+    /// Starts the thread; `step` returns when it next has work (`None`: no
+    /// known time, look again after the idle wait).
+    pub(crate) fn spawn(
+        engine: std::sync::Arc<Engine>,
+        name: &str,
+        mut step: impl FnMut(&Engine) -> Option<i64> + Send + 'static,
+    ) -> std::io::Result<EngineLoop> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let (wake, woken) = crossbeam_channel::bounded::<()>(1);
-        *engine.fire_wake.lock() = Some(wake);
+        engine.wakers.lock().push(wake.clone());
         let looping = std::sync::Arc::clone(&engine);
-        let thread = std::thread::Builder::new().name("nudge-fires".into()).spawn(move || {
+        let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
             let engine = looping;
             loop {
-                match engine.fire_due() {
-                    Ok(fires) if !fires.is_empty() => sink(fires),
-                    Ok(_) => {}
-                    Err(e) => on_error(e),
-                }
+                let next = step(&engine);
                 let now = engine.options.clock.now_ms();
-                let wait = engine.next_fire_due().map_or(FIRE_IDLE_WAIT_MS, |due| {
+                let wait = next.map_or(FIRE_IDLE_WAIT_MS, |due| {
                     due.saturating_sub(now).clamp(0, FIRE_IDLE_WAIT_MS as i64) as u64
                 });
                 crossbeam_channel::select! {
@@ -220,13 +285,13 @@ impl FireLoop {
                 }
             }
         })?;
-        Ok(FireLoop { engine, stop: Some(stop), thread: Some(thread) })
+        Ok(EngineLoop { engine, stop: Some(stop), wake, thread: Some(thread) })
     }
 }
 
-impl Drop for FireLoop {
+impl Drop for EngineLoop {
     fn drop(&mut self) {
-        *self.engine.fire_wake.lock() = None;
+        self.engine.wakers.lock().retain(|w| !w.same_channel(&self.wake));
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

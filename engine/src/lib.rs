@@ -36,13 +36,18 @@ mod golden;
 pub mod limits;
 pub mod log;
 mod meta;
+pub mod outbox;
 pub mod policy;
 pub mod props;
 pub mod record;
 pub mod rules;
+pub mod schedule;
 pub mod segment;
+mod sequence;
 pub mod snapshot;
 pub mod state;
+pub mod stats;
+pub mod template;
 pub mod wire;
 
 pub use engine::{Engine, EngineOptions, IngestOutcome, OpenReport, StateReader};

@@ -43,7 +43,7 @@ fn zoned(ms: i64, tz: &TimeZone) -> Result<Zoned, PolicyError> {
 }
 
 /// Epoch ms of `time` on `date` in `tz`.
-fn at(date: Date, time: Time, tz: &TimeZone) -> Result<i64, PolicyError> {
+pub(crate) fn at(date: Date, time: Time, tz: &TimeZone) -> Result<i64, PolicyError> {
     date.to_datetime(time).to_zoned(tz.clone()).map(|z| z.timestamp().as_millisecond()).map_err(
         |e| PolicyError(format!("{date} {time} in {}: {e}", tz.iana_name().unwrap_or("?"))),
     )
@@ -122,12 +122,13 @@ pub struct Caps {
 
 impl Caps {
     /// Whether one more message at `now_ms` stays within the caps, given the
-    /// times of the user's earlier sends (any order).
+    /// times of the user's other sends (any order; sends held for later count
+    /// on the day they go out).
     pub fn allow(&self, sent_ms: &[i64], now_ms: i64, tz: &TimeZone) -> Result<bool, PolicyError> {
         let now = zoned(now_ms, tz)?;
         let (day, week) = (now.date(), now.date().iso_week_date());
         let (mut today, mut this_week) = (0u32, 0u32);
-        for &ms in sent_ms.iter().filter(|&&ms| ms <= now_ms) {
+        for &ms in sent_ms {
             let date = zoned(ms, tz)?.date();
             let iso = date.iso_week_date();
             if iso.year() == week.year() && iso.week() == week.week() {

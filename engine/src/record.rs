@@ -140,6 +140,8 @@ pub enum Record {
         /// Its id.
         id: String,
     },
+    /// An outbox, settings or schedule record; written by the engine.
+    Delivery(Box<crate::outbox::DeliveryRecord>),
     /// A campaign paused or resumed.
     SetCampaignPaused {
         /// Its id.
@@ -394,6 +396,12 @@ pub fn validate(record: &Record) -> Result<()> {
             check_text("name", name, crate::rules::MAX_TRIGGER_NAME_BYTES, "trigger name")
         }
         Record::History | Record::Fire(_) => Ok(()),
+        Record::Delivery(delivery) => match &**delivery {
+            crate::outbox::DeliveryRecord::Settings(settings) => {
+                crate::delivery::DeliverySettings::from_record(settings).map(|_| ())
+            }
+            _ => Ok(()),
+        },
         Record::SaveCampaign(campaign) => campaign.validate(),
         Record::RemoveCampaign { id } | Record::SetCampaignPaused { id, .. } => {
             check_text("id", id, crate::campaign::MAX_CAMPAIGN_ID_BYTES, "campaign id")

@@ -38,7 +38,7 @@ use crate::state::timeline::{PropsArena, TimelineEntry, Timelines};
 pub const SNAPSHOT_DIR: &str = "snapshots";
 const MAGIC: &[u8; 8] = b"NUDGSNAP";
 /// Version of the snapshot layout written today.
-pub const SNAPSHOT_VERSION: u32 = 4;
+pub const SNAPSHOT_VERSION: u32 = 5;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone)]
@@ -237,7 +237,10 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
         out.str(id);
         out.bytes(&stored.campaign.encode());
         out.u8(u8::from(stored.paused));
+        out.i64(stored.saved_ms);
     }
+    // The outbox, delivery settings and schedule progress (rkyv).
+    out.bytes(&state.outbox.encode());
     let crc = crc32c::crc32c(&out.bytes);
     out.u32(crc);
     out.bytes
@@ -489,8 +492,11 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         let campaign = crate::campaign::Campaign::decode(&input.bytes()?)
             .ok_or_else(|| format!("campaign {id:?} does not decode"))?;
         let paused = input.u8()? != 0;
-        campaigns.insert(id, crate::campaign::StoredCampaign { campaign, paused });
+        let saved_ms = input.i64()?;
+        campaigns.insert(id, crate::campaign::StoredCampaign { campaign, paused, saved_ms });
     }
+    let outbox = crate::outbox::OutboxState::decode(&input.bytes()?)
+        .ok_or_else(|| "the outbox section does not decode".to_string())?;
     if input.left != 0 {
         return Err(format!("{} unexpected trailing bytes", input.left));
     }
@@ -507,6 +513,7 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         segments,
         rules,
         campaigns,
+        outbox,
         position,
         ..Default::default()
     };

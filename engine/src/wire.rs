@@ -59,6 +59,8 @@ pub enum LogEntry {
     CampaignRemoved(LogCampaignRemoved),
     /// A campaign paused or resumed.
     CampaignPaused(LogCampaignPaused),
+    /// An outbox, settings or schedule record (`outbox::DeliveryRecord`, rkyv-encoded).
+    Delivery(LogDelivery),
 }
 
 /// An event with dense ids.
@@ -183,6 +185,13 @@ pub struct LogCampaignPaused {
     pub id: String,
     /// Paused (true) or running (false).
     pub paused: bool,
+}
+
+/// An outbox, settings or schedule record.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogDelivery {
+    /// `outbox::DeliveryRecord::encode`: its own encoding, so new kinds never change this layout.
+    pub body: Vec<u8>,
 }
 
 /// Encodes a batch with rkyv.

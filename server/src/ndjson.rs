@@ -331,6 +331,10 @@ pub fn encode(record: &Record) -> Json {
             out.insert("id".into(), campaign.id.clone().into());
             out.insert("name".into(), campaign.name.clone().into());
         }
+        // Written by the engine itself (outbox, settings, schedule progress).
+        Record::Delivery(_) => {
+            out.insert("type".into(), "delivery".into());
+        }
         Record::RemoveCampaign { id } => {
             out.insert("type".into(), "campaign_removed".into());
             out.insert("id".into(), id.clone().into());

@@ -147,19 +147,20 @@ pub fn evaluate(
     })
 }
 
-/// The users of `scope` that `expr` selects at `now`, with `event.P`
-/// references read from `event` (a trigger's `if`, checked for the user it
-/// would fire for).
-pub fn select(
+/// The users of `scope` that `expr` selects at `now` by `strategy`, with
+/// `event.P` references read from `event` (a trigger's `if`, checked for the
+/// user it would fire for; `Timelines` suits one user, `Auto` a scheduled
+/// campaign's audience).
+pub(crate) fn select_by(
     dicts: &Dictionaries,
     state: &DerivedState,
     expr: &nudge_query_lang::Expr,
     now_ms: i64,
     scope: &roaring::RoaringBitmap,
     event: condition::EventRefs<'_>,
+    strategy: Strategy,
 ) -> Result<roaring::RoaringBitmap> {
-    let mut evaluator =
-        eval::Evaluator::new(dicts, state, now_ms, &state.segments, Strategy::Timelines);
+    let mut evaluator = eval::Evaluator::new(dicts, state, now_ms, &state.segments, strategy);
     evaluator.event = event;
     evaluator.expr(expr, scope)
 }

@@ -45,6 +45,8 @@ pub struct DerivedState {
     pub rules: crate::rules::RuleState,
     /// Campaigns, by id.
     pub campaigns: std::collections::BTreeMap<String, crate::campaign::StoredCampaign>,
+    /// Queued messages, delivery settings, scheduled campaigns' progress.
+    pub outbox: crate::outbox::OutboxState,
     /// The log position this state reflects.
     pub position: LogPosition,
     /// When each day last received an event (not saved: a fresh state starts at zero).
@@ -136,12 +138,23 @@ impl DerivedState {
                     if let Some(campaign) = crate::campaign::Campaign::decode(&saved.definition) {
                         let paused =
                             self.campaigns.get(saved.id.as_str()).is_some_and(|c| c.paused);
-                        let stored = crate::campaign::StoredCampaign { campaign, paused };
+                        let stored = crate::campaign::StoredCampaign {
+                            campaign,
+                            paused,
+                            saved_ms: received_ms,
+                        };
                         self.campaigns.insert(saved.id.to_string(), stored);
                     }
                 }
                 ArchivedLogEntry::CampaignRemoved(removed) => {
                     self.campaigns.remove(removed.id.as_str());
+                    self.outbox.forget_campaign(removed.id.as_str());
+                }
+                ArchivedLogEntry::Delivery(delivery) => {
+                    // Written by the engine; one that no longer decodes is skipped.
+                    if let Some(record) = crate::outbox::DeliveryRecord::decode(&delivery.body) {
+                        self.outbox.apply(record);
+                    }
                 }
                 ArchivedLogEntry::CampaignPaused(paused) => {
                     if let Some(stored) = self.campaigns.get_mut(paused.id.as_str()) {
@@ -254,7 +267,8 @@ pub fn check_batch_refs(batch: &ArchivedLogBatch, sizes: DictionarySizes) -> Res
             | ArchivedLogEntry::History
             | ArchivedLogEntry::CampaignSaved(_)
             | ArchivedLogEntry::CampaignRemoved(_)
-            | ArchivedLogEntry::CampaignPaused(_) => Ok(()),
+            | ArchivedLogEntry::CampaignPaused(_)
+            | ArchivedLogEntry::Delivery(_) => Ok(()),
         };
         checked.map_err(|e| format!("entry {i}: {e}"))?;
     }

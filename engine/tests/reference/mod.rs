@@ -158,7 +158,8 @@ impl Reference {
             | Record::Fire(_)
             | Record::SaveCampaign(_)
             | Record::RemoveCampaign { .. }
-            | Record::SetCampaignPaused { .. } => {}
+            | Record::SetCampaignPaused { .. }
+            | Record::Delivery(_) => {}
         }
     }
 
