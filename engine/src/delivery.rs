@@ -291,6 +291,9 @@ impl<'a> Planner<'a> {
                 }
             }
         };
+        if campaign.schedule.as_ref().and_then(|s| s.cutoff_ms).is_some_and(|c| send_at > c) {
+            return Ok(dropped(out, "cutoff"));
+        }
         let chosen = variant.and_then(|v| campaign.variants.get(v));
         let message = chosen.map_or(&campaign.message, |v| &v.message);
         let context = minijinja::context! {

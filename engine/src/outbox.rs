@@ -399,24 +399,40 @@ impl Engine {
 
     /// Takes up to `limit` due items for sending and leases them for
     /// [`OUTBOX_LEASE_MS`]: a later claim skips them until they are reported
-    /// or the lease runs out.
-    pub fn claim_outbox(&self, limit: usize) -> Vec<OutboxItem> {
+    /// or the lease runs out. Due items already past their expiry are not
+    /// handed out: they fail as `expired` (recorded before this returns).
+    pub fn claim_outbox(&self, limit: usize) -> Result<Vec<OutboxItem>> {
         let now = self.options.clock.now_ms();
-        let reader = self.read();
-        let mut leases = self.outbox_leases.lock();
-        leases.retain(|id, until| *until > now && reader.state.outbox.item(*id).is_some());
         let mut claimed = Vec::new();
-        for item in reader.state.outbox.due_by(now) {
-            if claimed.len() >= limit.min(MAX_CLAIM) {
-                break;
+        let mut expired = Vec::new();
+        {
+            let reader = self.read();
+            let mut leases = self.outbox_leases.lock();
+            leases.retain(|id, until| *until > now && reader.state.outbox.item(*id).is_some());
+            for item in reader.state.outbox.due_by(now) {
+                if claimed.len() >= limit.min(MAX_CLAIM) || expired.len() >= MAX_CLAIM {
+                    break;
+                }
+                if leases.contains_key(&item.id) {
+                    continue;
+                }
+                if now > item.expires_at_ms {
+                    let failed = Attempt::Failed {
+                        status: None,
+                        reason: "expired".into(),
+                        unsubscribe: false,
+                    };
+                    expired.push((item.id, failed));
+                    continue;
+                }
+                leases.insert(item.id, now + OUTBOX_LEASE_MS);
+                claimed.push(item.clone());
             }
-            if leases.contains_key(&item.id) {
-                continue;
-            }
-            leases.insert(item.id, now + OUTBOX_LEASE_MS);
-            claimed.push(item.clone());
         }
-        claimed
+        if !expired.is_empty() {
+            self.report_outbox(expired)?;
+        }
+        Ok(claimed)
     }
 
     /// Records what became of claimed items, durably: delivered or failed
@@ -521,7 +537,13 @@ impl OutboxLoop {
         on_error: impl Fn(crate::Error) + Send + 'static,
     ) -> std::io::Result<OutboxLoop> {
         crate::firing::EngineLoop::spawn(engine, "nudge-outbox", move |engine| {
-            let items = engine.claim_outbox(MAX_CLAIM);
+            let items = match engine.claim_outbox(MAX_CLAIM) {
+                Ok(items) => items,
+                Err(e) => {
+                    on_error(e);
+                    return engine.next_outbox_due();
+                }
+            };
             if items.is_empty() {
                 return engine.next_outbox_due();
             }

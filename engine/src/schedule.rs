@@ -376,3 +376,53 @@ fn mark_record(
         dropped: dropped.map(str::to_owned),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(every: &str, days: &[&str]) -> Schedule {
+        Schedule {
+            recurring: Some((
+                every.into(),
+                "09:30".into(),
+                days.iter().map(|d| (*d).to_owned()).collect(),
+            )),
+            ..Default::default()
+        }
+    }
+
+    fn dt(text: &str) -> DateTime {
+        text.parse().expect("date-time")
+    }
+
+    #[test]
+    fn weekly_and_monthly_occurrences() {
+        let from = dt("2026-11-02T00:00").date(); // a Monday
+        let weekly = schedule("week", &["thu", "mon"]);
+        let mut at = dt("2026-11-01T00:00");
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            at = next_occurrence(&weekly, at, from, 1).expect("next");
+            seen.push(at.to_string());
+        }
+        assert_eq!(seen, ["2026-11-02T09:30:00", "2026-11-05T09:30:00", "2026-11-09T09:30:00"]);
+        // Monthly on the 31st: the last day of shorter months.
+        let monthly = schedule("month", &[]);
+        let mut at = dt("2026-11-01T00:00");
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            at = next_occurrence(&monthly, at, from, 31).expect("next");
+            seen.push(at.date().to_string());
+        }
+        assert_eq!(seen, ["2026-11-30", "2026-12-31", "2027-01-31", "2027-02-28"]);
+        // One-off times and a recurring time together: the earliest first.
+        let both = Schedule { at: vec!["2026-11-02T08:00:00".into()], ..schedule("day", &[]) };
+        let first = next_occurrence(&both, dt("2026-11-01T12:00"), from, 1).expect("next");
+        assert_eq!(first, dt("2026-11-02T08:00"));
+        let second = next_occurrence(&both, first, from, 1).expect("next");
+        assert_eq!(second, dt("2026-11-02T09:30"));
+        assert_eq!(civil_seconds(second), civil_seconds(dt("2026-11-02T09:30")));
+        assert_eq!(from_civil_seconds(civil_seconds(second)), Some(second));
+    }
+}

@@ -279,7 +279,7 @@ impl Engine {
                     dicts.users.name(user)?.to_owned(),
                     text(blob, key("campaign")).unwrap_or_default().to_owned(),
                     text(blob, key("variant")).map(str::to_owned),
-                    props::get(blob, key("test")?) == Some(ValueRef::Bool(true)),
+                    key("test").and_then(|k| props::get(blob, k)) == Some(ValueRef::Bool(true)),
                 ))
             })
         };

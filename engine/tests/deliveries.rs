@@ -195,11 +195,11 @@ fn quiet_hours_hold_a_message_in_the_outbox_until_they_end() {
         [("ann".into(), format!("delay {}", NOW + 390 * MIN))]
     );
     assert_eq!(engine.outbox_len(), 1);
-    assert!(engine.claim_outbox(10).is_empty(), "held until 06:30");
+    assert!(engine.claim_outbox(10).expect("claim").is_empty(), "held until 06:30");
     clock.set(NOW + 390 * MIN - 1);
-    assert!(engine.claim_outbox(10).is_empty(), "still held a millisecond before");
+    assert!(engine.claim_outbox(10).expect("claim").is_empty(), "still held a millisecond before");
     clock.set(NOW + 390 * MIN);
-    let items = engine.claim_outbox(10);
+    let items = engine.claim_outbox(10).expect("claim");
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].not_before_ms, NOW + 390 * MIN);
     // The send is recorded at the time it goes out.
@@ -243,7 +243,7 @@ fn messages_are_personalized_and_safari_gets_its_rules() {
         .prop("cart_id", "c9");
     engine.ingest(vec![cart.into()]).expect("cart");
     engine.fire_due().expect("fire");
-    let mut items = engine.claim_outbox(10);
+    let mut items = engine.claim_outbox(10).expect("claim");
     items.sort_by_key(
         |i| matches!(&i.target, Target::WebPush { endpoint, .. } if endpoint.contains("apple")),
     );
@@ -271,8 +271,12 @@ fn messages_are_personalized_and_safari_gets_its_rules() {
     };
     engine.save_campaign(no_link).expect("save");
     deliver(&engine, &["ann"]);
-    let nolink: Vec<OutboxItem> =
-        engine.claim_outbox(10).into_iter().filter(|i| i.campaign == "nolink").collect();
+    let nolink: Vec<OutboxItem> = engine
+        .claim_outbox(10)
+        .expect("claim")
+        .into_iter()
+        .filter(|i| i.campaign == "nolink")
+        .collect();
     assert_eq!(nolink.len(), 1);
     assert!(
         matches!(&nolink[0].target, Target::WebPush { endpoint, .. } if endpoint.contains("fcm"))
@@ -313,13 +317,13 @@ fn the_outbox_leases_retries_fails_and_survives_restarts() {
         };
         engine.save_campaign(hooked).expect("save");
         deliver(&engine, &["ann", "bob"]);
-        let items = engine.claim_outbox(100);
+        let items = engine.claim_outbox(100).expect("claim");
         assert_eq!(items.len(), 4, "a push and a webhook per user");
         let webhook = items.iter().find(|i| matches!(i.target, Target::Webhook { .. }));
         assert!(
             matches!(&webhook.expect("webhook").target, Target::Webhook { secret, .. } if secret == "s3cret")
         );
-        assert!(engine.claim_outbox(100).is_empty(), "leased");
+        assert!(engine.claim_outbox(100).expect("claim").is_empty(), "leased");
         // Every item fails for now; ann's push asks for 2 minutes.
         let reports = items
             .iter()
@@ -330,9 +334,9 @@ fn the_outbox_leases_retries_fails_and_survives_restarts() {
             })
             .collect();
         engine.report_outbox(reports).expect("report");
-        assert!(engine.claim_outbox(100).is_empty(), "waiting for the retry");
+        assert!(engine.claim_outbox(100).expect("claim").is_empty(), "waiting for the retry");
         clock.advance(2 * MIN);
-        let again = engine.claim_outbox(100);
+        let again = engine.claim_outbox(100).expect("claim");
         assert_eq!(again.len(), 4, "Retry-After of 2 minutes and backoff of about 1 s");
         assert!(again.iter().all(|i| i.attempts == 1));
         engine.snapshot().expect("snapshot");
@@ -342,7 +346,7 @@ fn the_outbox_leases_retries_fails_and_survives_restarts() {
     let engine = common::open(dir.path(), &clock);
     assert_eq!(engine.outbox_len(), 4);
     assert!(engine.fire_due().expect("fire").is_empty());
-    let items = engine.claim_outbox(100);
+    let items = engine.claim_outbox(100).expect("claim");
     assert_eq!(items.len(), 4);
     let by_id = |id| items.iter().find(|i| i.id == id).expect("item").clone();
     let (delivered, gone) = (by_id(first), by_id(second));
@@ -410,7 +414,7 @@ fn test_sends_skip_the_rules_and_stay_out_of_caps() {
     assert!(matches!(sent, Delivery::Send { .. }), "{sent:?}");
     let sent_again = engine.test_send("c", "ann").expect("test send").expect("campaign exists");
     assert!(matches!(sent_again, Delivery::Send { .. }), "caps do not apply to tests");
-    let items = engine.claim_outbox(10);
+    let items = engine.claim_outbox(10).expect("claim");
     assert_eq!(items.len(), 2);
     assert!(items.iter().all(|i| i.test && i.notification.title == "Hi Ann"));
     assert_eq!(engine.test_send("nope", "ann").expect("no campaign"), None);
@@ -424,4 +428,53 @@ fn test_sends_skip_the_rules_and_stay_out_of_caps() {
     );
     let stats = engine.campaign_stats("c").expect("stats");
     assert_eq!((stats.sent, stats.targeted), (0, 0), "tests stay out of the stats");
+}
+
+#[test]
+fn an_abandoned_cart_sends_once_even_when_the_process_dies_before_sending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let rescue = Campaign {
+        trigger: Some(
+            r#"on "Added To Cart" unless "Charged" where cart_id == event.cart_id within 10m"#
+                .into(),
+        ),
+        message: Message {
+            title: "Cart {{ event.cart_id }}".into(),
+            url: Some("https://shop.example/cart/{{ event.cart_id }}".into()),
+            ..Default::default()
+        },
+        ..campaign("rescue")
+    };
+    let delivery_id = {
+        let engine = common::open(dir.path(), &clock);
+        engine.ingest(vec![subscribe("ann"), subscribe("bob")]).expect("setup");
+        engine.save_campaign(rescue).expect("save");
+        let cart = |u: &str, id: &str| Event::new(u, "Added To Cart").at(NOW).prop("cart_id", id);
+        engine.ingest(vec![cart("ann", "c1").into(), cart("bob", "c2").into()]).expect("carts");
+        clock.advance(5 * MIN);
+        // bob pays for his cart; ann pays for a different one, which does not count.
+        let paid =
+            |u: &str, id: &str| Event::new(u, "Charged").at(NOW + 5 * MIN).prop("cart_id", id);
+        engine.ingest(vec![paid("bob", "c2").into(), paid("ann", "other").into()]).expect("paid");
+        assert!(engine.fire_due().expect("fire").is_empty(), "not due before t+10m");
+        clock.set(NOW + 10 * MIN);
+        let fires = engine.fire_due().expect("fire");
+        assert_eq!(fires.len(), 1);
+        let Some(Delivery::Send { user_id, delivery_id, .. }) = &fires[0].delivery else {
+            panic!("{fires:?}")
+        };
+        assert_eq!(user_id, "ann");
+        delivery_id.clone()
+        // The process dies here: decided and queued, never sent.
+    };
+    let engine = common::open(dir.path(), &clock);
+    clock.advance(MIN);
+    assert!(engine.fire_due().expect("fire").is_empty(), "never decided twice");
+    let items = engine.claim_outbox(10).expect("claim");
+    assert_eq!(items.len(), 1, "the queued message survived");
+    assert_eq!(items[0].delivery_id, delivery_id);
+    assert_eq!(items[0].notification.title, "Cart c1");
+    let sent = users_of(&engine, r#"did "$push_sent" where campaign == "rescue""#, NOW + HOUR);
+    assert_eq!(sent, ["ann"]);
 }
