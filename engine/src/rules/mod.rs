@@ -23,6 +23,7 @@
 //! else can fire it again.
 
 mod trigger;
+mod unless;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -124,9 +125,9 @@ pub struct RuleState {
     pub freshness_ms: i64,
     triggers: BTreeMap<String, Arc<SavedTrigger>>,
     due: BTreeMap<DueKey, u64>,
-    /// `unless`: the one armed event per (trigger, user), as (due time, cause):
-    /// the rest is in its `due` entry, and its time is the due time minus D.
-    unless: FastMap<(TriggerId, UserId), (i64, u64)>,
+    /// `unless`: the one pending fire per (trigger, user), kept apart from
+    /// `due` in a compact form (its event's time is the due time minus D).
+    unless: unless::UnlessFires,
     /// `then`: armed events per (trigger, user), oldest first.
     then: FastMap<(TriggerId, UserId), Vec<Armed>>,
     /// Trigger names by id, and ids by name.
@@ -155,7 +156,7 @@ impl Default for RuleState {
             freshness_ms: DEFAULT_FRESHNESS_MS,
             triggers: BTreeMap::new(),
             due: BTreeMap::new(),
-            unless: FastMap::default(),
+            unless: unless::UnlessFires::default(),
             then: FastMap::default(),
             names: Vec::new(),
             ids: FastMap::default(),
@@ -208,7 +209,7 @@ impl RuleState {
         self.triggers.remove(name);
         if let Some(&id) = self.ids.get(name) {
             self.due.retain(|(_, trigger, _, _), _| *trigger != id);
-            self.unless.retain(|(trigger, _), _| *trigger != id);
+            self.unless.remove_where(|trigger| trigger == id);
             self.then.retain(|(trigger, _), _| *trigger != id);
         }
         self.generation += 1;
@@ -217,10 +218,10 @@ impl RuleState {
     /// Settles a pending fire (a `Fire` record was applied).
     pub(crate) fn settle(&mut self, trigger: &str, user: UserId, cause: u64, due_ms: i64) {
         let Some(&id) = self.ids.get(trigger) else { return };
-        self.due.remove(&(due_ms, id, user, cause));
-        let unless_key = (id, user);
-        if self.unless.get(&unless_key).is_some_and(|&(_, armed)| armed == cause) {
-            self.unless.remove(&unless_key);
+        if self.unless.get(id, user).is_some_and(|s| s.cause == cause && s.due_ms == due_ms) {
+            self.unless.remove(id, user);
+        } else {
+            self.due.remove(&(due_ms, id, user, cause));
         }
     }
 
@@ -259,15 +260,12 @@ impl RuleState {
             let key = (*id, event.user);
             match (role, &trigger.tail) {
                 (Role::Cancel, Tail::Unless { within_ms, .. }) => {
-                    let Some(&(due_ms, cause)) = self.unless.get(&key) else { continue };
-                    let due_key = (due_ms, *id, event.user, cause);
-                    let Some(&props_at) = self.due.get(&due_key) else { continue };
-                    let armed_ts = due_ms.saturating_sub(*within_ms);
-                    let in_time = event.ts_ms >= armed_ts && event.ts_ms <= due_ms;
-                    let armed_blob = arena.get(props_at);
+                    let Some(&armed) = self.unless.get(*id, event.user) else { continue };
+                    let armed_ts = armed.due_ms.saturating_sub(*within_ms);
+                    let in_time = event.ts_ms >= armed_ts && event.ts_ms <= armed.due_ms;
+                    let armed_blob = arena.get(armed.props_at);
                     if in_time && trigger.matches(*role, bound, dicts, event.blob, armed_blob) {
-                        self.unless.remove(&key);
-                        self.due.remove(&due_key);
+                        self.unless.remove(*id, event.user);
                     }
                 }
                 (Role::Complete, Tail::Then { within_ms, .. }) => {
@@ -310,13 +308,13 @@ impl RuleState {
                         .insert((event.received_ms, name, event.user, event.cause), event.props_at);
                 }
                 Tail::Unless { within_ms, .. } => {
-                    let key = (name, event.user);
-                    if self.unless.contains_key(&key) {
-                        continue;
-                    }
-                    let due_ms = event.ts_ms.saturating_add(*within_ms);
-                    self.unless.insert(key, (due_ms, event.cause));
-                    self.due.insert((due_ms, name, event.user, event.cause), event.props_at);
+                    self.unless.insert(unless::Slot {
+                        due_ms: event.ts_ms.saturating_add(*within_ms),
+                        cause: event.cause,
+                        props_at: event.props_at,
+                        trigger: name,
+                        user: event.user,
+                    });
                 }
                 Tail::Then { .. } => {
                     self.then.entry((name, event.user)).or_default().push(armed());
@@ -334,27 +332,42 @@ impl RuleState {
 
     /// Pending fires due at or before `now`, earliest first.
     pub fn due_by(&self, now_ms: i64) -> Vec<PendingFire> {
-        self.due
+        let mut due: Vec<(DueKey, u64)> = self
+            .due
             .iter()
             .take_while(|((due_ms, ..), _)| *due_ms <= now_ms)
+            .map(|(key, props_at)| (*key, *props_at))
+            .collect();
+        due.extend(
+            self.unless
+                .due_by(now_ms)
+                .into_iter()
+                .map(|s| ((s.due_ms, s.trigger, s.user, s.cause), s.props_at)),
+        );
+        due.sort_unstable();
+        due.into_iter()
             .map(|((due_ms, trigger, user, cause), props_at)| PendingFire {
-                trigger: Arc::clone(&self.names[*trigger as usize]),
-                user: *user,
-                cause: *cause,
-                due_ms: *due_ms,
-                props_at: *props_at,
+                trigger: Arc::clone(&self.names[trigger as usize]),
+                user,
+                cause,
+                due_ms,
+                props_at,
             })
             .collect()
     }
 
     /// When the next pending fire falls due.
     pub fn next_due(&self) -> Option<i64> {
-        self.due.keys().next().map(|(due_ms, ..)| *due_ms)
+        let due = self.due.keys().next().map(|(due_ms, ..)| *due_ms);
+        match (due, self.unless.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires pending (armed `then` events not included: they fire at their F).
     pub fn pending(&self) -> usize {
-        self.due.len()
+        self.due.len() + self.unless.len()
     }
 
     /// The saved trigger named `name`.
@@ -375,7 +388,7 @@ impl RuleState {
         let mut unless: Vec<_> = self
             .unless
             .iter()
-            .map(|((t, u), &(due_ms, cause))| (name(t), *u, cause, due_ms, 0, 0, 1))
+            .map(|s| (name(&s.trigger), s.user, s.cause, s.due_ms, 0, s.props_at, 1))
             .collect();
         unless.sort();
         let mut then: Vec<_> = self
@@ -400,7 +413,7 @@ impl RuleState {
                 self.due.insert((due_ms, trigger, user, cause), props_at);
             }
             1 => {
-                self.unless.insert((trigger, user), (due_ms, cause));
+                self.unless.insert(unless::Slot { due_ms, cause, props_at, trigger, user });
             }
             _ => {
                 self.then.entry((trigger, user)).or_default().push(Armed { cause, ts_ms, props_at })
