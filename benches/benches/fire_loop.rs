@@ -7,6 +7,11 @@
 //! - Timer lateness: `on "Book" at at + 0s`, with `at` spread over the next
 //!   3 s for 2000 events; lateness is when the fire reaches the sink minus
 //!   its due time.
+//! - Campaign latency: a live campaign `on "Cart"` with templates, for users
+//!   with a push subscription; the time from `ingest` returning to the
+//!   rendered message reaching the sender through the outbox (`OutboxLoop`),
+//!   1000 times. That includes the fire, the delivery decision and its
+//!   records (one batch, one fdatasync) and the claim.
 //!
 //! Run with: `cargo bench -p nudge-benches --bench fire_loop`
 
@@ -17,8 +22,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
+use nudge_engine::campaign::{Campaign, Message};
 use nudge_engine::clock::{Clock, SystemClock};
-use nudge_engine::{Engine, EngineOptions, Event, FireLoop};
+use nudge_engine::outbox::{Attempt, OutboxLoop};
+use nudge_engine::{Engine, EngineOptions, Event, FireLoop, Record, Subscription};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -82,5 +89,54 @@ fn main() {
         lateness.extend(batch.iter().map(|f| (wall - f.due_ms) as f64));
     }
     report("timer lateness (fire in the sink − due time)", "ms", lateness);
+
+    let subscribe = |i: usize| Record::Subscribe {
+        user_id: format!("c{i}"),
+        subscription: Subscription {
+            endpoint: format!("https://push.example/c{i}"),
+            p256dh: "k".into(),
+            auth: "a".into(),
+        },
+    };
+    engine.ingest((0..1000).map(subscribe).collect()).expect("subscribe");
+    let cart = Campaign {
+        id: "cart".into(),
+        name: "Cart".into(),
+        trigger: Some(r#"on "Cart""#.into()),
+        message: Message {
+            title: "Still thinking about {{ event.product }}?".into(),
+            body: "Hi {{ user.first_name | default('there') }}".into(),
+            url: Some("https://shop.example/cart/{{ event.cart_id }}".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    engine.save_campaign(cart).expect("campaign");
+    let (sent_tx, sent_rx) = mpsc::channel();
+    let sender = OutboxLoop::spawn(
+        Arc::clone(&engine),
+        move |items| {
+            let at = Instant::now();
+            let reports =
+                items.iter().map(|i| (i.id, Attempt::Delivered { status: 201 })).collect();
+            let _ = sent_tx.send((at, items.len()));
+            reports
+        },
+        |e| eprintln!("outbox loop: {e}"),
+    )
+    .expect("outbox loop");
+    let mut to_sender = Vec::new();
+    for i in 0..1000 {
+        let event =
+            Event::new(format!("c{i}"), "Cart").prop("product", "shoes").prop("cart_id", "c9");
+        engine.ingest(vec![event.into()]).expect("ingest");
+        let ingested = Instant::now();
+        let (at, items) = sent_rx.recv_timeout(Duration::from_secs(5)).expect("a send");
+        assert_eq!(items, 1);
+        to_sender.push(at.saturating_duration_since(ingested).as_secs_f64() * 1000.0);
+        while rx.try_recv().is_ok() {}
+    }
+    report("campaign latency (ingest returned → rendered message at the sender)", "ms", to_sender);
+    drop(sender);
     drop(fires);
 }
