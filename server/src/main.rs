@@ -16,6 +16,7 @@ mod import;
 mod ndjson;
 mod query;
 mod repl;
+mod webhook;
 
 use error::{Error, Result};
 
