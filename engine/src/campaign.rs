@@ -242,15 +242,12 @@ impl Campaign {
 
     /// The stored form (rkyv).
     pub fn encode(&self) -> Vec<u8> {
-        // Serializing plain owned data into a growable buffer cannot fail.
-        rkyv::to_bytes::<rkyv::rancor::Error>(self).map(|b| b.to_vec()).unwrap_or_default()
+        crate::wire::encode_blob(self)
     }
 
     /// Reads the stored form back (`None` when it does not decode).
     pub fn decode(bytes: &[u8]) -> Option<Campaign> {
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(bytes);
-        rkyv::from_bytes::<Campaign, rkyv::rancor::Error>(&aligned).ok()
+        crate::wire::decode_blob(bytes)
     }
 }
 

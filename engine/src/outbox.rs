@@ -183,15 +183,12 @@ pub use variants::{DeliveryRecord, Target};
 impl DeliveryRecord {
     /// The stored form (rkyv).
     pub fn encode(&self) -> Vec<u8> {
-        // Serializing plain owned data into a growable buffer cannot fail.
-        rkyv::to_bytes::<rkyv::rancor::Error>(self).map(|b| b.to_vec()).unwrap_or_default()
+        crate::wire::encode_blob(self)
     }
 
     /// Reads the stored form back.
     pub fn decode(bytes: &[u8]) -> Option<DeliveryRecord> {
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(bytes);
-        rkyv::from_bytes::<DeliveryRecord, rkyv::rancor::Error>(&aligned).ok()
+        crate::wire::decode_blob(bytes)
     }
 }
 
@@ -302,14 +299,12 @@ impl OutboxState {
                 })
                 .collect(),
         };
-        rkyv::to_bytes::<rkyv::rancor::Error>(&stored).map(|b| b.to_vec()).unwrap_or_default()
+        crate::wire::encode_blob(&stored)
     }
 
     /// Reads a snapshot section back.
     pub fn decode(bytes: &[u8]) -> Option<OutboxState> {
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(bytes);
-        let stored = rkyv::from_bytes::<StoredOutbox, rkyv::rancor::Error>(&aligned).ok()?;
+        let stored: StoredOutbox = crate::wire::decode_blob(bytes)?;
         let mut state = OutboxState { settings: stored.settings, ..Default::default() };
         for item in stored.items {
             state.apply(DeliveryRecord::Queue(Box::new(item)));

@@ -194,6 +194,34 @@ pub struct LogDelivery {
     pub body: Vec<u8>,
 }
 
+/// Encodes a value that is stored on its own inside a log entry or a
+/// snapshot (a campaign, a delivery record, the outbox).
+pub fn encode_blob<T>(value: &T) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rkyv::rancor::Error,
+            >,
+        >,
+{
+    // Serializing plain owned data into a growable buffer cannot fail.
+    rkyv::to_bytes::<rkyv::rancor::Error>(value).map(|b| b.to_vec()).unwrap_or_default()
+}
+
+/// Decodes what [`encode_blob`] wrote (`None` when the bytes do not check out).
+pub fn decode_blob<T>(bytes: &[u8]) -> Option<T>
+where
+    T: Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<T, rkyv::rancor::Error>(&aligned).ok()
+}
+
 /// Encodes a batch with rkyv.
 pub fn encode_batch(batch: &LogBatch) -> rkyv::util::AlignedVec {
     // Serializing plain owned data into a growable buffer cannot fail.
