@@ -114,9 +114,9 @@ fn invalid(field: &str, reason: impl Into<String>) -> Error {
     Error::invalid(None, field, reason.into())
 }
 
-fn local_time(field: &str, text: &str) -> Result<()> {
+/// A local time of day (`09:00`); the error names `field`.
+pub(crate) fn local_time(field: &str, text: &str) -> Result<jiff::civil::Time> {
     text.parse::<jiff::civil::Time>()
-        .map(|_| ())
         .map_err(|e| invalid(field, format!("{text:?} is not a local time like \"09:00\": {e}")))
 }
 
@@ -230,12 +230,8 @@ impl Campaign {
                 return Err(invalid("message.ttl", "must not be negative"));
             }
         }
-        if let Some((from, to, mode)) = &self.dnd {
-            local_time("dnd.from", from)?;
-            local_time("dnd.to", to)?;
-            if !["delay", "discard"].contains(&mode.as_str()) {
-                return Err(invalid("dnd.mode", "must be delay or discard"));
-            }
+        if let Some(dnd) = &self.dnd {
+            crate::delivery::quiet_hours(dnd)?;
         }
         Ok(())
     }

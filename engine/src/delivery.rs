@@ -57,10 +57,7 @@ pub struct DeliverySettings {
 
 /// Quiet hours from their stored form (checked when saved).
 pub(crate) fn quiet_hours(dnd: &(String, String, String)) -> Result<QuietHours> {
-    let time = |field: &str, text: &str| {
-        text.parse::<jiff::civil::Time>()
-            .map_err(|e| Error::invalid(None, field, format!("{text:?} is not a time: {e}")))
-    };
+    let time = crate::campaign::local_time;
     let mode = match dnd.2.as_str() {
         "delay" => QuietMode::Delay,
         "discard" => QuietMode::Discard,

@@ -167,14 +167,7 @@ impl Engine {
             let timeline = state.timelines.of(user);
             for entry in timeline {
                 let name = Some(entry.event());
-                if name != fired
-                    && name != sent
-                    && name != dropped
-                    && name != delivered
-                    && name != failed
-                    && name != viewed
-                    && name != clicked
-                {
+                if ![fired, sent, dropped, delivered, failed, viewed, clicked].contains(&name) {
                     continue;
                 }
                 let blob = state.timelines.props(entry);
