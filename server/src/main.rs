@@ -11,22 +11,13 @@ use mimalloc::MiMalloc;
 use nudge_engine::EngineOptions;
 use nudge_engine::dataset::{self, DatasetSpec};
 
-mod error;
-mod import;
-mod ndjson;
-mod query;
-mod repl;
-mod webhook;
-
-use error::{Error, Result};
+use nudge_server::error::{Error, Result};
+use nudge_server::{DEFAULT_DATA_DIR, import, ndjson, query, repl};
 
 /// mimalloc does not return freed bitmap buffers to the OS on every free, which
 /// glibc's trimming does at a measured 3–10× cost (performance.md §1).
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
-
-/// Default data directory, relative to the working directory.
-pub const DEFAULT_DATA_DIR: &str = "./nudge-data";
 
 #[derive(Parser)]
 #[command(

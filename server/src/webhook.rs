@@ -12,10 +12,8 @@
 //!   `"<t>.<body>"` with the campaign's webhook secret, so a receiver can check
 //!   both who sent it and when (and refuse replays outside its tolerance).
 //!
-//! The HTTP call itself goes through the server's outbound client, built with
-//! the Web Push sender; until then nothing but the tests calls this module.
-
-#![cfg_attr(not(test), allow(dead_code))]
+//! The HTTP call itself goes through the server's outbound client, shared
+//! with the Web Push sender.
 
 use nudge_engine::outbox::{OutboxItem, Target};
 use ring::hmac;
