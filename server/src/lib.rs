@@ -3,6 +3,7 @@
 //! and Web Push. The binary in `main.rs` is a thin command-line front; tests and
 //! benches use these modules directly.
 
+pub mod api_json;
 pub mod error;
 pub mod import;
 pub mod ndjson;
