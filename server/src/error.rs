@@ -5,6 +5,11 @@
 //! - [`Error::Engine`]: the engine refused (bad record, locked or damaged data
 //!   directory, failed disk); its message says which.
 //! - [`Error::Io`]: reading input or writing output failed.
+//! - [`Error::Subscription`]: a Web Push subscription is unusable (bad keys or
+//!   endpoint); refuse it at registration, deactivate it at send time.
+//! - [`Error::Push`]: a Web Push message could not be built or read (too
+//!   large, bad encryption or VAPID token, no randomness); the message is
+//!   dropped, the subscription is not at fault.
 
 /// Result alias of the binary.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,4 +34,11 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// A Web Push subscription that cannot be used: which field, and what is wrong.
+    #[error("invalid push subscription: {0}")]
+    Subscription(String),
+    /// A Web Push message that could not be built, encrypted, decrypted or
+    /// authenticated, with why.
+    #[error("web push: {0}")]
+    Push(String),
 }

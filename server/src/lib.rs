@@ -10,6 +10,7 @@ pub mod ndjson;
 pub mod query;
 pub mod repl;
 pub mod webhook;
+pub mod webpush;
 
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "./nudge-data";
