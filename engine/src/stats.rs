@@ -126,6 +126,31 @@ fn attributed(times: &[(i64, Option<String>)], at: i64, window: i64) -> Option<&
     (at - t <= window).then_some(variant)
 }
 
+/// One decision or outcome about a message, as `GET /v1/decisions` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionEntry {
+    /// When it was recorded (a `$push_sent` held by quiet hours: when it goes out), epoch ms.
+    pub ts_ms: i64,
+    /// The event: `$campaign_fired`, `$push_sent`, `$push_delayed`, `$push_dropped`,
+    /// `$push_delivered`, `$push_failed`, `$push_viewed`, `$push_clicked` or `$push_closed`.
+    pub name: String,
+    /// Its properties: campaign, delivery id, reason, variant, status…
+    pub props: Vec<(String, crate::props::Value)>,
+}
+
+/// The events that explain what happened to a user's messages.
+pub const DECISION_EVENTS: [&str; 9] = [
+    CAMPAIGN_FIRED_EVENT,
+    crate::delivery::PUSH_DELAYED_EVENT,
+    PUSH_SENT_EVENT,
+    PUSH_DROPPED_EVENT,
+    PUSH_DELIVERED_EVENT,
+    PUSH_FAILED_EVENT,
+    PUSH_VIEWED_EVENT,
+    PUSH_CLICKED_EVENT,
+    PUSH_CLOSED_EVENT,
+];
+
 impl Engine {
     /// A campaign's statistics, now; `None` when there is no such campaign.
     pub fn campaign_stats(&self, id: &str) -> Option<CampaignStats> {
@@ -238,6 +263,35 @@ impl Engine {
             stats.control_converted += u64::from(control_converted);
         }
         Some(stats)
+    }
+
+    /// Why each message to `user_id` was sent, dropped or delayed, and what
+    /// became of it, oldest first; only `campaign`'s when given. Empty for an
+    /// unknown user.
+    pub fn decisions(&self, user_id: &str, campaign: Option<&str>) -> Vec<DecisionEntry> {
+        let reader = self.read();
+        let (dicts, state) = (&*reader.dicts, &*reader.state);
+        let Some(user) = dicts.users.get(user_id) else { return Vec::new() };
+        let wanted: Vec<u32> = DECISION_EVENTS.iter().filter_map(|n| dicts.events.get(n)).collect();
+        let campaign_key = dicts.keys.get("campaign").and_then(|k| KeyId::try_from(k).ok());
+        let mut entries = Vec::new();
+        for entry in state.timelines.of(user) {
+            if !wanted.contains(&entry.event()) {
+                continue;
+            }
+            let blob = state.timelines.props(entry);
+            if campaign.is_some() && text(blob, campaign_key) != campaign {
+                continue;
+            }
+            let props = props::iter(blob)
+                .filter_map(|(key, value)| {
+                    Some((dicts.keys.name(u32::from(key))?.to_owned(), value.to_owned_value()))
+                })
+                .collect();
+            let name = dicts.events.name(entry.event()).unwrap_or_default().to_owned();
+            entries.push(DecisionEntry { ts_ms: entry.ts_ms, name, props });
+        }
+        entries
     }
 
     /// Records a service worker's report about a delivery as an event of its

@@ -1,10 +1,21 @@
-//! The one error type of the `nudge` binary, split by what the user does about it.
+//! The one error type of the `nudge` binary and its server, split by what the
+//! caller does about it.
 //!
-//! - [`Error::Usage`]: the command line or an input file is wrong; fix it and rerun.
+//! - [`Error::Usage`] and [`Error::Invalid`]: the command line, an input file
+//!   or a request body is wrong; fix it and retry (HTTP 400).
 //! - [`Error::Query`]: a query does not parse; the rendered error shows where.
+//! - [`Error::Unauthorized`] / [`Error::Forbidden`]: use the right key (401 / 403).
+//! - [`Error::NotFound`]: no such segment, campaign or path (404).
+//! - [`Error::TooLarge`]: send less per request (413).
+//! - [`Error::RateLimited`]: slow down and retry after the given seconds (429).
 //! - [`Error::Engine`]: the engine refused (bad record, locked or damaged data
 //!   directory, failed disk); its message says which.
 //! - [`Error::Io`]: reading input or writing output failed.
+//! - [`Error::Subscription`]: a Web Push subscription is unusable (bad keys or
+//!   endpoint); refuse it at registration, deactivate it at send time (400).
+//! - [`Error::Push`]: a Web Push message could not be built or read (too
+//!   large, bad encryption or VAPID token, no randomness); the message is
+//!   dropped, the subscription is not at fault.
 //! - [`Error::Subscription`]: a Web Push subscription is unusable (bad keys or
 //!   endpoint); refuse it at registration, deactivate it at send time.
 //! - [`Error::Push`]: a Web Push message could not be built or read (too
@@ -14,15 +25,44 @@
 /// Result alias of the binary.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What can go wrong in a `nudge` command.
+/// What can go wrong in a `nudge` command or an HTTP request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad arguments or input, with where.
     #[error("{0}")]
     Usage(String),
+    /// A request body field that is wrong: which field (a JSON path), what was
+    /// wrong, and for batches which item.
+    #[error("{}invalid `{field}`: {reason}", index.map(|i| format!("item {i}: ")).unwrap_or_default())]
+    Invalid {
+        /// The JSON path of the field, e.g. `message.ttl`.
+        field: String,
+        /// What was wrong with it.
+        reason: String,
+        /// Position of the offending item in a batch.
+        index: Option<usize>,
+    },
     /// A query that does not parse: the rendered diagnostic.
     #[error("{0}")]
     Query(String),
+    /// No key, or a key that is not one of this server's.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid key that may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Nothing by that name.
+    #[error("{0}")]
+    NotFound(String),
+    /// A body over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Too many requests for this key.
+    #[error("rate limit exceeded for this key; retry in {retry_after_s} s")]
+    RateLimited {
+        /// Seconds until a request would be admitted.
+        retry_after_s: u64,
+    },
     /// The engine refused.
     #[error(transparent)]
     Engine(#[from] nudge_engine::Error),
@@ -41,4 +81,17 @@ pub enum Error {
     /// authenticated, with why.
     #[error("web push: {0}")]
     Push(String),
+}
+
+impl Error {
+    /// An [`Error::Invalid`] for one field.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Invalid { field: field.into(), reason: reason.into(), index: None }
+    }
+}
+
+impl From<crate::api_json::FieldError> for Error {
+    fn from(e: crate::api_json::FieldError) -> Error {
+        Error::Invalid { field: e.field, reason: e.reason, index: None }
+    }
 }

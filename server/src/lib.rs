@@ -9,6 +9,8 @@ pub mod import;
 pub mod ndjson;
 pub mod query;
 pub mod repl;
+pub mod sender;
+pub mod serve;
 pub mod webhook;
 pub mod webpush;
 

@@ -12,7 +12,7 @@ use nudge_engine::EngineOptions;
 use nudge_engine::dataset::{self, DatasetSpec};
 
 use nudge_server::error::{Error, Result};
-use nudge_server::{DEFAULT_DATA_DIR, import, ndjson, query, repl};
+use nudge_server::{DEFAULT_DATA_DIR, import, ndjson, query, repl, serve};
 
 /// mimalloc does not return freed bitmap buffers to the OS on every free, which
 /// glibc's trimming does at a measured 3–10× cost (performance.md §1).
@@ -86,6 +86,30 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
     },
+    /// Run the HTTP server: the API, the trigger and outbox loops, and Web Push delivery.
+    Serve {
+        /// Data directory (created when missing).
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = serve::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// On first start, load a generated dataset and sample campaigns.
+        #[arg(long)]
+        demo: bool,
+        /// Allow http://, any host and private addresses as push and webhook targets (tests only).
+        #[arg(long)]
+        allow_insecure_push: bool,
+        /// The VAPID `sub` claim: a mailto: or https: contact for push services.
+        #[arg(long, env = "NUDGE_VAPID_SUBJECT", default_value = serve::DEFAULT_VAPID_SUBJECT)]
+        vapid_subject: String,
+        /// Requests per second admitted for the write key.
+        #[arg(long, default_value_t = serve::DEFAULT_RATE_LIMIT)]
+        write_rate_limit: u32,
+        /// Requests per second admitted for the admin key.
+        #[arg(long, default_value_t = serve::DEFAULT_RATE_LIMIT)]
+        admin_rate_limit: u32,
+    },
     /// Load NDJSON records into a data directory (fires no triggers).
     Import {
         /// Data directory.
@@ -136,6 +160,23 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Repl { data } => repl::run(&query::open(&data)?, &data),
+        Command::Serve {
+            data,
+            listen,
+            demo,
+            allow_insecure_push,
+            vapid_subject,
+            write_rate_limit,
+            admin_rate_limit,
+        } => serve::run(serve::ServeOptions {
+            data,
+            listen,
+            demo,
+            allow_insecure_push,
+            vapid_subject,
+            write_rate_limit,
+            admin_rate_limit,
+        }),
         Command::Gen { users, days, seed, now } => generate(users, days, seed, now),
         Command::Import { data, file } => {
             let summary = import::run(&data, &file, EngineOptions::default())?;

@@ -247,7 +247,8 @@ fn value_json(value: &Value) -> Json {
     }
 }
 
-fn object(pairs: &[(String, Value)]) -> Json {
+/// Properties as a JSON object.
+pub fn object(pairs: &[(String, Value)]) -> Json {
     Json::Object(pairs.iter().map(|(k, v)| (k.clone(), value_json(v))).collect())
 }
 

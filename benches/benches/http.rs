@@ -1,0 +1,325 @@
+//! HTTP and push throughput (issue 5's targets), measured end to end:
+//!
+//! 1. **HTTP ingest, batches**: the real `nudge serve` (release build) on
+//!    loopback, `POST /v1/events` with 1000-event batches from 8 connections;
+//!    events/s acknowledged (each answer comes after fsync).
+//! 2. **HTTP ingest, single events**: one event per request from 128
+//!    connections; requests/s.
+//! 3. **Push fan-out**: an engine, the real `Sender` and a loopback push
+//!    service that answers 201. A live campaign fires for N subscribed users;
+//!    messages/s from the first ingest to the last request received (decision,
+//!    outbox, RFC 8291 encryption with a fresh key per message, VAPID, HTTP, and
+//!    the durable reports).
+//!
+//! The load generator and the receiver run on the same 2 cores as the server,
+//! so every figure is lower than the server alone would reach.
+//! Run with `cargo bench -p nudge-benches --bench http` (`NUDGE_BENCH_SECONDS`
+//! sets each ingest phase's length, default 10).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mimalloc::MiMalloc;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+const WRITE_KEY: &str = "wk_bench_write_key_0123456789";
+const ADMIN_KEY: &str = "ak_bench_admin_key_0123456789";
+const BATCH_EVENTS: usize = 1000;
+const BATCH_CONNECTIONS: usize = 8;
+const SINGLE_CONNECTIONS: usize = 128;
+const FANOUT_USERS: usize = 50_000;
+
+fn nudge_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/release");
+    let binary = dir.join("nudge");
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "-p", "nudge-server", "--bin", "nudge"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success());
+    }
+    binary
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(data: &Path, port: u16) -> Server {
+    let child = Command::new(nudge_binary())
+        .args(["serve", "--data"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("NUDGE_WRITE_KEY", WRITE_KEY)
+        .env("NUDGE_ADMIN_KEY", ADMIN_KEY)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("nudge serve");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server(child)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a port")
+}
+
+fn seconds() -> u64 {
+    std::env::var("NUDGE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10)
+}
+
+/// Posts bodies made by `body(connection, n)` from `connections` loops for
+/// `duration`; returns (requests, events acknowledged, latencies in µs).
+async fn load(
+    url: String,
+    connections: usize,
+    duration: Duration,
+    body: impl Fn(usize, u64) -> Bytes + Send + Sync + 'static,
+) -> (u64, u64, Vec<u64>) {
+    let client: Client<_, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).build_http();
+    let body = Arc::new(body);
+    let deadline = Instant::now() + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for connection in 0..connections {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        tasks.spawn(async move {
+            let (mut requests, mut events, mut latencies) = (0u64, 0u64, Vec::new());
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let request = hyper::Request::post(url.as_str())
+                    .header("authorization", format!("Bearer {WRITE_KEY}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(body(connection, n)))
+                    .expect("request");
+                n += 1;
+                let sent = Instant::now();
+                let response = client.request(request).await.expect("answer");
+                let status = response.status();
+                let answer = response.into_body().collect().await.expect("body").to_bytes();
+                assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&answer));
+                latencies.push(sent.elapsed().as_micros() as u64);
+                let json: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+                requests += 1;
+                events += json["accepted"].as_u64().unwrap_or(0);
+            }
+            (requests, events, latencies)
+        });
+    }
+    let mut total = (0, 0, Vec::new());
+    while let Some(Ok((r, e, l))) = tasks.join_next().await {
+        total.0 += r;
+        total.1 += e;
+        total.2.extend(l);
+    }
+    total.2.sort_unstable();
+    total
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted.get(((sorted.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0)
+}
+
+fn event_json(user: u64, n: u64) -> String {
+    format!(
+        r#"{{"user_id":"u{user}","name":"Product Viewed","props":{{"price":{}.5,"sku":"s{}"}},"id":"e{user}-{n}"}}"#,
+        n % 100,
+        n % 977
+    )
+}
+
+fn http_ingest(runtime: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let _server = start_server(dir.path(), port);
+    let url = format!("http://127.0.0.1:{port}/v1/events");
+    let duration = Duration::from_secs(seconds());
+
+    let (requests, events, latencies) =
+        runtime.block_on(load(url.clone(), BATCH_CONNECTIONS, duration, |c, n| {
+            let events: Vec<String> = (0..BATCH_EVENTS as u64)
+                .map(|i| {
+                    event_json(
+                        (c as u64 * 1_000_003 + n * 1000 + i) % 200_000,
+                        c as u64 * 1_000_000_000 + n * 1000 + i,
+                    )
+                })
+                .collect();
+            Bytes::from(format!("[{}]", events.join(",")))
+        }));
+    let secs = duration.as_secs_f64();
+    println!(
+        "http ingest, {BATCH_EVENTS}-event batches, {BATCH_CONNECTIONS} connections: {:.0} events/s ({requests} requests, p50 {} µs, p99 {} µs per batch)",
+        events as f64 / secs,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+
+    let (requests, _, latencies) =
+        runtime.block_on(load(url, SINGLE_CONNECTIONS, duration, |c, n| {
+            Bytes::from(format!(
+                "[{}]",
+                event_json((c as u64 * 7919 + n) % 200_000, 1 << 40 | (c as u64) << 32 | n)
+            ))
+        }));
+    println!(
+        "http ingest, single events, {SINGLE_CONNECTIONS} connections: {:.0} requests/s (p50 {} µs, p99 {} µs)",
+        requests as f64 / secs,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+}
+
+/// A loopback push service that answers 201 and counts.
+fn start_receiver(count: Arc<AtomicU64>) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let count = count.clone();
+                            async move {
+                                let _ = request.into_body().collect().await;
+                                count.fetch_add(1, Ordering::Relaxed);
+                                hyper::Response::builder().status(201).body(Full::new(Bytes::new()))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+fn push_fanout() {
+    use nudge_engine::{Engine, EngineOptions, Event, Record, Subscription};
+    let received = Arc::new(AtomicU64::new(0));
+    let receiver = start_receiver(received.clone());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = Arc::new(Engine::open(dir.path(), EngineOptions::default()).expect("open"));
+    let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    let public = secret.public_key().to_encoded_point(false);
+    let b64 = |bytes: &[u8]| nudge_server::webpush::b64u_encode(bytes);
+    let (p256dh, auth) = (b64(public.as_bytes()), b64(&[7u8; 16]));
+    let records: Vec<Record> = (0..FANOUT_USERS)
+        .map(|u| Record::Subscribe {
+            user_id: format!("u{u}"),
+            subscription: Subscription {
+                endpoint: format!("http://{receiver}/push/{u}"),
+                p256dh: p256dh.clone(),
+                auth: auth.clone(),
+            },
+        })
+        .collect();
+    for chunk in records.chunks(10_000) {
+        engine.ingest(chunk.to_vec()).expect("subscriptions");
+    }
+    let campaign = nudge_server::api_json::campaign_from_json(
+        "fanout",
+        &serde_json::json!({"name": "Fan-out", "trigger": "on \"Go\"", "message": {"title": "Hi {{ user_id | default('') }}", "body": "A message", "url": "https://shop.example/", "ttl": "1h"}}),
+        "UTC",
+    )
+    .expect("campaign");
+    engine.save_campaign(campaign).expect("save");
+
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let metrics = Arc::new(nudge_server::serve::metrics::Metrics::new());
+    let vapid_dir = tempfile::tempdir().expect("temp dir");
+    let vapid = nudge_server::webpush::vapid::Vapid::load_or_create(
+        &vapid_dir.path().join("vapid.pk8"),
+        "mailto:bench@nudge-demo.dev",
+    )
+    .expect("vapid");
+    let sender = Arc::new(
+        nudge_server::sender::Sender::new(vapid, true, engine.clock().clone(), metrics)
+            .expect("sender"),
+    );
+    let handle = runtime.handle().clone();
+    let outbox_sender = sender.clone();
+    let _fires = nudge_engine::FireLoop::spawn(engine.clone(), |_| {}, |e| eprintln!("fire: {e}"))
+        .expect("fire loop");
+    let _outbox = nudge_engine::outbox::OutboxLoop::spawn(
+        engine.clone(),
+        move |items| outbox_sender.send_batch(&handle, items),
+        |e| eprintln!("outbox: {e}"),
+    )
+    .expect("outbox loop");
+
+    let started = Instant::now();
+    let events: Vec<Record> =
+        (0..FANOUT_USERS).map(|u| Event::new(format!("u{u}"), "Go").into()).collect();
+    for chunk in events.chunks(10_000) {
+        engine.ingest(chunk.to_vec()).expect("events");
+    }
+    while received.load(Ordering::Relaxed) < FANOUT_USERS as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "fan-out stalled at {}",
+            received.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = started.elapsed();
+    println!(
+        "push fan-out, {FANOUT_USERS} users (decide, encrypt, VAPID, POST, durable report) to a loopback receiver: {:.0} messages/s ({:.2} s)",
+        FANOUT_USERS as f64 / took.as_secs_f64(),
+        took.as_secs_f64()
+    );
+    while engine.outbox_len() > 0 && started.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!(
+        "  all {FANOUT_USERS} reports recorded after {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run only under bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    http_ingest(&runtime);
+    push_fanout();
+}

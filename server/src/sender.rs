@@ -1,0 +1,533 @@
+//! The outbound sender: takes the engine's claimed outbox items, posts each
+//! to its push service (RFC 8030, encrypted per RFC 8291, VAPID per RFC 8292)
+//! or webhook, and turns every answer into a report for the engine.
+//!
+//! - One pooled hyper client (HTTP/1.1 and HTTP/2 by ALPN, rustls with the
+//!   Mozilla roots). It follows no redirects.
+//! - The SSRF guard: `https` only; push endpoints only on the push-service
+//!   allowlist (`webpush::response::host_allowed`); and every host name
+//!   resolved by a resolver that refuses private, loopback and link-local
+//!   addresses. `--allow-insecure-push` lifts all three (tests only).
+//! - Concurrency: at most [`MAX_IN_FLIGHT`] requests, and at most
+//!   [`MAX_IN_FLIGHT_PER_ORIGIN`] to one push service.
+//! - Answers map as web-push.md §6.3 says (`webpush::response::classify`):
+//!   404/410 remove the subscription, 429 waits for `Retry-After`, 5xx and
+//!   network errors back off (the engine's jittered backoff, until the TTL
+//!   runs out), 400/413 fail for good, and 401/403 re-mint the VAPID token and
+//!   try once more.
+//!
+//! Logs name the push service, never the endpoint or a key.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use nudge_engine::clock::SharedClock;
+use nudge_engine::outbox::{Attempt, OutboxItem, Target};
+
+use crate::error::{Error, Result};
+use crate::serve::metrics::Metrics;
+use crate::webhook;
+use crate::webpush::response::{self, Outcome};
+use crate::webpush::{ece, vapid};
+
+/// Requests in flight at once, over all push services and webhooks.
+pub const MAX_IN_FLIGHT: usize = 512;
+/// Requests in flight at once to one origin.
+pub const MAX_IN_FLIGHT_PER_ORIGIN: usize = 128;
+/// Time allowed for one request, connection included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time allowed to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle pooled connection is kept.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per host.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 64;
+/// Longest response body read (error texts only).
+pub const MAX_RESPONSE_BYTES: usize = 4096;
+
+/// Whether an address is one the sender must not reach without `--allow-insecure-push`.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64.0.0/10
+                || v4.octets()[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link local
+        }
+    }
+}
+
+/// A DNS resolver that drops private addresses (unless allowed), so a push
+/// endpoint cannot point the server at its own network by name.
+#[derive(Clone)]
+pub struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = std::io::Result<std::vec::IntoIter<SocketAddr>>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| allow_private || !is_private(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{host} resolves to no public address"),
+                ));
+            }
+            Ok(addrs.into_iter())
+        })
+    }
+}
+
+type HttpsClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
+
+/// The sender shared by the outbox loop and the HTTP handlers.
+pub struct Sender {
+    client: HttpsClient,
+    vapid: vapid::Vapid,
+    allow_insecure: bool,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    in_flight: Arc<Semaphore>,
+    per_origin: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// What one attempt came to, for the report and the metrics.
+struct Sent {
+    attempt: Attempt,
+    service: &'static str,
+    outcome: &'static str,
+    status: Option<u16>,
+}
+
+impl Sender {
+    /// A sender signing with `vapid`; `allow_insecure` permits `http://`,
+    /// any host and private addresses (tests only).
+    pub fn new(
+        vapid: vapid::Vapid,
+        allow_insecure: bool,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Sender> {
+        let mut http =
+            HttpConnector::new_with_resolver(GuardedResolver { allow_private: allow_insecure });
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?;
+        let builder = if allow_insecure { builder.https_or_http() } else { builder.https_only() };
+        let https = builder.enable_http1().enable_http2().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .build(https);
+        Ok(Sender {
+            client,
+            vapid,
+            allow_insecure,
+            clock,
+            metrics,
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            per_origin: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The VAPID public key browsers subscribe with.
+    pub fn vapid_public_key(&self) -> &str {
+        self.vapid.public_key()
+    }
+
+    /// VAPID tokens minted since start.
+    pub fn vapid_mints(&self) -> u64 {
+        self.vapid.mints()
+    }
+
+    /// Checks a URL the sender may be asked to reach: `https` (unless
+    /// insecure), a host, and no literal private address. `push` also
+    /// requires a host on the push-service allowlist.
+    pub fn check_url(&self, field: &str, url: &str, push: bool) -> Result<hyper::Uri> {
+        let uri: hyper::Uri =
+            url.parse().map_err(|e| Error::invalid(field, format!("not a URL: {e}")))?;
+        let scheme = uri.scheme_str().unwrap_or_default();
+        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+        if host.is_empty() || !matches!(scheme, "https" | "http") {
+            return Err(Error::invalid(field, "expected an absolute https:// URL"));
+        }
+        if self.allow_insecure {
+            return Ok(uri);
+        }
+        if scheme != "https" {
+            return Err(Error::invalid(field, "only https:// URLs are allowed"));
+        }
+        if host.parse::<IpAddr>().is_ok_and(is_private) {
+            return Err(Error::invalid(
+                field,
+                "private, loopback and link-local addresses are refused",
+            ));
+        }
+        if push && !response::host_allowed(host) {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{host} is not a known push service (see docs/http-api.md for the allowlist)"
+                ),
+            ));
+        }
+        Ok(uri)
+    }
+
+    /// Checks a push subscription's endpoint before it is stored.
+    pub async fn check_push_endpoint(&self, endpoint: &str) -> Result<()> {
+        self.check_url("subscription.endpoint", endpoint, true).map(|_| ())
+    }
+
+    fn origin_slot(&self, origin: &str) -> Arc<Semaphore> {
+        self.per_origin
+            .lock()
+            .entry(origin.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_ORIGIN)))
+            .clone()
+    }
+
+    /// Sends a batch of claimed items concurrently and reports each one. Runs
+    /// on the outbox thread: blocks on the runtime `handle`.
+    pub fn send_batch(
+        self: &Arc<Self>,
+        handle: &tokio::runtime::Handle,
+        items: Vec<OutboxItem>,
+    ) -> Vec<(u64, Attempt)> {
+        handle.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for item in items {
+                let sender = self.clone();
+                tasks.spawn(async move {
+                    let id = item.id;
+                    (id, sender.send_one(item).await)
+                });
+            }
+            let mut reports = Vec::with_capacity(tasks.len());
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok(report) = joined {
+                    reports.push(report);
+                }
+            }
+            reports
+        })
+    }
+
+    /// Sends one item (waiting for a concurrency slot) and reports it.
+    pub async fn send_one(&self, item: OutboxItem) -> Attempt {
+        let sent = match &item.target {
+            Target::WebPush { endpoint, p256dh, auth } => {
+                self.push(&item, endpoint, p256dh, auth).await
+            }
+            Target::Webhook { .. } => self.webhook(&item).await,
+        };
+        self.metrics.count_push(sent.service, sent.outcome, sent.status);
+        sent.attempt
+    }
+
+    /// The JSON the service worker receives.
+    pub fn payload(item: &OutboxItem) -> Vec<u8> {
+        let n = &item.notification;
+        let actions: Vec<_> = n
+            .actions
+            .iter()
+            .enumerate()
+            .map(|(i, (title, url))| json!({"action": format!("a{i}"), "title": title, "url": url}))
+            .collect();
+        let mut payload = json!({
+            "title": n.title,
+            "body": n.body,
+            "delivery_id": item.delivery_id,
+            "campaign": item.campaign,
+            "tag": item.delivery_id,
+            "require_interaction": n.require_interaction,
+            "actions": actions,
+        });
+        for (key, value) in [("url", &n.url), ("icon", &n.icon), ("image", &n.image)] {
+            if let (Some(value), Some(object)) = (value, payload.as_object_mut()) {
+                object.insert(key.into(), json!(value));
+            }
+        }
+        if item.test
+            && let Some(object) = payload.as_object_mut()
+        {
+            object.insert("test".into(), json!(true));
+        }
+        serde_json::to_vec(&payload).unwrap_or_default()
+    }
+
+    async fn push(&self, item: &OutboxItem, endpoint: &str, p256dh: &str, auth: &str) -> Sent {
+        let host = endpoint.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(str::to_owned));
+        let service = response::service_of(host.as_deref().unwrap_or_default());
+        let fail = |outcome: &'static str, reason: String| Sent {
+            attempt: Attempt::Failed { status: None, reason, unsubscribe: false },
+            service,
+            outcome,
+            status: None,
+        };
+        let uri = match self.check_url("endpoint", endpoint, true) {
+            Ok(uri) => uri,
+            Err(e) => return fail("refused", e.to_string()),
+        };
+        let origin = match vapid::origin_of(endpoint) {
+            Ok(origin) => origin,
+            Err(e) => return fail("refused", e.to_string()),
+        };
+        let keys = ece::validate_subscription_keys(p256dh, auth);
+        let body = match keys
+            .and_then(|(key, secret)| ece::encrypt(&Self::payload(item), &key, &secret))
+        {
+            Ok(body) => Bytes::from(body),
+            Err(e) => return fail("rejected", e.to_string()),
+        };
+        let now_ms = self.clock.now_ms();
+        let ttl = item.ttl_seconds(now_ms);
+        let slot = self.origin_slot(&origin);
+        let _origin_permit = slot.acquire().await;
+        let _permit = self.in_flight.acquire().await;
+        let mut reminted = false;
+        loop {
+            let authorization = match self.vapid.authorization(&origin, (now_ms / 1000) as u64) {
+                Ok(value) => value,
+                Err(e) => return fail("rejected", e.to_string()),
+            };
+            let mut request = Request::post(uri.clone())
+                .header("ttl", ttl.to_string())
+                .header("content-encoding", "aes128gcm")
+                .header("content-type", "application/octet-stream")
+                .header("authorization", authorization);
+            if let Some(urgency) = &item.notification.urgency {
+                request = request.header("urgency", urgency.as_str());
+            }
+            if let Some(topic) = item.notification.topic.as_deref().and_then(response::topic_header)
+            {
+                request = request.header("topic", topic);
+            }
+            let request = match request.body(Full::new(body.clone())) {
+                Ok(request) => request,
+                Err(e) => return fail("rejected", format!("bad request: {e}")),
+            };
+            let answer = self.post(request).await;
+            let outcome = match answer {
+                Ok((status, retry_after, text)) => response::classify(
+                    status,
+                    host.as_deref().unwrap_or_default(),
+                    retry_after.as_deref(),
+                    &text,
+                    self.clock.now_ms(),
+                ),
+                Err(reason) => Outcome::Retry { status: None, after_ms: None, reason },
+            };
+            if let (Outcome::AuthFailure { .. }, false) = (&outcome, reminted) {
+                // A stale or rejected token: mint a new one and try once more.
+                self.vapid.forget(&origin);
+                reminted = true;
+                continue;
+            }
+            return Self::report(outcome, service);
+        }
+    }
+
+    fn report(outcome: Outcome, service: &'static str) -> Sent {
+        match outcome {
+            Outcome::Delivered { status } => Sent {
+                attempt: Attempt::Delivered { status },
+                service,
+                outcome: "delivered",
+                status: Some(status),
+            },
+            Outcome::Gone { status, reason } => Sent {
+                attempt: Attempt::Failed {
+                    status: Some(status),
+                    reason: format!("gone: {reason}"),
+                    unsubscribe: true,
+                },
+                service,
+                outcome: "gone",
+                status: Some(status),
+            },
+            Outcome::Retry { status, after_ms, reason } => Sent {
+                attempt: Attempt::Retry { status, reason, after_ms },
+                service,
+                outcome: "retry",
+                status,
+            },
+            Outcome::Rejected { status, reason } => Sent {
+                attempt: Attempt::Failed { status: Some(status), reason, unsubscribe: false },
+                service,
+                outcome: "rejected",
+                status: Some(status),
+            },
+            Outcome::AuthFailure { status, reason } => Sent {
+                attempt: Attempt::Failed {
+                    status: Some(status),
+                    reason: format!("authentication refused: {reason}"),
+                    unsubscribe: false,
+                },
+                service,
+                outcome: "auth_failure",
+                status: Some(status),
+            },
+        }
+    }
+
+    /// Posts a request with the timeout; the status, `Retry-After` and the
+    /// start of the body, or why it failed.
+    async fn post(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> std::result::Result<(u16, Option<String>, Vec<u8>), String> {
+        let started = Instant::now();
+        let sent = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            let response = self.client.request(request).await.map_err(|e| {
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    text = format!("{text}: {cause}");
+                    source = cause.source();
+                }
+                format!("network error: {text}")
+            })?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let mut body = response.into_body();
+            let mut text = Vec::new();
+            while text.len() < MAX_RESPONSE_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            text.extend_from_slice(data);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            text.truncate(MAX_RESPONSE_BYTES);
+            Ok((status, retry_after, text))
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("timed out after {} s", REQUEST_TIMEOUT.as_secs())));
+        self.metrics.push_seconds.observe(started.elapsed().as_secs_f64());
+        sent
+    }
+
+    async fn webhook(&self, item: &OutboxItem) -> Sent {
+        let service = "webhook";
+        let fail = |reason: String| Sent {
+            attempt: Attempt::Failed { status: None, reason, unsubscribe: false },
+            service,
+            outcome: "refused",
+            status: None,
+        };
+        let Some(call) = webhook::request(item, self.clock.now_ms()) else {
+            return fail("not a webhook item".into());
+        };
+        let uri = match self.check_url("webhook.url", &call.url, false) {
+            Ok(uri) => uri,
+            Err(e) => return fail(e.to_string()),
+        };
+        let mut request = Request::post(uri);
+        for (name, value) in &call.headers {
+            request = request.header(*name, value);
+        }
+        let request = match request.body(Full::new(Bytes::from(call.body))) {
+            Ok(request) => request,
+            Err(e) => return fail(format!("bad request: {e}")),
+        };
+        let _permit = self.in_flight.acquire().await;
+        let outcome = match self.post(request).await {
+            Ok((status, _, _)) if (200..300).contains(&status) => Outcome::Delivered { status },
+            Ok((status, retry_after, _)) if status == 429 || status >= 500 => Outcome::Retry {
+                status: Some(status),
+                after_ms: retry_after
+                    .and_then(|v| response::parse_retry_after(&v, self.clock.now_ms())),
+                reason: format!("webhook answered {status}"),
+            },
+            Ok((status, _, _)) => {
+                Outcome::Rejected { status, reason: format!("webhook answered {status}") }
+            }
+            Err(reason) => Outcome::Retry { status: None, after_ms: None, reason },
+        };
+        Self::report(outcome, service)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses_are_recognised() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_private(private.parse().expect("an address")), "{private}");
+        }
+        for public in ["142.250.74.106", "2a00:1450:4001::200e", "8.8.8.8"] {
+            assert!(!is_private(public.parse().expect("an address")), "{public}");
+        }
+    }
+}
