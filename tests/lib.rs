@@ -2,6 +2,8 @@
 
 use nudge_engine::{Event, Record};
 
+pub mod cdp;
+
 /// Events in one crash-test batch.
 pub const CRASH_BATCH_EVENTS: usize = 50;
 
