@@ -2,6 +2,7 @@
 
 use nudge_engine::{Event, Record};
 
+pub mod cdp;
 pub mod server;
 
 /// Events in one crash-test batch.
