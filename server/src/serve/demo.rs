@@ -72,7 +72,7 @@ pub fn demo_campaigns() -> Vec<(&'static str, serde_json::Value)> {
 
 /// Loads the demo into `engine` when it holds no users yet; says what it loaded.
 pub fn load_if_empty(engine: &Engine) -> Result<Option<String>> {
-    if engine.read().dicts.users.len() > 0 {
+    if !engine.read().dicts.users.is_empty() {
         return Ok(None);
     }
     let now_ms = engine.clock().now_ms();
