@@ -262,3 +262,51 @@ fn a_live_campaign_reaches_the_right_browser_once_and_outcomes_are_handled() {
     assert_eq!(after_restart[3..], ["$push_viewed", "$push_clicked"]);
     assert!(server.stop().success());
 }
+
+#[test]
+fn campaign_webhooks_are_signed_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    receiver.script("/hook", vec![(503, vec![])]);
+    let server = NudgeServer::start(dir.path(), &["--allow-insecure-push"]);
+    let campaign = json!({
+        "name": "Hook", "trigger": "on \"Signed Up\"",
+        "message": {"title": "Welcome {{ user_id | default('') }}", "body": "Hello"},
+        "webhook": {"url": format!("{}/hook", receiver.base), "secret": "s3cret"}
+    });
+    let (status, answer) =
+        call("PUT", &server.url("/v1/campaigns/hook"), TEST_ADMIN_KEY, Some(campaign));
+    assert_eq!(status, 200, "{answer}");
+    events(&server, json!([{"user_id": "ann", "name": "Signed Up"}]));
+    // 503 first, then retried with backoff and accepted (201).
+    let calls = receiver.wait_for("/hook", 2, Duration::from_secs(20));
+    assert_eq!(calls.len(), 2, "the 503 was retried");
+    for call in &calls {
+        let signature = call.headers.get("nudge-signature").expect("a signature header");
+        assert!(nudge_server::webhook::verify(
+            "s3cret",
+            signature,
+            &call.body,
+            now_secs() as i64,
+            300
+        ));
+        assert!(!nudge_server::webhook::verify(
+            "wrong",
+            signature,
+            &call.body,
+            now_secs() as i64,
+            300
+        ));
+        let body: Value = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body["user_id"], "ann");
+        assert_eq!(body["campaign"], "hook");
+        assert_eq!(
+            call.headers.get("idempotency-key").map(String::as_str),
+            body["delivery_id"].as_str()
+        );
+    }
+    assert_eq!(calls[0].headers.get("idempotency-key"), calls[1].headers.get("idempotency-key"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(receiver.received("/hook").len(), 2, "not sent again once accepted");
+    assert!(server.stop().success());
+}
