@@ -122,7 +122,10 @@ impl Browser {
         let mut child = Command::new(&path)
             .args([
                 "--headless=new",
+                // CI runs as root, where Chromium's sandbox refuses to start.
                 "--no-sandbox",
+                // Containers often give /dev/shm 64 MB; shared memory goes to /tmp instead.
+                "--disable-dev-shm-usage",
                 "--disable-gpu",
                 "--remote-debugging-port=0",
                 "--no-first-run",
