@@ -158,6 +158,18 @@ fn keys_cors_errors_and_limits() {
             .any(|(n, v)| n.eq_ignore_ascii_case("access-control-allow-origin") && v == "*"),
         "{headers:?}"
     );
+    let (_, _, headers) = call_raw(
+        "GET",
+        &server.url("/v1/webpush/vapid-public-key"),
+        &[("Origin", "https://shop.example")],
+        None,
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("access-control-allow-origin") && v == "*"),
+        "{headers:?}"
+    );
     let (_, _, headers) = call_raw("OPTIONS", &server.url("/v1/query"), &preflight, None);
     assert!(
         !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("access-control-allow-origin")),

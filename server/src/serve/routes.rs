@@ -75,7 +75,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/sw.js", get(sw_js))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/v1/webpush/vapid-public-key", get(vapid_key));
+        .merge(
+            // Pages on other origins subscribe with it, so it answers CORS too.
+            Router::new().route("/v1/webpush/vapid-public-key", get(vapid_key)).layer(
+                CorsLayer::new()
+                    .allow_origin(Any)
+                    .allow_methods([Method::GET])
+                    .max_age(CORS_MAX_AGE),
+            ),
+        );
     write
         .merge(admin)
         .merge(public)
