@@ -101,12 +101,14 @@ impl std::fmt::Debug for EngineOptions {
 }
 
 /// What one ingest call did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestOutcome {
     /// Records stored.
     pub accepted: usize,
     /// Events acknowledged but not stored again (repeated idempotency id).
     pub duplicates: usize,
+    /// Positions in the batch of the events that were repeats (ascending).
+    pub duplicate_indexes: Vec<usize>,
     /// Log position after the batch.
     pub position: LogPosition,
 }
@@ -449,12 +451,12 @@ impl Engine {
     pub fn ingest(&self, records: Vec<Record>) -> Result<IngestOutcome> {
         record::validate_batch(&records)?;
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        let (accepted, duplicates) = {
+        let (accepted, duplicate_indexes) = {
             let mut sequencer = self.sequencer.lock();
             let Some(writer) = sequencer.writer.clone() else { return Err(Error::Closed) };
             let now = self.options.clock.now_ms();
             sequencer.dedupe.prune(now);
-            let (batch, duplicates) = self.sequence(&mut sequencer.dedupe, records, now)?;
+            let (batch, duplicate_indexes) = self.sequence(&mut sequencer.dedupe, records, now)?;
             let accepted = batch.entries.len();
             let request = if accepted == 0 {
                 // Only duplicates: wait until everything before is durable, store nothing.
@@ -482,13 +484,18 @@ impl Engine {
                 Request::Append { frame, payload: Pending { batch: Some(batch), reply: reply_tx } }
             };
             writer.send(request).map_err(|_| Error::Closed)?;
-            (accepted, duplicates)
+            (accepted, duplicate_indexes)
         };
         let position = reply_rx.recv().map_err(|_| Error::Closed)??;
         for wake in self.wakers.lock().iter() {
             let _ = wake.try_send(());
         }
-        Ok(IngestOutcome { accepted, duplicates, position })
+        Ok(IngestOutcome {
+            accepted,
+            duplicates: duplicate_indexes.len(),
+            duplicate_indexes,
+            position,
+        })
     }
 
     /// Waits until everything acknowledged so far is synced to disk (a no-op

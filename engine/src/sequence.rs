@@ -21,19 +21,19 @@ impl Engine {
         dedupe: &mut Dedupe,
         records: Vec<Record>,
         now: i64,
-    ) -> Result<(LogBatch, usize)> {
+    ) -> Result<(LogBatch, Vec<usize>)> {
         let mut batch = LogBatch { received_ms: now, ..Default::default() };
-        let mut duplicates = 0;
+        let mut duplicates = Vec::new();
         let mut ids_in_batch = std::collections::HashSet::new();
         let mut new_names = NewNames::default();
         let dicts = self.dicts.upgradable_read();
-        for record in records {
+        for (index, record) in records.into_iter().enumerate() {
             let entry = match record {
                 Record::Event(event) => {
                     if let Some(id) = &event.id {
                         let hash = Dedupe::hash(id);
                         if dedupe.is_duplicate(hash, now) || !ids_in_batch.insert(hash) {
-                            duplicates += 1;
+                            duplicates.push(index);
                             continue;
                         }
                     }

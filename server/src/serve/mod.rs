@@ -30,6 +30,7 @@ use crate::webpush::vapid::Vapid;
 
 pub mod assets;
 pub mod demo;
+pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod reply;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub vapid_public_key: String,
     /// The sender (for endpoint checks and VAPID).
     pub sender: Arc<Sender>,
+    /// Coalesces ingest requests into engine batches.
+    pub ingest: ingest::IngestQueue,
     /// Counters.
     pub metrics: Arc<metrics::Metrics>,
     /// Admission for the write key.
@@ -137,6 +140,8 @@ pub fn run(options: ServeOptions) -> Result<()> {
         keys: keys.clone(),
         vapid_public_key: vapid_public_key.clone(),
         sender: sender.clone(),
+        ingest: ingest::IngestQueue::start(engine.clone())
+            .map_err(|e| Error::Io { context: "starting the ingest threads".into(), source: e })?,
         metrics,
         write_limiter: limiter(options.write_rate_limit),
         admin_limiter: limiter(options.admin_rate_limit),
@@ -184,6 +189,11 @@ pub fn run(options: ServeOptions) -> Result<()> {
     drop(outbox);
     drop(fires);
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // The ingest threads let go of the engine once the queue's last handle is gone.
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    while Arc::strong_count(&engine) > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let engine = Arc::try_unwrap(engine)
         .map_err(|_| Error::Usage("the engine is still in use at shutdown".into()))?;
     engine.close()?;

@@ -225,9 +225,8 @@ fn decode_as(mut value: Value, kind: &str, index: Option<usize>) -> Result<Recor
     ndjson::decode(&value).map_err(|e| record_error(index, e))
 }
 
-async fn ingest(state: &AppState, records: Vec<Record>) -> Result<nudge_engine::IngestOutcome> {
-    let engine = state.engine.clone();
-    blocking(move || Ok(engine.ingest(records)?)).await
+async fn ingest(state: &AppState, records: Vec<Record>) -> Result<super::ingest::Acked> {
+    state.ingest.ingest(records).await
 }
 
 async fn post_events(State(state): Shared, body: Body) -> Result<Json<Value>> {
