@@ -14,7 +14,8 @@
 //! The load generator and the receiver run on the same 2 cores as the server,
 //! so every figure is lower than the server alone would reach.
 //! Run with `cargo bench -p nudge-benches --bench http` (`NUDGE_BENCH_SECONDS`
-//! sets each ingest phase's length, default 10).
+//! sets each ingest phase's length, default 10; `NUDGE_BENCH_ONLY=ingest` or
+//! `=fanout` runs one part).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -318,8 +319,14 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    http_ingest(&runtime);
-    push_fanout();
+    // NUDGE_BENCH_ONLY=ingest or =fanout runs one part.
+    let only = std::env::var("NUDGE_BENCH_ONLY").unwrap_or_default();
+    if only != "fanout" {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        http_ingest(&runtime);
+    }
+    if only != "ingest" {
+        push_fanout();
+    }
 }

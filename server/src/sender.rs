@@ -322,7 +322,7 @@ impl Sender {
             Ok(origin) => origin,
             Err(e) => return fail("refused", e.to_string()),
         };
-        let keys = ece::validate_subscription_keys(p256dh, auth);
+        let keys = ece::decode_subscription_keys(p256dh, auth);
         let body = match keys
             .and_then(|(key, secret)| ece::encrypt(&Self::payload(item), &key, &secret))
         {

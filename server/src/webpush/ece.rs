@@ -392,11 +392,34 @@ pub fn validate_subscription_keys(
     Ok((p256dh, auth))
 }
 
+/// Decodes a stored subscription's keys for sending: base64url, a 65-byte
+/// uncompressed point and a 16-byte secret, without the curve check
+/// [`validate_subscription_keys`] did at registration. (That check costs an
+/// ECDH; at send time [`encrypt`]'s own agreement refuses an off-curve point.)
+pub fn decode_subscription_keys(p256dh_b64u: &str, auth_b64u: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    let p256dh = super::b64u_decode(p256dh_b64u)
+        .ok_or_else(|| subscription_error("subscription.keys.p256dh is not base64url"))?;
+    check_ua_public(&p256dh)?;
+    let auth = super::b64u_decode(auth_b64u)
+        .ok_or_else(|| subscription_error("subscription.keys.auth is not base64url"))?;
+    check_auth(&auth)?;
+    Ok((p256dh, auth))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::webpush::{b64u_decode, b64u_encode};
+
+    #[test]
+    fn sending_refuses_an_off_curve_key_without_the_registration_check() {
+        let mut off_curve = vec![0x04];
+        off_curve.extend([0x01; 64]);
+        let (key, auth) = decode_subscription_keys(&b64u_encode(&off_curve), AUTH).unwrap();
+        assert!(matches!(encrypt(b"hi", &key, &auth), Err(Error::Subscription(_))));
+        assert!(decode_subscription_keys("BAAA", AUTH).is_err());
+    }
 
     fn b64(text: &str) -> Vec<u8> {
         b64u_decode(text).unwrap()
