@@ -1,7 +1,7 @@
 //! Helpers for black-box tests of `nudge serve`: start the real binary on a
 //! loopback port with known keys, talk to it over HTTP, stop it with SIGTERM,
-//! and stand up a loopback push service that answers as scripted and keeps
-//! every request it got.
+//! stand up a loopback push service that answers as scripted and keeps every
+//! request it got, and hold a browser's subscription keys to decrypt pushes.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use serde_json::{Value, json};
 
 /// The write key the test servers use.
 pub const TEST_WRITE_KEY: &str = "wk_test_write_key_0123456789";
@@ -230,5 +235,71 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<ReceiverState>>) {
         if writer.write_all(response.as_bytes()).is_err() {
             return;
         }
+    }
+}
+
+/// One API call with an optional `Bearer` key: the status and the JSON answer
+/// (`Null` when the body is not JSON).
+pub fn call_with(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut request = ureq::request(method, url);
+    if let Some(key) = key {
+        request = request.set("Authorization", &format!("Bearer {key}"));
+    }
+    let result = match body {
+        Some(body) => request.send_json(body),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// One API call with `key`.
+pub fn call(method: &str, url: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    call_with(method, url, Some(key), body)
+}
+
+/// A browser's push subscription keys (P-256 pair and auth secret), made in
+/// the test as a browser would, so the test can decrypt what the server sent.
+pub struct BrowserKeys {
+    secret: p256::SecretKey,
+    /// The uncompressed public point (`p256dh`).
+    pub public: Vec<u8>,
+    /// The auth secret.
+    pub auth: [u8; 16],
+}
+
+impl BrowserKeys {
+    /// A fresh key pair with every auth byte `auth_byte`.
+    pub fn new(auth_byte: u8) -> BrowserKeys {
+        let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        let public = secret.public_key().to_encoded_point(false).as_bytes().to_vec();
+        BrowserKeys { secret, public, auth: [auth_byte; 16] }
+    }
+
+    /// `PushSubscription.toJSON()` for `endpoint`.
+    pub fn subscription(&self, endpoint: &str) -> Value {
+        json!({"endpoint": endpoint, "keys": {"p256dh": B64.encode(&self.public), "auth": B64.encode(self.auth)}})
+    }
+
+    /// Decrypts a push body (RFC 8291) as the browser would.
+    pub fn decrypt(&self, body: &[u8]) -> Vec<u8> {
+        nudge_server::webpush::ece::decrypt(body, &self.auth, &self.public, |sender_public| {
+            let sender = p256::PublicKey::from_sec1_bytes(sender_public).ok()?;
+            let shared =
+                p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), sender.as_affine());
+            Some(shared.raw_secret_bytes().to_vec())
+        })
+        .expect("the push body decrypts with the subscription's keys")
+    }
+
+    /// Decrypts a push body and parses the notification JSON.
+    pub fn notification(&self, body: &[u8]) -> Value {
+        serde_json::from_slice(&self.decrypt(body)).expect("the notification is JSON")
     }
 }

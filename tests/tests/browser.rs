@@ -39,11 +39,10 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use nudge_tests::cdp::{Browser, Page};
-use nudge_tests::server::{NudgeServer, Receiver, TEST_ADMIN_KEY, TEST_WRITE_KEY};
-use p256::elliptic_curve::sec1::ToEncodedPoint;
+use nudge_tests::server::{
+    BrowserKeys, NudgeServer, Receiver, TEST_ADMIN_KEY, TEST_WRITE_KEY, call,
+};
 use serde_json::{Value, json};
 
 /// Bound on every wait of this test.
@@ -57,58 +56,6 @@ const USER: &str = "u-browser";
 
 // ---------------------------------------------------------------------------
 // The server side.
-
-/// The keys of a push subscription, held by the test since headless Chromium
-/// cannot make one.
-struct BrowserKeys {
-    secret: p256::SecretKey,
-    public: Vec<u8>,
-    auth: [u8; 16],
-}
-
-impl BrowserKeys {
-    fn new() -> BrowserKeys {
-        let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
-        let public = secret.public_key().to_encoded_point(false).as_bytes().to_vec();
-        BrowserKeys { secret, public, auth: [7; 16] }
-    }
-
-    /// `PushSubscription.toJSON()` for `endpoint`.
-    fn subscription(&self, endpoint: &str) -> Value {
-        json!({"endpoint": endpoint, "keys": {"p256dh": B64.encode(&self.public), "auth": B64.encode(self.auth)}})
-    }
-
-    /// Decrypts a push body (RFC 8291) as the browser would: the text the
-    /// service worker gets as `event.data`.
-    fn decrypt(&self, body: &[u8]) -> String {
-        let plain =
-            nudge_server::webpush::ece::decrypt(body, &self.auth, &self.public, |sender_public| {
-                let sender = p256::PublicKey::from_sec1_bytes(sender_public).ok()?;
-                let shared =
-                    p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), sender.as_affine());
-                Some(shared.raw_secret_bytes().to_vec())
-            })
-            .expect("the push body decrypts with the subscription's keys");
-        String::from_utf8(plain).expect("the push payload is UTF-8")
-    }
-}
-
-/// One API call; the status and the JSON answer (`Null` when not JSON).
-fn call(method: &str, url: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let request = ureq::request(method, url).set("Authorization", &format!("Bearer {key}"));
-    let result = match body {
-        Some(body) => request.send_json(body),
-        None => request.call(),
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = response.status();
-    let text = response.into_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// An admin call that must answer 200.
 fn admin(server: &NudgeServer, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -173,7 +120,8 @@ fn test_send(
     let delivery_id = answer["delivery_id"].as_str().unwrap().to_owned();
     let pushes = receiver.wait_for("/push/browser", n, WAIT);
     assert_eq!(pushes.len(), n, "push {n} did not reach the push service");
-    let payload = keys.decrypt(&pushes[n - 1].body);
+    let payload =
+        String::from_utf8(keys.decrypt(&pushes[n - 1].body)).expect("the push payload is UTF-8");
     let parsed: Value = serde_json::from_str(&payload).unwrap();
     assert_eq!(parsed["delivery_id"], delivery_id.as_str(), "{payload}");
     assert_eq!(parsed["tag"], delivery_id.as_str(), "{payload}");
@@ -354,7 +302,7 @@ fn browser_flow(server: &NudgeServer, receiver: &Receiver) {
 
     // 4. The server's push: a test send through the subscription this test holds,
     //    decrypted, and handed to the worker as it is. Shown, and reported as viewed.
-    let keys = BrowserKeys::new();
+    let keys = BrowserKeys::new(7);
     let endpoint = format!("{}/push/browser", receiver.base);
     let body = json!({"user_id": USER, "subscription": keys.subscription(&endpoint)});
     let (status, answer) =

@@ -5,7 +5,7 @@
 //! serving, segments, settings, and acknowledged events surviving SIGTERM.
 #![allow(clippy::unwrap_used)]
 
-use nudge_tests::server::{NudgeServer, TEST_ADMIN_KEY, TEST_WRITE_KEY};
+use nudge_tests::server::{NudgeServer, TEST_ADMIN_KEY, TEST_WRITE_KEY, call_with as call};
 use serde_json::{Value, json};
 
 fn call_raw(
@@ -62,14 +62,6 @@ fn post_raw(server: &NudgeServer, path: &str, body: &str) -> String {
     let _ = stream.shutdown(std::net::Shutdown::Both);
     let _ = sending.join();
     String::from_utf8_lossy(&answer).into_owned()
-}
-
-fn call(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-    let body = body.map(|b| b.to_string());
-    let (status, value, _) = call_raw(method, url, &headers, body.as_deref());
-    (status, value)
 }
 
 fn count(server: &NudgeServer, q: &str) -> u64 {

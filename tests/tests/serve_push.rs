@@ -10,57 +10,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use nudge_tests::server::{NudgeServer, Received, Receiver, TEST_ADMIN_KEY, TEST_WRITE_KEY};
-use p256::elliptic_curve::sec1::ToEncodedPoint;
+use nudge_tests::server::{
+    BrowserKeys, NudgeServer, Received, Receiver, TEST_ADMIN_KEY, TEST_WRITE_KEY, call,
+};
 use serde_json::{Value, json};
-
-/// A browser's push subscription keys.
-struct BrowserKeys {
-    secret: p256::SecretKey,
-    public: Vec<u8>,
-    auth: [u8; 16],
-}
-
-impl BrowserKeys {
-    fn new(seed: u8) -> BrowserKeys {
-        let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
-        let public = secret.public_key().to_encoded_point(false).as_bytes().to_vec();
-        BrowserKeys { secret, public, auth: [seed; 16] }
-    }
-
-    fn subscription(&self, endpoint: &str) -> Value {
-        json!({"endpoint": endpoint, "keys": {"p256dh": B64.encode(&self.public), "auth": B64.encode(self.auth)}})
-    }
-
-    /// Decrypts a push body as the browser would.
-    fn decrypt(&self, body: &[u8]) -> Value {
-        let plain =
-            nudge_server::webpush::ece::decrypt(body, &self.auth, &self.public, |sender_public| {
-                let sender = p256::PublicKey::from_sec1_bytes(sender_public).ok()?;
-                let shared =
-                    p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), sender.as_affine());
-                Some(shared.raw_secret_bytes().to_vec())
-            })
-            .expect("the push body decrypts with the subscription's keys");
-        serde_json::from_slice(&plain).expect("the notification is JSON")
-    }
-}
-
-fn call(method: &str, url: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let request = ureq::request(method, url).set("Authorization", &format!("Bearer {key}"));
-    let result = match body {
-        Some(body) => request.send_json(body),
-        None => request.call(),
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = response.status();
-    let text = response.into_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// Wall-clock seconds: the server under test is another process on the system clock.
 #[allow(clippy::disallowed_methods)]
@@ -166,7 +119,7 @@ fn a_live_campaign_reaches_the_right_browser_once_and_outcomes_are_handled() {
     check_push_request(&pushes[0], &receiver, &vapid_key);
     assert_eq!(pushes[0].headers.get("urgency").map(String::as_str), Some("high"));
     assert_eq!(pushes[0].headers.get("topic").map(String::as_str), Some("cart"));
-    let notification = keys[1].decrypt(&pushes[0].body);
+    let notification = keys[1].notification(&pushes[0].body);
     assert_eq!(notification["title"], "Still thinking about Blue Shoes?");
     assert_eq!(notification["body"], "Hi WAVERER");
     assert_eq!(notification["url"], "https://shop.example/cart/c-waverer");
@@ -180,8 +133,8 @@ fn a_live_campaign_reaches_the_right_browser_once_and_outcomes_are_handled() {
     assert_eq!(limited.len(), 2, "retried after the 429");
     assert!(limited[1].at - limited[0].at >= Duration::from_millis(1900), "Retry-After honoured");
     assert_eq!(
-        keys[3].decrypt(&limited[1].body)["delivery_id"],
-        keys[3].decrypt(&limited[0].body)["delivery_id"]
+        keys[3].notification(&limited[1].body)["delivery_id"],
+        keys[3].notification(&limited[0].body)["delivery_id"]
     );
     // 500 → backed off (about 1 s, jittered) and retried.
     let flaky = receiver.wait_for("/push/flaky", 2, Duration::from_secs(20));
