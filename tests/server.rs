@@ -238,15 +238,20 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<ReceiverState>>) {
     }
 }
 
-/// One API call with an optional `Bearer` key: the status and the JSON answer
-/// (`Null` when the body is not JSON).
-pub fn call_with(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+/// One request with any headers and a raw body: the status, the JSON answer
+/// (or the text, when not JSON) and the response headers.
+pub fn call_raw(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, Value, Vec<(String, String)>) {
     let mut request = ureq::request(method, url);
-    if let Some(key) = key {
-        request = request.set("Authorization", &format!("Bearer {key}"));
+    for (name, value) in headers {
+        request = request.set(name, value);
     }
     let result = match body {
-        Some(body) => request.send_json(body),
+        Some(body) => request.send_string(body),
         None => request.call(),
     };
     let response = match result {
@@ -255,8 +260,29 @@ pub fn call_with(method: &str, url: &str, key: Option<&str>, body: Option<Value>
         Err(e) => panic!("{method} {url}: {e}"),
     };
     let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .map(|name| {
+            let value = response.header(&name).unwrap_or_default().to_owned();
+            (name, value)
+        })
+        .collect();
     let text = response.into_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), headers)
+}
+
+/// One API call with an optional `Bearer` key: the status and the JSON answer
+/// (`Null` when the body is not JSON).
+pub fn call_with(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let body = body.map(|b| b.to_string());
+    let (status, value, _) = call_raw(method, url, &headers, body.as_deref());
+    match value {
+        Value::String(_) => (status, Value::Null),
+        json => (status, json),
+    }
 }
 
 /// One API call with `key`.

@@ -112,7 +112,7 @@ pub use ast::{
 };
 pub use error::{Error, ErrorKind, MAX_RENDERED_CHARS};
 pub use span::{Span, Spanned, line_column};
-pub use time::{MAX_TIME_MS, MIN_TIME_MS, parse_date_time};
+pub use time::{MAX_TIME_MS, MIN_TIME_MS, duration_unit_ms, parse_date_time, parse_duration};
 
 /// The result of parsing: a tree or an [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -23,6 +23,38 @@ pub const MS_PER_DAY: i64 = 24 * MS_PER_HOUR;
 /// Milliseconds in a week.
 pub const MS_PER_WEEK: i64 = 7 * MS_PER_DAY;
 
+/// Milliseconds in one duration unit as the language spells it (`ms`, `s`,
+/// `sec`, `m`, `min`, `h`, `hr`, `d`, `day`, `w`, `week`, …, in any case,
+/// singular or plural); `None` for anything else.
+pub fn duration_unit_ms(unit: &str) -> Option<u64> {
+    let ms = match unit.to_ascii_lowercase().as_str() {
+        "ms" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => MS_PER_SECOND,
+        "m" | "min" | "mins" | "minute" | "minutes" => MS_PER_MINUTE,
+        "h" | "hr" | "hrs" | "hour" | "hours" => MS_PER_HOUR,
+        "d" | "day" | "days" => MS_PER_DAY,
+        "w" | "week" | "weeks" => MS_PER_WEEK,
+        _ => return None,
+    };
+    Some(ms as u64)
+}
+
+/// Reads a duration literal as the language writes it (`10m`, `2h`, `7 days`,
+/// `500ms`): digits, optional whitespace, a unit. `None` when malformed or
+/// longer than [`crate::MAX_DURATION_MS`].
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    if digits_end == 0 {
+        return None;
+    }
+    let unit = duration_unit_ms(text[digits_end..].trim_start_matches([' ', '\t', '\r', '\n']))?;
+    text[..digits_end]
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(unit)
+        .filter(|ms| *ms <= crate::MAX_DURATION_MS)
+}
+
 /// The earliest accepted instant, `0000-01-01T00:00:00Z`, in epoch milliseconds.
 pub const MIN_TIME_MS: i64 = days_from_civil(0, 1, 1) * MS_PER_DAY;
 /// The latest accepted instant, `9999-12-31T23:59:59.999Z`, in epoch milliseconds.

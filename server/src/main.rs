@@ -87,29 +87,7 @@ enum Command {
         data: PathBuf,
     },
     /// Run the HTTP server: the API, the trigger and outbox loops, and Web Push delivery.
-    Serve {
-        /// Data directory (created when missing).
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
-        data: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = serve::DEFAULT_LISTEN)]
-        listen: std::net::SocketAddr,
-        /// On first start, load a generated dataset and sample campaigns.
-        #[arg(long)]
-        demo: bool,
-        /// Allow http://, any host and private addresses as push and webhook targets (tests only).
-        #[arg(long)]
-        allow_insecure_push: bool,
-        /// The VAPID `sub` claim: a mailto: or https: contact for push services.
-        #[arg(long, env = "NUDGE_VAPID_SUBJECT", default_value = serve::DEFAULT_VAPID_SUBJECT)]
-        vapid_subject: String,
-        /// Requests per second admitted for the write key.
-        #[arg(long, default_value_t = serve::DEFAULT_RATE_LIMIT)]
-        write_rate_limit: u32,
-        /// Requests per second admitted for the admin key.
-        #[arg(long, default_value_t = serve::DEFAULT_RATE_LIMIT)]
-        admin_rate_limit: u32,
-    },
+    Serve(serve::ServeOptions),
     /// Load NDJSON records into a data directory (fires no triggers).
     Import {
         /// Data directory.
@@ -160,23 +138,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Repl { data } => repl::run(&query::open(&data)?, &data),
-        Command::Serve {
-            data,
-            listen,
-            demo,
-            allow_insecure_push,
-            vapid_subject,
-            write_rate_limit,
-            admin_rate_limit,
-        } => serve::run(serve::ServeOptions {
-            data,
-            listen,
-            demo,
-            allow_insecure_push,
-            vapid_subject,
-            write_rate_limit,
-            admin_rate_limit,
-        }),
+        Command::Serve(options) => serve::run(options),
         Command::Gen { users, days, seed, now } => generate(users, days, seed, now),
         Command::Import { data, file } => {
             let summary = import::run(&data, &file, EngineOptions::default())?;

@@ -5,40 +5,10 @@
 //! serving, segments, settings, and acknowledged events surviving SIGTERM.
 #![allow(clippy::unwrap_used)]
 
-use nudge_tests::server::{NudgeServer, TEST_ADMIN_KEY, TEST_WRITE_KEY, call_with as call};
+use nudge_tests::server::{
+    NudgeServer, TEST_ADMIN_KEY, TEST_WRITE_KEY, call_raw, call_with as call,
+};
 use serde_json::{Value, json};
-
-fn call_raw(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> (u16, Value, Vec<(String, String)>) {
-    let mut request = ureq::request(method, url);
-    for (name, value) in headers {
-        request = request.set(name, value);
-    }
-    let result = match body {
-        Some(body) => request.send_string(body),
-        None => request.call(),
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = response.status();
-    let headers = response
-        .headers_names()
-        .into_iter()
-        .map(|name| {
-            let value = response.header(&name).unwrap_or_default().to_owned();
-            (name, value)
-        })
-        .collect();
-    let text = response.into_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), headers)
-}
 
 /// Posts a body over a raw connection, writing it from another thread (the
 /// server may answer and close before reading it all), and returns the answer.

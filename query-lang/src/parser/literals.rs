@@ -87,15 +87,9 @@ impl<'s> Converter<'s> {
         let span = self.span(&pair);
         let text = pair.as_str();
         let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-        let unit = text[digits_end..].trim_start().to_ascii_lowercase();
-        let unit_ms = match unit.as_str() {
-            "ms" | "millisecond" | "milliseconds" => 1,
-            "s" | "sec" | "secs" | "second" | "seconds" => MS_PER_SECOND,
-            "m" | "min" | "mins" | "minute" | "minutes" => MS_PER_MINUTE,
-            "h" | "hr" | "hrs" | "hour" | "hours" => MS_PER_HOUR,
-            "d" | "day" | "days" => MS_PER_DAY,
-            _ => MS_PER_WEEK,
-        } as u64;
+        // The grammar admits only the language's units.
+        let unit_ms =
+            duration_unit_ms(text[digits_end..].trim_start()).unwrap_or(MS_PER_WEEK as u64);
         let ms = text[..digits_end]
             .parse::<u64>()
             .ok()

@@ -31,7 +31,7 @@ use crate::ast::{
 use crate::error::{Error, ErrorKind};
 use crate::scan::{self, Token, TokenKind};
 use crate::span::{Span, Spanned};
-use crate::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_SECOND, MS_PER_WEEK};
+use crate::time::{MS_PER_DAY, MS_PER_WEEK, duration_unit_ms};
 use crate::{MAX_AST_NODES, MAX_DURATION_MS, MAX_NESTING_DEPTH, MAX_QUERY_BYTES};
 
 mod errors;

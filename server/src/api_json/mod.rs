@@ -107,35 +107,9 @@ fn decode<'de, T: serde::Deserialize<'de>>(body: &'de Value) -> Result<T, FieldE
 /// a duration or is longer than the language's limit
 /// ([`nudge_query_lang::MAX_DURATION_MS`]).
 ///
-/// The query-lang crate keeps its duration parser inside its grammar; this
-/// follows the same rules, and a unit test checks both agree.
+/// The rules are the query language's (`nudge_query_lang::parse_duration`).
 pub fn parse_duration(text: &str) -> Option<i64> {
-    const SECOND: u64 = 1_000;
-    const MINUTE: u64 = 60 * SECOND;
-    const HOUR: u64 = 60 * MINUTE;
-    const DAY: u64 = 24 * HOUR;
-    const WEEK: u64 = 7 * DAY;
-    let text = text.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    if digits_end == 0 {
-        return None;
-    }
-    let unit = text[digits_end..].trim_start_matches([' ', '\t', '\r', '\n']).to_ascii_lowercase();
-    let unit_ms = match unit.as_str() {
-        "ms" | "millisecond" | "milliseconds" => 1,
-        "s" | "sec" | "secs" | "second" | "seconds" => SECOND,
-        "m" | "min" | "mins" | "minute" | "minutes" => MINUTE,
-        "h" | "hr" | "hrs" | "hour" | "hours" => HOUR,
-        "d" | "day" | "days" => DAY,
-        "w" | "week" | "weeks" => WEEK,
-        _ => return None,
-    };
-    let ms = text[..digits_end]
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(unit_ms)
-        .filter(|ms| *ms <= nudge_query_lang::MAX_DURATION_MS)?;
-    i64::try_from(ms).ok()
+    nudge_query_lang::parse_duration(text.trim()).and_then(|ms| i64::try_from(ms).ok())
 }
 
 /// Writes milliseconds as the query language prints a duration: the largest

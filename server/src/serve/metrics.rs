@@ -50,8 +50,8 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh set of metrics, registered.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("nudge");
-        let metrics = Metrics {
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("nudge"),
             http_requests: Family::default(),
             ingest_events: Counter::default(),
             ingest_duplicates: Counter::default(),
@@ -62,8 +62,8 @@ impl Metrics {
             outbox_depth: Gauge::default(),
             pending_fires: Gauge::default(),
             vapid_mints: Gauge::default(),
-            registry: Registry::default(),
         };
+        let registry = &mut metrics.registry;
         registry.register("http_requests", "HTTP requests answered", metrics.http_requests.clone());
         registry.register("ingest_events", "Events stored", metrics.ingest_events.clone());
         registry.register(
@@ -106,7 +106,7 @@ impl Metrics {
             "VAPID tokens minted since start",
             metrics.vapid_mints.clone(),
         );
-        Metrics { registry, ..metrics }
+        metrics
     }
 
     /// Counts one HTTP answer.

@@ -53,22 +53,29 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default requests per second admitted per key.
 pub const DEFAULT_RATE_LIMIT: u32 = 200_000;
 
-/// What `nudge serve` was asked to do.
-#[derive(Debug, Clone)]
+/// What `nudge serve` was asked to do (its command-line flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServeOptions {
-    /// The data directory.
+    /// Data directory (created when missing).
+    #[arg(long, default_value = crate::DEFAULT_DATA_DIR)]
     pub data: PathBuf,
-    /// Where to listen.
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Load the demo dataset and campaigns into an empty data directory.
+    /// On first start, load a generated dataset and sample campaigns.
+    #[arg(long)]
     pub demo: bool,
-    /// Allow `http://`, any host and private addresses as push and webhook targets (tests).
+    /// Allow http://, any host and private addresses as push and webhook targets (tests only).
+    #[arg(long)]
     pub allow_insecure_push: bool,
-    /// The VAPID `sub` claim.
+    /// The VAPID `sub` claim: a mailto: or https: contact for push services.
+    #[arg(long, env = "NUDGE_VAPID_SUBJECT", default_value = DEFAULT_VAPID_SUBJECT)]
     pub vapid_subject: String,
     /// Requests per second admitted for the write key.
+    #[arg(long, default_value_t = DEFAULT_RATE_LIMIT)]
     pub write_rate_limit: u32,
     /// Requests per second admitted for the admin key.
+    #[arg(long, default_value_t = DEFAULT_RATE_LIMIT)]
     pub admin_rate_limit: u32,
 }
 
