@@ -1,4 +1,5 @@
-//! Shared helpers of the benchmarks: datasets as ready-made ingest batches.
+//! Shared helpers of the benchmarks: datasets as ready-made ingest batches, and
+//! the segment queries of the benchmark plan.
 
 use nudge_engine::Record;
 use nudge_engine::dataset::{self, DatasetSpec};
@@ -23,3 +24,44 @@ pub fn batches(users: u64, batch: usize) -> Vec<Vec<Record>> {
 pub fn event_count(batches: &[Vec<Record>]) -> u64 {
     batches.iter().flatten().filter(|r| matches!(r, Record::Event(_))).count() as u64
 }
+
+/// The 15 segment queries of performance.md §4.2 in Nudge's language, by number
+/// (shared by the criterion bench `queries` and the peer harness `peers`).
+pub const SEGMENT_QUERIES: [(&str, &str); 15] = [
+    ("Q01_did_7d", r#"did "App Launched" in last 7d"#),
+    (
+        "Q02_profile_and",
+        r#"user.city == "Delhi" and user.platform == "android" and reachable via webpush"#,
+    ),
+    ("Q03_and_not", r#"did "Product Viewed" in last 30d and not did "Charged" in last 7d"#),
+    (
+        "Q04_count_not_city",
+        r#"did "Product Viewed" at least 3 times in last 7d and not did "Charged" in last 7d and user.city == "Delhi""#,
+    ),
+    ("Q05_prop_range", r#"did "Charged" where amount > 2000 in last 30d"#),
+    (
+        "Q06_prop_count",
+        r#"did "Product Viewed" where category == "Shoes" at least 5 times in last 30d"#,
+    ),
+    ("Q07_sum", r#"sum(amount) of "Charged" in last 30d >= 10000"#),
+    (
+        "Q08_avg_between",
+        r#"avg(amount) of "Charged" in last 90d >= 500 and avg(amount) of "Charged" in last 90d <= 2000"#,
+    ),
+    ("Q09_first", r#"first did "Charged" in last 7d"#),
+    (
+        "Q10_lapsing",
+        r#"did "App Launched" between 30d ago and 7d ago and not did "App Launched" in last 7d"#,
+    ),
+    ("Q11_sequence", r#"did "Added To Cart" then "Charged" within 1h in last 7d"#),
+    ("Q12_absence", r#"did "Added To Cart" then not "Charged" within 30m in last 7d"#),
+    (
+        "Q13_streak_5d",
+        r#"did "App Launched" between 1d ago and now and did "App Launched" between 2d ago and 1d ago and did "App Launched" between 3d ago and 2d ago and did "App Launched" between 4d ago and 3d ago and did "App Launched" between 5d ago and 4d ago"#,
+    ),
+    ("Q14_distinct", r#"count_distinct(category) of "Product Viewed" in last 14d >= 3"#),
+    (
+        "Q15_audience_ids",
+        r#"(did "Product Viewed" at least 3 times in last 7d and not did "Charged" in last 7d and user.city == "Delhi" or sum(amount) of "Charged" in last 30d >= 10000) and reachable via webpush and user.holdout >= 5"#,
+    ),
+];

@@ -21,46 +21,6 @@ use nudge_engine::{Engine, EngineOptions, QueryOptions};
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-/// The queries, by their number in performance.md §4.2.
-pub const QUERIES: [(&str, &str); 15] = [
-    ("Q01_did_7d", r#"did "App Launched" in last 7d"#),
-    (
-        "Q02_profile_and",
-        r#"user.city == "Delhi" and user.platform == "android" and reachable via webpush"#,
-    ),
-    ("Q03_and_not", r#"did "Product Viewed" in last 30d and not did "Charged" in last 7d"#),
-    (
-        "Q04_count_not_city",
-        r#"did "Product Viewed" at least 3 times in last 7d and not did "Charged" in last 7d and user.city == "Delhi""#,
-    ),
-    ("Q05_prop_range", r#"did "Charged" where amount > 2000 in last 30d"#),
-    (
-        "Q06_prop_count",
-        r#"did "Product Viewed" where category == "Shoes" at least 5 times in last 30d"#,
-    ),
-    ("Q07_sum", r#"sum(amount) of "Charged" in last 30d >= 10000"#),
-    (
-        "Q08_avg_between",
-        r#"avg(amount) of "Charged" in last 90d >= 500 and avg(amount) of "Charged" in last 90d <= 2000"#,
-    ),
-    ("Q09_first", r#"first did "Charged" in last 7d"#),
-    (
-        "Q10_lapsing",
-        r#"did "App Launched" between 30d ago and 7d ago and not did "App Launched" in last 7d"#,
-    ),
-    ("Q11_sequence", r#"did "Added To Cart" then "Charged" within 1h in last 7d"#),
-    ("Q12_absence", r#"did "Added To Cart" then not "Charged" within 30m in last 7d"#),
-    (
-        "Q13_streak_5d",
-        r#"did "App Launched" between 1d ago and now and did "App Launched" between 2d ago and 1d ago and did "App Launched" between 3d ago and 2d ago and did "App Launched" between 4d ago and 3d ago and did "App Launched" between 5d ago and 4d ago"#,
-    ),
-    ("Q14_distinct", r#"count_distinct(category) of "Product Viewed" in last 14d >= 3"#),
-    (
-        "Q15_audience_ids",
-        r#"(did "Product Viewed" at least 3 times in last 7d and not did "Charged" in last 7d and user.city == "Delhi" or sum(amount) of "Charged" in last 30d >= 10000) and reachable via webpush and user.holdout >= 5"#,
-    ),
-];
-
 fn queries(c: &mut Criterion) {
     let users: u64 = std::env::var("NUDGE_BENCH_USERS")
         .ok()
@@ -84,7 +44,7 @@ fn queries(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    for (name, text) in QUERIES {
+    for (name, text) in nudge_benches::SEGMENT_QUERIES {
         let list = name.ends_with("_ids");
         let options = QueryOptions {
             now_ms: Some(now),

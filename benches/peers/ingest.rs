@@ -1,9 +1,173 @@
-//! The ingest part of the peer benchmark (being built).
+//! Ingest, side by side: Nudge's durable ingest (1000-record batches, one
+//! fdatasync per group commit, every index maintained) against PostgreSQL COPY
+//! (synchronous commit, with the (event, ts, user_id) index) and SQLite (WAL,
+//! synchronous=FULL, one transaction per 1000 rows, same index), plus DuckDB's
+//! bulk CSV load for reference. Loading is also what prepares every system for
+//! the query part, so it leaves each store in `ctx.scale_dir()`.
 
-use crate::context::{Context, Part, Result};
-use crate::fail;
+use std::time::Instant;
 
-/// Runs the ingest comparison.
-pub fn run(_ctx: &Context) -> Result<Part> {
-    Err(fail!("the ingest comparison is not built yet"))
+use nudge_engine::{Engine, EngineOptions};
+
+use crate::context::{Context, Part, Ratio, Result};
+use crate::dataset;
+use crate::postgres::Postgres;
+
+/// Records per Nudge ingest call (the batch size of the plan's headline).
+const NUDGE_BATCH_RECORDS: usize = 1000;
+/// The marker file saying every system is loaded with this scale's data.
+const LOADED_MARKER: &str = "loaded";
+
+/// One system's load.
+#[derive(Debug)]
+struct Load {
+    system: &'static str,
+    how: &'static str,
+    events: u64,
+    seconds: f64,
+}
+
+impl Load {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.seconds
+    }
+}
+
+/// Loads every system unless a previous run did; used by the query part.
+pub fn ensure_loaded(ctx: &Context) -> Result<()> {
+    if ctx.scale_dir().join(LOADED_MARKER).exists() {
+        return Ok(());
+    }
+    load_all(ctx).map(|_| ())
+}
+
+/// Runs the ingest comparison (always loading afresh).
+pub fn run(ctx: &Context) -> Result<Part> {
+    let loads = load_all(ctx)?;
+    let nudge = &loads[0];
+    let mut markdown = String::from(
+        "### Ingest\n\n| system | how | events | seconds | events/s | Nudge ÷ system |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    let mut ratios = Vec::new();
+    for load in &loads {
+        let times = nudge.rate() / load.rate();
+        markdown.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {} | {} |\n",
+            load.system,
+            load.how,
+            load.events,
+            load.seconds,
+            crate::report::thousands(load.rate()),
+            if load.system == "Nudge" { "—".to_owned() } else { format!("{times:.1}×") },
+        ));
+        let target = match load.system {
+            "PostgreSQL" => Some(10.0),
+            _ => None,
+        };
+        if load.system != "Nudge" {
+            ratios.push(Ratio {
+                measure: "ingest".into(),
+                peer: load.system.into(),
+                times,
+                target,
+            });
+        }
+    }
+    markdown.push_str(
+        "\nNudge acknowledges each 1000-record batch after its fsync, the contract of \
+         `POST /v1/events`; the PostgreSQL and SQLite rows with the target commit every 1000 rows \
+         the same way. Nudge's time also covers the profiles and subscriptions of the dataset \
+         (not counted as events) and every derived index (bitmaps, counters, timelines); its \
+         records are generated in memory before the clock starts, while the peers parse CSV. \
+         One COPY of everything and DuckDB's bulk load commit once at the end: shown for \
+         reference, without a target.\n",
+    );
+    Ok(Part { markdown, ratios })
+}
+
+fn load_all(ctx: &Context) -> Result<Vec<Load>> {
+    let dir = ctx.scale_dir();
+    let _ = std::fs::remove_file(dir.join(LOADED_MARKER));
+    let exported = dataset::exported(ctx)?;
+    let mut loads = vec![nudge_ingest(ctx)?];
+    let csv = |system: &'static str, extra: &[String]| -> Result<(u64, f64, Option<f64>)> {
+        let mut args = vec![
+            "load".to_owned(),
+            system.to_owned(),
+            "--dir".to_owned(),
+            dir.display().to_string(),
+            "--users".to_owned(),
+            exported.users_csv.display().to_string(),
+            "--events".to_owned(),
+            exported.events_csv.display().to_string(),
+        ];
+        args.extend_from_slice(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out: serde_json::Value = serde_json::from_str(&ctx.python("sql_peers.py", &args)?)?;
+        let events = out["events"].as_u64().unwrap_or_default();
+        if events != exported.events {
+            return Err(crate::fail!(
+                "{system} loaded {events} events, the export has {}",
+                exported.events
+            ));
+        }
+        Ok((events, out["seconds"].as_f64().unwrap_or(f64::NAN), out["bulk_seconds"].as_f64()))
+    };
+    if ctx.args.scale.row_stores() {
+        let postgres = Postgres::start(&dir.join("postgres"))?;
+        let (events, seconds, bulk) = csv("postgres", &postgres.script_args())?;
+        loads.push(Load {
+            system: "PostgreSQL",
+            how: "COPY per 1000 rows, each committed (synchronous), 1 index",
+            events,
+            seconds,
+        });
+        if let Some(seconds) = bulk {
+            loads.push(Load {
+                system: "PostgreSQL bulk",
+                how: "one COPY of the whole file (one commit), 1 index",
+                events,
+                seconds,
+            });
+        }
+        drop(postgres);
+        let (events, seconds, _) = csv("sqlite", &[])?;
+        loads.push(Load {
+            system: "SQLite",
+            how: "WAL, synchronous=FULL, 1000 rows/txn, 1 index",
+            events,
+            seconds,
+        });
+    }
+    let (events, seconds, _) = csv("duckdb", &[])?;
+    loads.push(Load { system: "DuckDB", how: "bulk CSV load (one transaction)", events, seconds });
+    std::fs::write(dir.join(LOADED_MARKER), "")?;
+    Ok(loads)
+}
+
+/// The directory of Nudge's data for this scale.
+pub fn nudge_dir(ctx: &Context) -> std::path::PathBuf {
+    ctx.scale_dir().join("nudge")
+}
+
+fn nudge_ingest(ctx: &Context) -> Result<Load> {
+    let dir = nudge_dir(ctx);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("peers: generating the {} records in memory", ctx.args.scale.name());
+    let batches = nudge_benches::batches(ctx.spec.users, NUDGE_BATCH_RECORDS);
+    let events = nudge_benches::event_count(&batches);
+    let engine = Engine::open(&dir, EngineOptions::default())?;
+    let started = Instant::now();
+    for batch in batches {
+        engine.ingest(batch)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("peers: Nudge ingested {events} events in {seconds:.1} s");
+    engine.close()?;
+    Ok(Load {
+        system: "Nudge",
+        how: "durable ingest, 1000 records/batch, all indexes",
+        events,
+        seconds,
+    })
 }

@@ -10,6 +10,7 @@
 mod context;
 mod dataset;
 mod ingest;
+mod postgres;
 mod push;
 mod queries;
 mod report;
