@@ -26,7 +26,7 @@ const SETTINGS: [&str; 9] = [
     "shared_buffers=4GB",
     "work_mem=256MB",
     "maintenance_work_mem=1GB",
-    "max_wal_size=8GB",
+    "max_wal_size=2GB",
     "jit=off",
 ];
 

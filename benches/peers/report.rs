@@ -83,7 +83,7 @@ pub fn write(ctx: &Context, parts: &[Part]) -> Result<()> {
         (Some(start), Some(end)) if end > start => {
             format!("{}{section}{}", &old[..start], &old[end + END.len()..])
         }
-        _ => format!("{old}\n## Side by side with peers\n\n{section}\n"),
+        _ => format!("{old}\n{section}\n"),
     };
     std::fs::write(report, new)?;
     eprintln!("peers: wrote {} and {}/{CHART}.{{svg,png}}", report.display(), images.display());

@@ -168,7 +168,8 @@ def load_postgres(args):
     conn.execute(f"CREATE TABLE users ({USER_COLUMNS})")
     copy_file(conn, "users", args.users)
     timings = {}
-    for table, batched in (("events", True), ("events_bulk", False)):
+    # The bulk table goes first and is dropped before the batched load, to bound the disk used.
+    for table, batched in (("events_bulk", False), ("events", True)):
         conn.execute(f"CREATE TABLE {table} ({EVENT_COLUMNS})")
         conn.execute(f"CREATE INDEX {table}_event_ts_user ON {table} (event, ts, user_id)")
         started = time.perf_counter()
@@ -178,7 +179,9 @@ def load_postgres(args):
             copy_file(conn, table, args.events)
         timings[table] = time.perf_counter() - started
         log(f"postgres: {'batched' if batched else 'bulk'} COPY took {timings[table]:.1f} s")
-    conn.execute("DROP TABLE events_bulk")
+        if not batched:
+            conn.execute(f"DROP TABLE {table}")
+            conn.execute("CHECKPOINT")
     conn.execute("VACUUM ANALYZE events")
     conn.execute("VACUUM ANALYZE users")
     rows = conn.execute("SELECT count(*) FROM events").fetchone()[0]
