@@ -141,7 +141,6 @@ pub struct Context {
     /// The virtual environment's Python (duckdb, psycopg, redis installed).
     pub python: PathBuf,
     /// The folder holding `node_modules/web-push`.
-    #[allow(dead_code)] // read by the push part
     pub node_dir: PathBuf,
     /// The harness's own scripts (`benches/peers`).
     pub scripts: PathBuf,

@@ -3,7 +3,8 @@
 //! or webhook, and turns every answer into a report for the engine.
 //!
 //! - One pooled hyper client (HTTP/1.1 and HTTP/2 by ALPN, rustls with the
-//!   Mozilla roots). It follows no redirects.
+//!   Mozilla roots, plus any roots of `--push-ca-file` for a private push
+//!   gateway or a test receiver). It follows no redirects.
 //! - The SSRF guard: `https` only; push endpoints only on the push-service
 //!   allowlist (`webpush::response::host_allowed`); and every host name
 //!   resolved by a resolver that refuses private, loopback and link-local
@@ -21,6 +22,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -34,6 +36,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -60,6 +64,30 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const POOL_MAX_IDLE_PER_HOST: usize = 64;
 /// Longest response body read (error texts only).
 pub const MAX_RESPONSE_BYTES: usize = 4096;
+
+/// Most certificates read from a `--push-ca-file`.
+pub const MAX_EXTRA_ROOTS: usize = 64;
+
+/// Reads the extra trusted root certificates of `--push-ca-file`: a PEM file
+/// of one or more `CERTIFICATE` blocks (other blocks, such as keys, are
+/// skipped). Fails if the file cannot be read, a block is malformed, or it
+/// holds no certificate or more than [`MAX_EXTRA_ROOTS`].
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::Io { context: format!("reading {}", path.display()), source: e })?;
+    let roots =
+        CertificateDer::pem_slice_iter(&pem).collect::<std::result::Result<Vec<_>, _>>().map_err(
+            |e| Error::Usage(format!("{} is not a PEM certificate file: {e}", path.display())),
+        )?;
+    if roots.is_empty() || roots.len() > MAX_EXTRA_ROOTS {
+        return Err(Error::Usage(format!(
+            "{} holds {} certificates; expected 1 to {MAX_EXTRA_ROOTS}",
+            path.display(),
+            roots.len()
+        )));
+    }
+    Ok(roots)
+}
 
 /// Whether an address is one the sender must not reach without `--allow-insecure-push`.
 pub fn is_private(ip: IpAddr) -> bool {
@@ -154,14 +182,39 @@ impl Sender {
         clock: SharedClock,
         metrics: Arc<Metrics>,
     ) -> Result<Sender> {
+        Self::with_roots(vapid, allow_insecure, Vec::new(), clock, metrics)
+    }
+
+    /// [`Sender::new`], trusting `extra_roots` besides the Mozilla roots
+    /// (`--push-ca-file`: a private push gateway, or a test receiver with its
+    /// own CA). The SSRF rules are unchanged: a root does not make a private
+    /// address reachable.
+    pub fn with_roots(
+        vapid: vapid::Vapid,
+        allow_insecure: bool,
+        extra_roots: Vec<CertificateDer<'static>>,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Sender> {
         let mut http =
             HttpConnector::new_with_resolver(GuardedResolver { allow_private: allow_insecure });
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.set_nodelay(true);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?;
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        for (i, root) in extra_roots.into_iter().enumerate() {
+            roots
+                .add(root)
+                .map_err(|e| Error::Usage(format!("extra root certificate {i} is refused: {e}")))?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
         let builder = if allow_insecure { builder.https_or_http() } else { builder.https_only() };
         let https = builder.enable_http1().enable_http2().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
@@ -507,7 +560,44 @@ impl Sender {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A self-signed P-256 CA certificate (`openssl req -x509`, valid to 2126).
+    const TEST_CA_PEM: &str = "\
+-----BEGIN CERTIFICATE-----
+MIIBkTCCATegAwIBAgIUSEcBQP/0O3teVw9qkxKRHy6GvmUwCgYIKoZIzj0EAwIw
+HTEbMBkGA1UEAwwSbnVkZ2UgdGVzdCBwdXNoIENBMCAXDTI2MTEyMzAxMjAxM1oY
+DzIxMjYxMDMwMDEyMDEzWjAdMRswGQYDVQQDDBJudWRnZSB0ZXN0IHB1c2ggQ0Ew
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAStQGQLzW8hSGZjY8xPoDLo84lK72DA
+gck7A8jI0e/HcqpfG7+tdVvbfCaoBxn3bWNM1TOVpX0yKEkyM+t7E+Dlo1MwUTAd
+BgNVHQ4EFgQUZOuU3hlz0HKEAhW4PCF/v3tR1DEwHwYDVR0jBBgwFoAUZOuU3hlz
+0HKEAhW4PCF/v3tR1DEwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBF
+AiAa3m8jzMfDHZ5IbAQc1h1EUMFi4HLIquNBHaXd2+XTcQIhANyzDjnwVCQtnTrF
+Ymzprw0T0CsD3uR4uuKJFZfQ9DC1
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn a_ca_file_adds_its_roots_and_a_bad_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, format!("{TEST_CA_PEM}{TEST_CA_PEM}")).unwrap();
+        let roots = read_ca_file(&path).unwrap();
+        assert_eq!(roots.len(), 2);
+        let mut store = rustls::RootCertStore::empty();
+        store.add(roots[0].clone()).unwrap();
+        assert_eq!(store.len(), 1);
+
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let error = read_ca_file(&path).unwrap_err().to_string();
+        assert!(error.contains("holds 0 certificates"), "{error}");
+        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
+            .unwrap();
+        let error = read_ca_file(&path).unwrap_err().to_string();
+        assert!(error.contains("not a PEM certificate file"), "{error}");
+        assert!(read_ca_file(&dir.path().join("missing.pem")).is_err());
+    }
 
     #[test]
     fn private_addresses_are_recognised() {

@@ -68,6 +68,9 @@ pub struct ServeOptions {
     /// Allow http://, any host and private addresses as push and webhook targets (tests only).
     #[arg(long)]
     pub allow_insecure_push: bool,
+    /// Extra trusted root certificates (PEM) for push and webhook TLS: a private push gateway's CA, or a test receiver's.
+    #[arg(long, value_name = "PEM")]
+    pub push_ca_file: Option<PathBuf>,
     /// The VAPID `sub` claim: a mailto: or https: contact for push services.
     #[arg(long, env = "NUDGE_VAPID_SUBJECT", default_value = DEFAULT_VAPID_SUBJECT)]
     pub vapid_subject: String,
@@ -121,6 +124,12 @@ async fn shutdown_signal() {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(options: ServeOptions) -> Result<()> {
+    // Read before anything opens, so a bad file fails the start at once.
+    let extra_roots = match &options.push_ca_file {
+        Some(path) => crate::sender::read_ca_file(path)?,
+        None => Vec::new(),
+    };
+    let extra_root_count = extra_roots.len();
     std::fs::create_dir_all(&options.data).map_err(|e| Error::Io {
         context: format!("creating {}", options.data.display()),
         source: e,
@@ -131,9 +140,10 @@ pub fn run(options: ServeOptions) -> Result<()> {
     let vapid_public_key = vapid.public_key().to_owned();
     let demo_loaded = if options.demo { demo::load_if_empty(&engine)? } else { None };
     let metrics = Arc::new(metrics::Metrics::new());
-    let sender = Arc::new(Sender::new(
+    let sender = Arc::new(Sender::with_roots(
         vapid,
         options.allow_insecure_push,
+        extra_roots,
         engine.clock().clone(),
         metrics.clone(),
     )?);
@@ -184,6 +194,12 @@ pub fn run(options: ServeOptions) -> Result<()> {
     println!("nudge: VAPID public key: {vapid_public_key}");
     if let Some(loaded) = demo_loaded {
         println!("nudge: demo: {loaded}; open http://{local}/ to subscribe this browser");
+    }
+    if let Some(path) = &options.push_ca_file {
+        println!(
+            "nudge: push and webhook TLS also trusts {extra_root_count} certificate(s) from {}",
+            path.display()
+        );
     }
     if options.allow_insecure_push {
         println!(
