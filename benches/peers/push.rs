@@ -282,7 +282,7 @@ impl NodeMode {
     fn system(self) -> &'static str {
         match self {
             NodeMode::Plain => "Node web-push",
-            NodeMode::CachedVapid => "Node web-push, VAPID cached by the caller",
+            NodeMode::CachedVapid => "Node web-push (caller caches VAPID)",
         }
     }
 }

@@ -22,12 +22,15 @@ const FONTS: [&str; 2] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
 ];
 /// Bar colours, one per peer.
-const COLOURS: [RGBColor; 5] = [
+const COLOURS: [RGBColor; 8] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0x94, 0x67, 0xbd),
     RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0x7f, 0x7f, 0x7f),
 ];
 
 /// `1234567.8` → `1,234,568`.
@@ -156,18 +159,9 @@ fn targets(ratios: &[Ratio]) -> String {
     out
 }
 
-/// A horizontal bar per (measure, peer): Nudge's speed-up, on a log axis.
+/// A horizontal bar per (measure, peer): Nudge's speed-up, on a log axis,
+/// coloured by peer, with the target (if any) as a black tick.
 fn chart(ratios: &[Ratio], svg: &Path, png: &Path) -> Result<()> {
-    let mut measures: Vec<String> = Vec::new();
-    let mut peers: Vec<String> = Vec::new();
-    for r in ratios {
-        if !measures.contains(&r.measure) {
-            measures.push(r.measure.clone());
-        }
-        if !peers.contains(&r.peer) {
-            peers.push(r.peer.clone());
-        }
-    }
     let font = FONTS.iter().find_map(|path| std::fs::read(path).ok()).ok_or_else(|| {
         fail!("no font for the chart: install fonts-liberation or fonts-dejavu-core")
     })?;
@@ -177,39 +171,43 @@ fn chart(ratios: &[Ratio], svg: &Path, png: &Path) -> Result<()> {
         Box::leak(font.into_boxed_slice()),
     )
     .map_err(|_| fail!("the chart's font could not be read"))?;
-    let height = 120 + 22 * measures.len() as u32 * peers.len().max(1) as u32;
-    draw(&SVGBackend::new(svg, (1000, height)).into_drawing_area(), ratios, &measures, &peers)?;
-    draw(&BitMapBackend::new(png, (1000, height)).into_drawing_area(), ratios, &measures, &peers)?;
+    let height = 100 + 20 * ratios.len() as u32;
+    draw(&SVGBackend::new(svg, (1000, height)).into_drawing_area(), ratios)?;
+    draw(&BitMapBackend::new(png, (1000, height)).into_drawing_area(), ratios)?;
     Ok(())
 }
 
 fn draw<B: DrawingBackend>(
     area: &DrawingArea<B, plotters::coord::Shift>,
     ratios: &[Ratio],
-    measures: &[String],
-    peers: &[String],
 ) -> Result<()> {
     let err = |e: DrawingAreaErrorKind<B::ErrorType>| fail!("chart: {e:?}");
+    let mut peers: Vec<&str> = Vec::new();
+    for r in ratios {
+        if !peers.contains(&r.peer.as_str()) {
+            peers.push(&r.peer);
+        }
+    }
     area.fill(&WHITE).map_err(err)?;
     let lowest = ratios.iter().map(|r| r.times).fold(1.0f64, f64::min).max(1e-3) / 2.0;
     let highest =
         ratios.iter().map(|r| r.times.max(r.target.unwrap_or(0.0))).fold(10.0f64, f64::max) * 2.0;
-    let rows = (measures.len() * peers.len()) as i32;
+    let rows = ratios.len() as i32;
     let mut chart = ChartBuilder::on(area)
-        .caption("Nudge ÷ peer (how many times faster; log scale)", ("sans-serif", 22))
+        .caption(
+            "Nudge ÷ peer: how many times faster (log scale; black tick = target)",
+            ("sans-serif", 20),
+        )
         .margin(12)
         .x_label_area_size(36)
-        .y_label_area_size(210)
-        .build_cartesian_2d((lowest..highest).log_scale(), 0..rows)
+        .y_label_area_size(260)
+        .build_cartesian_2d((lowest..highest).log_scale(), (0..rows).into_segmented())
         .map_err(err)?;
-    let label = |y: &i32| {
-        let i = (rows - 1 - *y) as usize;
-        let (m, p) = (i / peers.len(), i % peers.len());
-        format!(
-            "{} vs {}",
-            measures.get(m).map_or("", String::as_str),
-            peers.get(p).map_or("", String::as_str)
-        )
+    let label = |y: &SegmentValue<i32>| match y {
+        SegmentValue::CenterOf(y) => ratios
+            .get((rows - 1 - *y) as usize)
+            .map_or_else(String::new, |r| format!("{} vs {}", r.measure, r.peer)),
+        _ => String::new(),
     };
     chart
         .configure_mesh()
@@ -217,24 +215,23 @@ fn draw<B: DrawingBackend>(
         .y_label_formatter(&label)
         .x_label_formatter(&|x| times(*x))
         .disable_y_mesh()
-        .label_style(("sans-serif", 13))
+        .label_style(("sans-serif", 12))
         .draw()
         .map_err(err)?;
-    for r in ratios {
-        let m = measures.iter().position(|x| *x == r.measure).unwrap_or(0);
+    for (i, r) in ratios.iter().enumerate() {
+        let y = rows - 1 - i as i32;
         let p = peers.iter().position(|x| *x == r.peer).unwrap_or(0);
-        let y = rows - 1 - (m * peers.len() + p) as i32;
         let colour = COLOURS[p % COLOURS.len()];
         chart
             .draw_series(std::iter::once(Rectangle::new(
-                [(1.0, y), (r.times.max(lowest), y + 1)],
+                [(1.0, SegmentValue::Exact(y)), (r.times.max(lowest), SegmentValue::Exact(y + 1))],
                 colour.filled(),
             )))
             .map_err(err)?;
         if let Some(target) = r.target {
             chart
                 .draw_series(std::iter::once(PathElement::new(
-                    vec![(target, y), (target, y + 1)],
+                    vec![(target, SegmentValue::Exact(y)), (target, SegmentValue::Exact(y + 1))],
                     BLACK.stroke_width(3),
                 )))
                 .map_err(err)?;
