@@ -41,11 +41,12 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> context::Result<()> {
     let ctx = Context::prepare(args)?;
     let mut parts: Vec<Part> = Vec::new();
-    if ctx.wants("queries") {
-        parts.push(queries::run(&ctx)?);
-    }
+    // Ingest first: it loads every system the queries then read.
     if ctx.wants("ingest") {
         parts.push(ingest::run(&ctx)?);
+    }
+    if ctx.wants("queries") {
+        parts.push(queries::run(&ctx)?);
     }
     if ctx.wants("push") {
         parts.push(push::run(&ctx)?);

@@ -630,7 +630,7 @@ fn markdown(
          ingest call and per fire decision batch (the `Fire` record and the \
          `$trigger_fired` event are durable before the fire is reported); every event is \
          stored with its properties and stays queryable. Its stream row is bound by those \
-         syncs: {:.2} ms per durable write on average here, on a disk shared with other jobs.",
+         syncs: {:.2} ms per durable write on average here, on this virtual disk.",
         nudge.elapsed.as_secs_f64() * 1000.0 / (nudge.batches + nudge.decisions).max(1) as f64
     );
     if let (Some(buffered), Some(aof)) = (nudge_buffered, redis_aof) {
@@ -653,7 +653,7 @@ fn markdown(
     let _ = writeln!(
         md,
         "\n- **Redis**: redis-server {} with no persistence (`--save '' --appendonly no`: a \
-         crash loses every pending fire; the ratio is against this one){aof}, fed by \
+         crash loses every pending fire){aof}, fed by \
          redis-py {} on Python {} over loopback; redis-server itself was busy {:.1} s of \
          the {:.1} s (the rest is the client and the round trips). Per \
          cart `ZADD pending NX <ts + 10m> <user>`; per charge a Lua script that `ZREM`s the \
