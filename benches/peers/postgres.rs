@@ -15,6 +15,8 @@ use crate::setup::postgres_bin;
 
 /// The port number in the socket's name (no TCP listener is opened).
 const PORT: u16 = 54_329;
+/// Longest Unix socket path (`sun_path` holds 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 100;
 /// How long the server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Server settings: the plan's fairness rules plus memory a user would give it on 24 GiB.
@@ -55,6 +57,28 @@ fn run_as() -> Result<Option<(u32, u32)>> {
     Ok(Some((ids("-u")?, ids("-g")?)))
 }
 
+/// `dir`, or a folder in the temporary directory when the `postgres` user
+/// cannot reach `dir` (a parent closed to others) or its socket path would be
+/// too long for a Unix socket.
+fn usable_dir(dir: &Path, user: Option<(u32, u32)>) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let Some((uid, gid)) = user else { return Ok(dir.to_path_buf()) };
+    chown(dir, Some(uid), Some(gid))?;
+    let reachable = Command::new("test").arg("-w").arg(dir).uid(uid).gid(gid).status();
+    let short = dir.join(format!("socket/.s.PGSQL.{PORT}")).as_os_str().len() < MAX_SOCKET_PATH;
+    if reachable.is_ok_and(|s| s.success()) && short {
+        return Ok(dir.to_path_buf());
+    }
+    let name = dir.iter().rev().take(2).map(|c| c.to_string_lossy()).collect::<Vec<_>>().join("-");
+    let fallback = std::env::temp_dir().join(format!("nudge-peers-{name}"));
+    eprintln!(
+        "peers: the postgres user cannot use {}; using {}",
+        dir.display(),
+        fallback.display()
+    );
+    Ok(fallback)
+}
+
 fn command(program: PathBuf, user: Option<(u32, u32)>) -> Command {
     let mut command = Command::new(program);
     if let Some((uid, gid)) = user {
@@ -69,6 +93,7 @@ impl Postgres {
     pub fn start(dir: &Path) -> Result<Postgres> {
         let bin = postgres_bin()?;
         let user = run_as()?;
+        let dir = &usable_dir(dir, user)?;
         let data = dir.join("data");
         let socket_dir = dir.join("socket");
         for d in [dir, &socket_dir] {
