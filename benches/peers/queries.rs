@@ -242,6 +242,8 @@ fn nudge_timings(ctx: &Context) -> Result<Vec<Timing>> {
         let options = QueryOptions {
             now_ms: Some(ctx.spec.now_ms),
             limit: Some(if list { usize::MAX } else { 0 }),
+            // Cold first runs at M scale take seconds: measure them, do not stop them.
+            deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
             ..Default::default()
         };
         let timed = || -> Result<(u64, f64)> {

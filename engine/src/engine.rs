@@ -521,7 +521,18 @@ impl Engine {
         let now = options.now_ms.unwrap_or_else(|| self.options.clock.now_ms());
         let limit = options.limit.unwrap_or(segment::DEFAULT_ANSWER_LIMIT);
         let reader = self.read();
-        segment::evaluate(&reader.dicts, &reader.state, text, now, limit, options.strategy)
+        let deadline = segment::Deadline::after(
+            options.deadline_ms.unwrap_or(crate::limits::DEFAULT_QUERY_DEADLINE_MS),
+        );
+        segment::evaluate(
+            &reader.dicts,
+            &reader.state,
+            text,
+            now,
+            limit,
+            options.strategy,
+            deadline,
+        )
     }
 
     /// Saves (or replaces) a named segment, durably. The expression must parse,

@@ -72,6 +72,16 @@ pub enum Error {
     /// The engine has been closed.
     #[error("the engine is closed")]
     Closed,
+    /// A query ran past its deadline and was stopped: narrow it (a window, a
+    /// filter, fewer clauses) or give it a longer deadline.
+    #[error(
+        "the query was stopped after running past its deadline of {deadline_ms} ms; narrow it \
+         (a shorter window, a filter, fewer clauses) or give it a longer deadline"
+    )]
+    QueryStopped {
+        /// The deadline it ran past, in milliseconds.
+        deadline_ms: u64,
+    },
 }
 
 impl Error {

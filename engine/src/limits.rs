@@ -24,6 +24,15 @@ pub const MAX_STRING_VALUE_BYTES: usize = 8 * 1024;
 pub const MAX_ARRAY_ELEMENTS: usize = 256;
 /// Longest idempotency id, in bytes.
 pub const MAX_EVENT_ID_BYTES: usize = 128;
+/// How long a segment query may run before it is stopped, unless its options
+/// say otherwise (`QueryOptions::deadline_ms`), in milliseconds.
+pub const DEFAULT_QUERY_DEADLINE_MS: u64 = 2000;
+/// A deadline that never passes (`QueryOptions::deadline_ms`): for local tools
+/// and benchmarks, where the one caller waiting is the one who asked.
+pub const NO_QUERY_DEADLINE_MS: u64 = u64::MAX;
+/// Inside a clause's check of its candidates, the deadline is read for one user
+/// id in this many (a power of two), so the check costs nothing measurable.
+pub const QUERY_DEADLINE_SAMPLE_USERS: u32 = 1024;
 /// Most records one ingest call may carry.
 pub const MAX_BATCH_RECORDS: usize = 10_000;
 /// Longest web push endpoint URL, in bytes.
@@ -55,3 +64,5 @@ const _: () = assert!(MAX_STRING_VALUE_BYTES <= u16::MAX as usize);
 const _: () = assert!(MAX_ARRAY_ELEMENTS <= u16::MAX as usize);
 const _: () = assert!(MAX_EVENT_BYTES < MAX_RECORD_BYTES);
 const _: () = assert!(MAX_RECORD_BYTES <= u32::MAX as usize);
+
+const _: () = assert!(QUERY_DEADLINE_SAMPLE_USERS.is_power_of_two());

@@ -37,7 +37,12 @@ fn the_engine_agrees_with_the_reference_on_random_data_and_queries() {
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = common::open(dir.path(), &ManualClock::new(NOW));
-        let warm = QueryOptions { now_ms: Some(NOW), limit: Some(0), strategy: Strategy::DayRows };
+        let warm = QueryOptions {
+            now_ms: Some(NOW),
+            limit: Some(0),
+            strategy: Strategy::DayRows,
+            deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+        };
         let mut warm_rng = reference::rng(seed ^ 0x5eed);
         for (i, chunk) in records.chunks(17).enumerate() {
             engine
@@ -58,7 +63,12 @@ fn the_engine_agrees_with_the_reference_on_random_data_and_queries() {
             let expr = nudge_query_lang::parse_segment(&query).expect("generated queries parse");
             let expected = reference.evaluate(&expr, NOW, &saved);
             for strategy in [Strategy::Timelines, Strategy::DayRows, Strategy::Auto] {
-                let options = QueryOptions { now_ms: Some(NOW), limit: Some(usize::MAX), strategy };
+                let options = QueryOptions {
+                    now_ms: Some(NOW),
+                    limit: Some(usize::MAX),
+                    strategy,
+                    deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+                };
                 let actual = engine
                     .query(&query, &options)
                     .map(|a| a.users.into_iter().collect::<BTreeSet<String>>());

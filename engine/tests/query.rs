@@ -193,6 +193,27 @@ fn limits_sort_external_ids_and_unknown_names_warn() {
 }
 
 #[test]
+fn a_query_past_its_deadline_is_stopped_with_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine(dir.path());
+    let query =
+        r#"did "Added To Cart" then not "Charged" within 30m in last 7d or user.city == "Delhi""#;
+    let expected = users(&engine, query);
+    let stopped = QueryOptions { deadline_ms: Some(0), ..Default::default() };
+    match engine.query(query, &stopped) {
+        Err(error @ Error::QueryStopped { deadline_ms: 0 }) => {
+            let text = error.to_string();
+            assert!(text.contains("deadline of 0 ms") && text.contains("narrow it"), "{text}");
+        }
+        other => panic!("expected the query to be stopped, got {other:?}"),
+    }
+    // The default deadline (2 s) lets it run, and the stopped run changed nothing.
+    assert_eq!(users(&engine, query), expected);
+    let generous = QueryOptions { deadline_ms: Some(60_000), ..Default::default() };
+    assert_eq!(engine.query(query, &generous).expect("generous deadline").users, expected);
+}
+
+#[test]
 fn a_bad_query_is_an_error_rendered_as_the_spec_shows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = engine(dir.path());

@@ -122,7 +122,13 @@ fn query_options(now: Option<String>, limit: usize) -> Result<nudge_engine::Quer
             ndjson::parse_timestamp_text(&text).map_err(|e| Error::Usage(format!("--now: {e}")))
         })
         .transpose()?;
-    Ok(nudge_engine::QueryOptions { now_ms, limit: Some(limit), ..Default::default() })
+    Ok(nudge_engine::QueryOptions {
+        now_ms,
+        limit: Some(limit),
+        // A local command: the one waiting is the one who asked (Ctrl-C stops it).
+        deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+        ..Default::default()
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -92,7 +92,14 @@ pub fn run(engine: &Engine, data: &Path) -> Result<()> {
         }
         let query = std::mem::take(&mut pending);
         let _ = editor.add_history_entry(query.trim());
-        match engine.query(&query, &QueryOptions { limit: Some(20), ..Default::default() }) {
+        match engine.query(
+            &query,
+            &QueryOptions {
+                limit: Some(20),
+                deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+                ..Default::default()
+            },
+        ) {
             Ok(answer) => {
                 for warning in &answer.warnings {
                     println!("warning: {warning}");

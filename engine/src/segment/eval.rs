@@ -46,6 +46,8 @@ pub(crate) struct Evaluator<'a> {
     strategy: Strategy,
     /// The triggering event `event.P` reads from (triggers' `if`); `None` in a segment.
     pub event: condition::EventRefs<'a>,
+    /// When a query must stop (`None` in a trigger's `if`, which is one user).
+    pub deadline: Option<super::Deadline>,
 }
 
 /// A bound `E [where C]`.
@@ -104,7 +106,14 @@ impl<'a> Evaluator<'a> {
             depth: 0,
             strategy,
             event: None,
+            deadline: None,
         }
+    }
+
+    /// Whether to give up on candidate `user` because the deadline passed (the
+    /// clause then fails in [`Self::clause`]).
+    fn stopping_at(&self, user: UserId) -> bool {
+        self.deadline.as_ref().is_some_and(|d| d.passed_at(user))
     }
 
     /// Whether to check `candidates` on day rows rather than timelines.
@@ -272,15 +281,18 @@ impl<'a> Evaluator<'a> {
         }
         let gatherer = Gatherer::new(self.state, wanted);
         columnar::in_parallel(candidates, |part| {
-            gatherer.select(part, |u, entries| match entries {
-                Some(entries) => keep(entries),
-                None => keep(self.events_in(u, timeline_range)),
+            gatherer.select(part, |u, entries| {
+                !self.stopping_at(u)
+                    && match entries {
+                        Some(entries) => keep(entries),
+                        None => keep(self.events_in(u, timeline_range)),
+                    }
             })
         })
     }
 
     fn verify(&self, candidates: &RoaringBitmap, keep: impl Fn(UserId) -> bool) -> RoaringBitmap {
-        super::from_ascending(candidates.iter().filter(|&u| keep(u)))
+        super::from_ascending(candidates.iter().filter(|&u| !self.stopping_at(u) && keep(u)))
     }
 
     /// An upper bound of the users a bitmap-shaped clause selects, read from
@@ -390,6 +402,9 @@ impl<'a> Evaluator<'a> {
     }
 
     fn clause(&mut self, clause: &Clause, scope: &RoaringBitmap) -> Result<RoaringBitmap> {
+        if let Some(deadline) = &self.deadline {
+            deadline.check()?;
+        }
         let started = Instant::now();
         let result = match clause {
             Clause::Did(did) => Ok(self.did(did, scope)),
@@ -405,6 +420,10 @@ impl<'a> Evaluator<'a> {
                 Ok(self.within(&self.state.indexes.webpush_user_ids, scope))
             }
         }?;
+        // A clause that gave up on candidates at the deadline has a partial answer.
+        if let Some(deadline) = &self.deadline {
+            deadline.check()?;
+        }
         self.plan.push(PlanStep {
             depth: self.depth,
             clause: clause.to_string(),

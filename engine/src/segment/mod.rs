@@ -42,6 +42,11 @@ pub struct QueryOptions {
     pub limit: Option<usize>,
     /// How candidates are checked (the answer is the same either way).
     pub strategy: Strategy,
+    /// How long the query may run, in ms, before it is stopped with
+    /// `Error::QueryStopped`; `None` means [`crate::limits::DEFAULT_QUERY_DEADLINE_MS`].
+    /// It is checked between clauses and, inside a clause's check of its
+    /// candidates, every [`crate::limits::QUERY_DEADLINE_SAMPLE_USERS`] user ids.
+    pub deadline_ms: Option<u64>,
 }
 
 /// How clauses that bitmaps alone cannot answer check their candidates. Every
@@ -102,6 +107,59 @@ pub(crate) fn from_ascending(
     roaring::RoaringBitmap::from_sorted_iter(users).expect("user ids come in ascending order")
 }
 
+/// When a query must stop: a point on the monotonic clock (a wall-clock
+/// budget, not a point in the data's time, which is `now`). Checked
+/// cooperatively: between clauses, and for one user id in
+/// [`crate::limits::QUERY_DEADLINE_SAMPLE_USERS`] while a clause checks candidates.
+#[derive(Debug)]
+pub struct Deadline {
+    /// `None` when the budget is too large to reach (never passes).
+    at: Option<Instant>,
+    budget_ms: u64,
+    passed: std::sync::atomic::AtomicBool,
+}
+
+impl Deadline {
+    /// A deadline `budget_ms` from now.
+    pub fn after(budget_ms: u64) -> Deadline {
+        let at = Instant::now().checked_add(std::time::Duration::from_millis(budget_ms));
+        Deadline { at, budget_ms, passed: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Whether the deadline has passed (remembered once seen).
+    pub(crate) fn passed(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.passed.load(Ordering::Relaxed) {
+            return true;
+        }
+        let passed = self.at.is_some_and(|at| Instant::now() >= at);
+        if passed {
+            self.passed.store(true, Ordering::Relaxed);
+        }
+        passed
+    }
+
+    /// Whether to stop at user `user`: reads the clock for one id in
+    /// [`crate::limits::QUERY_DEADLINE_SAMPLE_USERS`] only.
+    pub(crate) fn passed_at(&self, user: u32) -> bool {
+        use std::sync::atomic::Ordering;
+        if user & (crate::limits::QUERY_DEADLINE_SAMPLE_USERS - 1) == 0 {
+            self.passed()
+        } else {
+            self.passed.load(Ordering::Relaxed)
+        }
+    }
+
+    /// `Err(Error::QueryStopped)` once the deadline has passed.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.passed() {
+            Err(Error::QueryStopped { deadline_ms: self.budget_ms })
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Parses a segment expression, turning a syntax error into [`Error::Query`].
 pub fn parse(text: &str) -> Result<nudge_query_lang::Expr> {
     nudge_query_lang::parse_segment(text).map_err(|e| Error::Query {
@@ -120,10 +178,12 @@ pub fn evaluate(
     now_ms: i64,
     limit: usize,
     strategy: Strategy,
+    deadline: Deadline,
 ) -> Result<Answer> {
     let started = Instant::now();
     let expr = parse(text)?;
     let mut evaluator = eval::Evaluator::new(dicts, state, now_ms, &state.segments, strategy);
+    evaluator.deadline = Some(deadline);
     let (count, users) = if limit == 0 {
         (evaluator.count(&expr)?, Vec::new())
     } else {
@@ -223,4 +283,31 @@ pub fn check_references(
         Ok(())
     }
     visit(segments, start, &mut Vec::new())
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::Deadline;
+    use crate::Error;
+
+    #[test]
+    fn a_passed_deadline_is_read_on_sampled_users_and_then_remembered() {
+        let deadline = Deadline::after(0);
+        // Not a sampled id, and nothing seen yet: the clock is not read.
+        assert!(!deadline.passed_at(1));
+        // A sampled id reads the clock, which is past a 0 ms budget.
+        assert!(deadline.passed_at(crate::limits::QUERY_DEADLINE_SAMPLE_USERS));
+        // Once seen, every id stops.
+        assert!(deadline.passed_at(1));
+        assert!(matches!(deadline.check(), Err(Error::QueryStopped { deadline_ms: 0 })));
+    }
+
+    #[test]
+    fn a_generous_deadline_does_not_stop_anything() {
+        for budget in [60_000, crate::limits::NO_QUERY_DEADLINE_MS] {
+            let deadline = Deadline::after(budget);
+            assert!(!deadline.passed_at(0));
+            assert!(deadline.check().is_ok());
+        }
+    }
 }

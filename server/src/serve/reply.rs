@@ -30,6 +30,10 @@ pub fn status_of(error: &Error) -> (StatusCode, &'static str) {
             (StatusCode::BAD_REQUEST, "invalid_query")
         }
         Error::Engine(E::InvalidInput { .. }) => (StatusCode::BAD_REQUEST, "invalid_record"),
+        // The query is valid but too costly as written: 422, not a server fault.
+        Error::Engine(E::QueryStopped { .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "query_stopped")
+        }
         Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -53,6 +57,9 @@ impl IntoResponse for Error {
             Error::Engine(nudge_engine::Error::InvalidInput { index, field, .. }) => {
                 body(status, code, message, json!({"field": field, "index": index}))
             }
+            Error::Engine(nudge_engine::Error::QueryStopped { deadline_ms }) => {
+                body(status, code, message, json!({"deadline_ms": deadline_ms}))
+            }
             Error::Engine(nudge_engine::Error::Query { line, column, message, rendered }) => body(
                 status,
                 code,
@@ -75,5 +82,18 @@ impl IntoResponse for Error {
             }
             _ => body(status, code, message, json!({})),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_query_answers_422_with_its_deadline() {
+        let error = Error::Engine(nudge_engine::Error::QueryStopped { deadline_ms: 2000 });
+        assert_eq!(status_of(&error), (StatusCode::UNPROCESSABLE_ENTITY, "query_stopped"));
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

@@ -36,6 +36,8 @@ pub const MAX_EVENTS_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Most users a query answer lists.
 pub const MAX_QUERY_LIMIT: usize = 100_000;
+/// Longest deadline a query may ask for (`deadline_ms`), in ms: the request timeout.
+pub const MAX_QUERY_DEADLINE_MS: u64 = 60_000;
 /// How long browsers may cache a CORS preflight answer.
 pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -318,7 +320,19 @@ fn query_options(body: &Value) -> Result<QueryOptions> {
             }
         },
     };
-    Ok(QueryOptions { now_ms, limit, ..Default::default() })
+    let deadline_ms = match field(body, "deadline_ms") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(ms) if (1..=MAX_QUERY_DEADLINE_MS).contains(&ms) => Some(ms),
+            _ => {
+                return Err(Error::invalid(
+                    "deadline_ms",
+                    format!("expected a whole number of ms from 1 to {MAX_QUERY_DEADLINE_MS}"),
+                ));
+            }
+        },
+    };
+    Ok(QueryOptions { now_ms, limit, deadline_ms, ..Default::default() })
 }
 
 async fn run_query(
