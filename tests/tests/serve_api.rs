@@ -243,6 +243,27 @@ fn keys_cors_errors_and_limits() {
         "{answer}"
     );
     assert!(answer["error"]["rendered"].as_str().unwrap().contains('^'));
+    // A deadline out of range is refused by name; one in range is used.
+    for bad in [json!(0), json!(60_001), json!("2s")] {
+        let (status, answer) = call(
+            "POST",
+            &server.url("/v1/query"),
+            Some(TEST_ADMIN_KEY),
+            Some(json!({"q": "did \"Added To Cart\"", "deadline_ms": bad})),
+        );
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (400, Some("deadline_ms")),
+            "{answer}"
+        );
+    }
+    let (status, answer) = call(
+        "POST",
+        &server.url("/v1/query"),
+        Some(TEST_ADMIN_KEY),
+        Some(json!({"q": "did \"Added To Cart\"", "deadline_ms": 60_000})),
+    );
+    assert_eq!((status, answer["count"].as_u64()), (200, Some(1)), "{answer}");
 
     // Segments and campaigns through the admin key.
     let (status, _) = call(
