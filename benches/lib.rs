@@ -20,6 +20,12 @@ pub fn batches(users: u64, batch: usize) -> Vec<Vec<Record>> {
     out
 }
 
+/// The nearest-rank `p` quantile (0 to 1) of `sorted` (ascending); `None` when empty.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    sorted.get((last as f64 * p).round() as usize).copied()
+}
+
 /// Events (not profiles or subscriptions) in `batches`.
 pub fn event_count(batches: &[Vec<Record>]) -> u64 {
     batches.iter().flatten().filter(|r| matches!(r, Record::Event(_))).count() as u64

@@ -31,7 +31,7 @@ use nudge_engine::{Engine, EngineOptions, Event, FireLoop, Record, Subscription}
 static GLOBAL: MiMalloc = MiMalloc;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    nudge_benches::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
 fn report(what: &str, unit: &str, mut values: Vec<f64>) {

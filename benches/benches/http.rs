@@ -143,7 +143,7 @@ async fn load(
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted.get(((sorted.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0)
+    nudge_benches::percentile(sorted, p).unwrap_or(0)
 }
 
 fn event_json(user: u64, n: u64) -> String {

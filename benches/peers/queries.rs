@@ -50,7 +50,7 @@ impl Timing {
 fn percentile(values: &[f64], p: f64) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(f64::NAN)
+    nudge_benches::percentile(&sorted, p).unwrap_or(f64::NAN)
 }
 
 /// SHA-256 of the sorted ids as little-endian u32, first 16 hex digits; the

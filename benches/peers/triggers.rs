@@ -513,7 +513,7 @@ fn path_arg(path: &Path) -> Result<String> {
 
 /// The value at quantile `q` of sorted `values`.
 fn quantile(sorted: &[i64], q: f64) -> i64 {
-    sorted.get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize).copied().unwrap_or(0)
+    nudge_benches::percentile(sorted, q).unwrap_or(0)
 }
 
 fn lateness(run: &LiveRun) -> String {
