@@ -1,5 +1,7 @@
-//! Shared helpers of the benchmarks: datasets as ready-made ingest batches, and
-//! the segment queries of the benchmark plan.
+//! Shared helpers of the benchmarks: datasets as ready-made ingest batches, the
+//! segment queries of the benchmark plan, and a `nudge serve` child process.
+
+pub mod serve;
 
 use nudge_engine::Record;
 use nudge_engine::dataset::{self, DatasetSpec};

@@ -17,9 +17,9 @@
 //! sets each ingest phase's length, default 10; `NUDGE_BENCH_ONLY=ingest` or
 //! `=fanout` runs one part).
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mimalloc::MiMalloc;
+use nudge_benches::serve::ServeProcess;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 
 #[global_allocator]
@@ -41,53 +42,12 @@ const BATCH_CONNECTIONS: usize = 8;
 const SINGLE_CONNECTIONS: usize = 128;
 const FANOUT_USERS: usize = 50_000;
 
-fn nudge_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/release");
-    let binary = dir.join("nudge");
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "nudge-server", "--bin", "nudge"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success());
-    }
-    binary
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(data: &Path, port: u16) -> Server {
-    let child = Command::new(nudge_binary())
-        .args(["serve", "--data"])
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("NUDGE_WRITE_KEY", WRITE_KEY)
-        .env("NUDGE_ADMIN_KEY", ADMIN_KEY)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("nudge serve");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a port")
+fn start_server(data: &Path) -> ServeProcess {
+    ServeProcess::start(
+        &[OsStr::new("--data"), data.as_os_str()],
+        &[("NUDGE_WRITE_KEY", WRITE_KEY), ("NUDGE_ADMIN_KEY", ADMIN_KEY)],
+    )
+    .expect("nudge serve")
 }
 
 fn seconds() -> u64 {
@@ -156,9 +116,8 @@ fn event_json(user: u64, n: u64) -> String {
 
 fn http_ingest(runtime: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let _server = start_server(dir.path(), port);
-    let url = format!("http://127.0.0.1:{port}/v1/events");
+    let server = start_server(dir.path());
+    let url = format!("http://127.0.0.1:{}/v1/events", server.port);
     let duration = Duration::from_secs(seconds());
 
     let (requests, events, latencies) =

@@ -11,8 +11,9 @@
 //! decision, the outbox, encryption, VAPID, HTTP/2 and the durable reports as
 //! they happen), not only the sending.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +26,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::context::{Result, run_captured};
+use nudge_benches::serve::ServeProcess;
+
+use crate::context::{Failure, Result};
 use crate::fail;
 use crate::push::receiver::Receiver;
 use crate::push::{Measured, Notification, Subscriber, VAPID_SUBJECT};
@@ -42,59 +45,12 @@ const ADMIN_KEY: &str = "ak_peers_push_admin_key_0123456789";
 const CAMPAIGN: &str = "peers-push";
 /// The trigger event.
 const TRIGGER_EVENT: &str = "Go";
-/// Longest wait for the server to listen.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for the durable reports after the last message arrived.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The fan-out fails if no new subscription is reached for this long.
 pub const STALL: Duration = Duration::from_secs(60);
 /// `sysconf(_SC_CLK_TCK)` when `getconf` cannot say (Linux's USER_HZ).
 const DEFAULT_CLOCK_TICKS: f64 = 100.0;
-
-/// The `nudge` binary next to this one (`target/release/nudge`), brought up
-/// to date by cargo first, or the one `NUDGE_BINARY` names.
-fn nudge_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe.parent().ok_or_else(|| fail!("{} has no folder", exe.display()))?;
-    let binary = profile_dir.join("nudge");
-    // `NUDGE_BINARY` names a binary built already (CI passes the test build's);
-    // otherwise cargo brings the one beside this harness up to date (a no-op
-    // when it is fresh), so a server change is never measured stale.
-    if let Some(given) = std::env::var_os("NUDGE_BINARY") {
-        return Ok(PathBuf::from(given));
-    }
-    let target = profile_dir.parent().ok_or_else(|| fail!("{} has no folder", exe.display()))?;
-    eprintln!("peers: bringing {} up to date", binary.display());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build.args(["build", "-q", "-p", "nudge-server", "--bin", "nudge", "--manifest-path"]);
-    build.arg(manifest).arg("--target-dir").arg(target);
-    if profile_dir.file_name().is_some_and(|name| name != "debug") {
-        build.arg("--release");
-    }
-    // `cargo run` gives this process its package's variables; a build that
-    // saw them would redo build scripts that watch the environment.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        let package_variable = name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_MANIFEST_")
-            || ["CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"]
-                .contains(&name.as_str());
-        if package_variable {
-            build.env_remove(&name);
-        }
-    }
-    run_captured(&mut build)?;
-    if !binary.exists() {
-        return Err(fail!("{} is still missing after the build", binary.display()));
-    }
-    Ok(binary)
-}
-
-/// A free port on 127.0.0.1.
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// Clock ticks per second of `/proc/<pid>/stat` times.
 pub fn clock_ticks() -> f64 {
@@ -122,15 +78,6 @@ pub fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
 }
 
 /// The running server, stopped (SIGTERM, then waited for) when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
 /// A small client of the server's HTTP API.
 struct Api {
     client: Client<HttpConnector, Full<Bytes>>,
@@ -250,39 +197,27 @@ pub fn run(
     subscribers: &[Subscriber],
     notification: &Notification,
 ) -> Result<(Measured, String)> {
-    let binary = nudge_binary()?;
     let data = dir.join("nudge-data");
     if data.exists() {
         std::fs::remove_dir_all(&data)?;
     }
     let ca_file = dir.join("receiver-ca.pem");
     std::fs::write(&ca_file, &receiver.ca_pem)?;
-    let port = free_port()?;
-    let child = Command::new(&binary)
-        .arg("serve")
-        .arg("--data")
-        .arg(&data)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--allow-insecure-push"])
-        .arg("--push-ca-file")
-        .arg(&ca_file)
-        .args(["--vapid-subject", VAPID_SUBJECT])
-        .env("NUDGE_WRITE_KEY", WRITE_KEY)
-        .env("NUDGE_ADMIN_KEY", ADMIN_KEY)
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| fail!("could not start {}: {e}", binary.display()))?;
-    let mut server = Server(child);
-    let pid = server.0.id();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = server.0.try_wait()? {
-            return Err(fail!("nudge serve exited at start ({status})"));
-        }
-        if started.elapsed() > START_TIMEOUT {
-            return Err(fail!("nudge serve did not listen on {port} within {START_TIMEOUT:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let args: [&OsStr; 7] = [
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--allow-insecure-push".as_ref(),
+        "--push-ca-file".as_ref(),
+        ca_file.as_os_str(),
+        "--vapid-subject".as_ref(),
+        VAPID_SUBJECT.as_ref(),
+    ];
+    let server = ServeProcess::start(
+        &args,
+        &[("NUDGE_WRITE_KEY", WRITE_KEY), ("NUDGE_ADMIN_KEY", ADMIN_KEY)],
+    )
+    .map_err(Failure)?;
+    let (pid, port) = (server.pid(), server.port);
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let api = Arc::new(Api {
