@@ -51,6 +51,7 @@ fn queries(c: &mut Criterion) {
             limit: Some(if list { usize::MAX } else { 0 }),
             // Cold first runs at M scale take seconds: measure them, do not stop them.
             deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+            memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
             ..Default::default()
         };
         let started = std::time::Instant::now();

@@ -244,6 +244,7 @@ fn nudge_timings(ctx: &Context) -> Result<Vec<Timing>> {
             limit: Some(if list { usize::MAX } else { 0 }),
             // Cold first runs at M scale take seconds: measure them, do not stop them.
             deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+            memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
             ..Default::default()
         };
         let timed = || -> Result<(u64, f64)> {

@@ -524,6 +524,9 @@ impl Engine {
         let deadline = segment::Deadline::after(
             options.deadline_ms.unwrap_or(crate::limits::DEFAULT_QUERY_DEADLINE_MS),
         );
+        let memory = segment::MemoryBudget::new(
+            options.memory_limit_bytes.unwrap_or(crate::limits::DEFAULT_QUERY_MEMORY_LIMIT_BYTES),
+        );
         segment::evaluate(
             &reader.dicts,
             &reader.state,
@@ -532,6 +535,7 @@ impl Engine {
             limit,
             options.strategy,
             deadline,
+            memory,
         )
     }
 

@@ -82,6 +82,16 @@ pub enum Error {
         /// The deadline it ran past, in milliseconds.
         deadline_ms: u64,
     },
+    /// A query built more intermediate results than its memory limit allows
+    /// and was stopped: narrow it or give it a larger limit.
+    #[error(
+        "the query was stopped after its intermediate results passed the memory limit of \
+         {limit_bytes} bytes; narrow it (a filter, fewer clauses) or give it a larger limit"
+    )]
+    QueryOverMemory {
+        /// The limit it passed, in bytes.
+        limit_bytes: u64,
+    },
 }
 
 impl Error {

@@ -33,6 +33,14 @@ pub const NO_QUERY_DEADLINE_MS: u64 = u64::MAX;
 /// Inside a clause's check of its candidates, the deadline is read for one user
 /// id in this many (a power of two), so the check costs nothing measurable.
 pub const QUERY_DEADLINE_SAMPLE_USERS: u32 = 1024;
+/// How many bytes of intermediate results a segment query may build before it
+/// is stopped, unless its options say otherwise (`QueryOptions::memory_limit_bytes`):
+/// 256 MiB. Every clause's result bitmap is counted when it is made, and the
+/// listing of the answer's ids, so the count is an upper bound of what the
+/// query holds at once.
+pub const DEFAULT_QUERY_MEMORY_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+/// A memory limit that is never reached (`QueryOptions::memory_limit_bytes`).
+pub const NO_QUERY_MEMORY_LIMIT_BYTES: u64 = u64::MAX;
 /// Most records one ingest call may carry.
 pub const MAX_BATCH_RECORDS: usize = 10_000;
 /// Longest web push endpoint URL, in bytes.

@@ -42,6 +42,7 @@ fn the_engine_agrees_with_the_reference_on_random_data_and_queries() {
             limit: Some(0),
             strategy: Strategy::DayRows,
             deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+            memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
         };
         let mut warm_rng = reference::rng(seed ^ 0x5eed);
         for (i, chunk) in records.chunks(17).enumerate() {
@@ -68,6 +69,7 @@ fn the_engine_agrees_with_the_reference_on_random_data_and_queries() {
                     limit: Some(usize::MAX),
                     strategy,
                     deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+                    memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
                 };
                 let actual = engine
                     .query(&query, &options)

@@ -214,6 +214,33 @@ fn a_query_past_its_deadline_is_stopped_with_a_clear_error_and_changes_nothing()
 }
 
 #[test]
+fn a_query_over_its_memory_limit_is_stopped_with_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine(dir.path());
+    let query = r#"did "Added To Cart" in last 7d and not did "Charged" or user.city == "Delhi""#;
+    let expected = users(&engine, query);
+    assert!(!expected.is_empty(), "the query selects someone");
+    // Listing ids and counting only are both held to the limit.
+    for limit in [None, Some(0)] {
+        let tight = QueryOptions { memory_limit_bytes: Some(1), limit, ..Default::default() };
+        match engine.query(query, &tight) {
+            Err(error @ Error::QueryOverMemory { limit_bytes: 1 }) => {
+                let text = error.to_string();
+                assert!(
+                    text.contains("memory limit of 1 bytes") && text.contains("narrow it"),
+                    "{text}"
+                );
+            }
+            other => panic!("expected the query to be stopped (limit {limit:?}), got {other:?}"),
+        }
+    }
+    // The default limit (256 MiB) lets it run, and the stopped runs changed nothing.
+    assert_eq!(users(&engine, query), expected);
+    let roomy = QueryOptions { memory_limit_bytes: Some(1 << 20), ..Default::default() };
+    assert_eq!(engine.query(query, &roomy).expect("a roomy limit").users, expected);
+}
+
+#[test]
 fn a_bad_query_is_an_error_rendered_as_the_spec_shows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = engine(dir.path());

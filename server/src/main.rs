@@ -127,6 +127,7 @@ fn query_options(now: Option<String>, limit: usize) -> Result<nudge_engine::Quer
         limit: Some(limit),
         // A local command: the one waiting is the one who asked (Ctrl-C stops it).
         deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+        memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
         ..Default::default()
     })
 }

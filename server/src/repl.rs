@@ -97,6 +97,7 @@ pub fn run(engine: &Engine, data: &Path) -> Result<()> {
             &QueryOptions {
                 limit: Some(20),
                 deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+                memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
                 ..Default::default()
             },
         ) {

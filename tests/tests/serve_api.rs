@@ -264,6 +264,29 @@ fn keys_cors_errors_and_limits() {
         Some(json!({"q": "did \"Added To Cart\"", "deadline_ms": 60_000})),
     );
     assert_eq!((status, answer["count"].as_u64()), (200, Some(1)), "{answer}");
+    // So is a memory limit; a query past it is stopped with 422 and the limit.
+    for bad in [json!(0), json!(1_073_741_825u64), json!("1MB")] {
+        let (status, answer) = call(
+            "POST",
+            &server.url("/v1/query"),
+            Some(TEST_ADMIN_KEY),
+            Some(json!({"q": "did \"Added To Cart\"", "memory_limit_bytes": bad})),
+        );
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (400, Some("memory_limit_bytes")),
+            "{answer}"
+        );
+    }
+    let (status, answer) = call(
+        "POST",
+        &server.url("/v1/query"),
+        Some(TEST_ADMIN_KEY),
+        Some(json!({"q": "did \"Added To Cart\"", "memory_limit_bytes": 1})),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "query_stopped", "{answer}");
+    assert_eq!(answer["error"]["memory_limit_bytes"], 1, "{answer}");
 
     // Segments and campaigns through the admin key.
     let (status, _) = call(

@@ -48,6 +48,8 @@ pub(crate) struct Evaluator<'a> {
     pub event: condition::EventRefs<'a>,
     /// When a query must stop (`None` in a trigger's `if`, which is one user).
     pub deadline: Option<super::Deadline>,
+    /// How much the query's intermediate results may take (`None` in a trigger's `if`).
+    pub memory: Option<super::MemoryBudget>,
 }
 
 /// A bound `E [where C]`.
@@ -107,6 +109,7 @@ impl<'a> Evaluator<'a> {
             strategy,
             event: None,
             deadline: None,
+            memory: None,
         }
     }
 
@@ -423,6 +426,9 @@ impl<'a> Evaluator<'a> {
         // A clause that gave up on candidates at the deadline has a partial answer.
         if let Some(deadline) = &self.deadline {
             deadline.check()?;
+        }
+        if let Some(memory) = &mut self.memory {
+            memory.charge(result.serialized_size() as u64)?;
         }
         self.plan.push(PlanStep {
             depth: self.depth,

@@ -47,6 +47,10 @@ pub struct QueryOptions {
     /// It is checked between clauses and, inside a clause's check of its
     /// candidates, every [`crate::limits::QUERY_DEADLINE_SAMPLE_USERS`] user ids.
     pub deadline_ms: Option<u64>,
+    /// How many bytes of intermediate results the query may build before it is
+    /// stopped with `Error::QueryOverMemory`; `None` means
+    /// [`crate::limits::DEFAULT_QUERY_MEMORY_LIMIT_BYTES`].
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// How clauses that bitmaps alone cannot answer check their candidates. Every
@@ -160,6 +164,37 @@ impl Deadline {
     }
 }
 
+/// How much memory a query's intermediate results may take: each clause's
+/// result bitmap is counted when it is made (and never uncounted, so the sum
+/// bounds what is held at once), as is the listing of the answer's ids.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryBudget {
+    limit_bytes: u64,
+    used_bytes: u64,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit_bytes`.
+    pub fn new(limit_bytes: u64) -> MemoryBudget {
+        MemoryBudget { limit_bytes, used_bytes: 0 }
+    }
+
+    /// Counts `bytes` more; `Err(Error::QueryOverMemory)` once past the limit.
+    pub(crate) fn charge(&mut self, bytes: u64) -> Result<()> {
+        self.used_bytes = self.used_bytes.saturating_add(bytes);
+        if self.used_bytes > self.limit_bytes {
+            Err(Error::QueryOverMemory { limit_bytes: self.limit_bytes })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Bytes counted so far.
+    pub fn used_bytes(&self) -> u64 {
+        self.used_bytes
+    }
+}
+
 /// Parses a segment expression, turning a syntax error into [`Error::Query`].
 pub fn parse(text: &str) -> Result<nudge_query_lang::Expr> {
     nudge_query_lang::parse_segment(text).map_err(|e| Error::Query {
@@ -179,15 +214,20 @@ pub fn evaluate(
     limit: usize,
     strategy: Strategy,
     deadline: Deadline,
+    memory: MemoryBudget,
 ) -> Result<Answer> {
     let started = Instant::now();
     let expr = parse(text)?;
     let mut evaluator = eval::Evaluator::new(dicts, state, now_ms, &state.segments, strategy);
     evaluator.deadline = Some(deadline);
+    evaluator.memory = Some(memory);
     let (count, users) = if limit == 0 {
         (evaluator.count(&expr)?, Vec::new())
     } else {
         let selected = evaluator.expr(&expr, &state.indexes.all_user_ids)?;
+        if let Some(memory) = &mut evaluator.memory {
+            memory.charge(selected.len().saturating_mul(std::mem::size_of::<&str>() as u64))?;
+        }
         // The first `limit` external ids in sorted order, not the first dense ids.
         let mut names: Vec<&str> = selected.iter().filter_map(|u| dicts.users.name(u)).collect();
         if names.len() > limit {

@@ -31,7 +31,7 @@ pub fn status_of(error: &Error) -> (StatusCode, &'static str) {
         }
         Error::Engine(E::InvalidInput { .. }) => (StatusCode::BAD_REQUEST, "invalid_record"),
         // The query is valid but too costly as written: 422, not a server fault.
-        Error::Engine(E::QueryStopped { .. }) => {
+        Error::Engine(E::QueryStopped { .. } | E::QueryOverMemory { .. }) => {
             (StatusCode::UNPROCESSABLE_ENTITY, "query_stopped")
         }
         Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -59,6 +59,9 @@ impl IntoResponse for Error {
             }
             Error::Engine(nudge_engine::Error::QueryStopped { deadline_ms }) => {
                 body(status, code, message, json!({"deadline_ms": deadline_ms}))
+            }
+            Error::Engine(nudge_engine::Error::QueryOverMemory { limit_bytes }) => {
+                body(status, code, message, json!({"memory_limit_bytes": limit_bytes}))
             }
             Error::Engine(nudge_engine::Error::Query { line, column, message, rendered }) => body(
                 status,
@@ -95,5 +98,12 @@ mod tests {
         assert_eq!(status_of(&error), (StatusCode::UNPROCESSABLE_ENTITY, "query_stopped"));
         let response = error.into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn a_query_over_its_memory_limit_answers_422_with_the_limit() {
+        let error = Error::Engine(nudge_engine::Error::QueryOverMemory { limit_bytes: 4096 });
+        assert_eq!(status_of(&error), (StatusCode::UNPROCESSABLE_ENTITY, "query_stopped"));
+        assert!(error.to_string().contains("memory limit of 4096 bytes"), "{error}");
     }
 }

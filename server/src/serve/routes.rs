@@ -38,6 +38,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_QUERY_LIMIT: usize = 100_000;
 /// Longest deadline a query may ask for (`deadline_ms`), in ms: the request timeout.
 pub const MAX_QUERY_DEADLINE_MS: u64 = 60_000;
+/// Largest memory limit a query may ask for (`memory_limit_bytes`): 1 GiB.
+pub const MAX_QUERY_MEMORY_LIMIT_BYTES: u64 = 1024 * 1024 * 1024;
 /// How long browsers may cache a CORS preflight answer.
 pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -320,19 +322,24 @@ fn query_options(body: &Value) -> Result<QueryOptions> {
             }
         },
     };
-    let deadline_ms = match field(body, "deadline_ms") {
-        None => None,
+    let deadline_ms = whole_number(body, "deadline_ms", MAX_QUERY_DEADLINE_MS, "ms")?;
+    let memory_limit_bytes =
+        whole_number(body, "memory_limit_bytes", MAX_QUERY_MEMORY_LIMIT_BYTES, "bytes")?;
+    Ok(QueryOptions { now_ms, limit, deadline_ms, memory_limit_bytes, ..Default::default() })
+}
+
+/// An optional whole number from 1 to `max` in field `name`.
+fn whole_number(body: &Value, name: &str, max: u64, unit: &str) -> Result<Option<u64>> {
+    match field(body, name) {
+        None => Ok(None),
         Some(v) => match v.as_u64() {
-            Some(ms) if (1..=MAX_QUERY_DEADLINE_MS).contains(&ms) => Some(ms),
-            _ => {
-                return Err(Error::invalid(
-                    "deadline_ms",
-                    format!("expected a whole number of ms from 1 to {MAX_QUERY_DEADLINE_MS}"),
-                ));
-            }
+            Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(Error::invalid(
+                name,
+                format!("expected a whole number of {unit} from 1 to {max}"),
+            )),
         },
-    };
-    Ok(QueryOptions { now_ms, limit, deadline_ms, ..Default::default() })
+    }
 }
 
 async fn run_query(
