@@ -534,8 +534,7 @@ impl Engine {
             now,
             limit,
             options.strategy,
-            deadline,
-            memory,
+            (deadline, memory),
         )
     }
 

@@ -205,7 +205,8 @@ pub fn parse(text: &str) -> Result<nudge_query_lang::Expr> {
     })
 }
 
-/// Evaluates `text` against one consistent view of the engine.
+/// Evaluates `text` against one consistent view of the engine, within its
+/// deadline and memory limit.
 pub fn evaluate(
     dicts: &Dictionaries,
     state: &DerivedState,
@@ -213,8 +214,7 @@ pub fn evaluate(
     now_ms: i64,
     limit: usize,
     strategy: Strategy,
-    deadline: Deadline,
-    memory: MemoryBudget,
+    (deadline, memory): (Deadline, MemoryBudget),
 ) -> Result<Answer> {
     let started = Instant::now();
     let expr = parse(text)?;
