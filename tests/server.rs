@@ -48,6 +48,8 @@ pub struct NudgeServer {
     pub base: String,
     /// Everything it printed on standard output so far (start-up lines).
     pub banner: Vec<String>,
+    /// Every line it printed, on standard output and standard error, so far.
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl NudgeServer {
@@ -62,16 +64,28 @@ impl NudgeServer {
             .env("NUDGE_WRITE_KEY", TEST_WRITE_KEY)
             .env("NUDGE_ADMIN_KEY", TEST_ADMIN_KEY)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("starting nudge serve");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let output: Arc<Mutex<Vec<String>>> = Arc::default();
         let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+        let kept = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                kept.lock().expect("output").push(line.clone());
                 if lines_tx.send(line).is_err() {
                     break;
                 }
+            }
+        });
+        // Standard error is kept and passed on, so a failing test shows it.
+        let kept = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                kept.lock().expect("output").push(line);
             }
         });
         let started = Instant::now();
@@ -91,7 +105,22 @@ impl NudgeServer {
             banner.push(line);
         }
         std::thread::spawn(move || while lines_rx.recv().is_ok() {});
-        NudgeServer { child: Some(child), base, banner }
+        NudgeServer { child: Some(child), base, banner, output }
+    }
+
+    /// Every line the server printed so far, standard output and error together.
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().expect("output").clone()
+    }
+
+    /// Stops the server with SIGTERM and returns its exit status and everything it printed.
+    pub fn stop_and_collect(self) -> (ExitStatus, Vec<String>) {
+        let output = self.output.clone();
+        let status = self.stop();
+        // The readers see end-of-file once the process is gone.
+        std::thread::sleep(Duration::from_millis(200));
+        let lines = output.lock().expect("output").clone();
+        (status, lines)
     }
 
     /// A URL on the server.

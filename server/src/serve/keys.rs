@@ -38,7 +38,8 @@ pub struct ApiKeys {
     pub write: String,
     /// The admin key.
     pub admin: String,
-    /// Whether this start created them (first start prints them).
+    /// Whether this start generated both keys in use (first start prints
+    /// them; keys from the environment are never printed).
     pub created: bool,
 }
 
@@ -127,16 +128,21 @@ impl ApiKeys {
                 });
             }
         };
+        // A key from the environment is never printed: only generated keys are
+        // shown, once, and only when both in use were generated now.
+        let mut overridden = false;
         if let Some(key) = from_env("NUDGE_WRITE_KEY")? {
             keys.write = key;
+            overridden = true;
         }
         if let Some(key) = from_env("NUDGE_ADMIN_KEY")? {
             keys.admin = key;
+            overridden = true;
         }
         if keys.write == keys.admin {
             return Err(Error::Usage("the write key and the admin key must differ".into()));
         }
-        keys.created = created;
+        keys.created = created && !overridden;
         Ok(keys)
     }
 

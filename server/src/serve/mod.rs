@@ -189,7 +189,10 @@ pub fn run(options: ServeOptions) -> Result<()> {
         println!("nudge: write key (public, for browsers): {}", keys.write);
         println!("nudge: admin key (secret):              {}", keys.admin);
     } else {
-        println!("nudge: keys are in {}", options.data.join(keys::KEYS_FILE).display());
+        println!(
+            "nudge: keys are in {} (NUDGE_WRITE_KEY and NUDGE_ADMIN_KEY override them)",
+            options.data.join(keys::KEYS_FILE).display()
+        );
     }
     println!("nudge: VAPID public key: {vapid_public_key}");
     if let Some(loaded) = demo_loaded {
