@@ -139,7 +139,7 @@ pub struct DecisionEntry {
 }
 
 /// The events that explain what happened to a user's messages.
-pub const DECISION_EVENTS: [&str; 9] = [
+pub const DECISION_EVENTS: [&str; 11] = [
     CAMPAIGN_FIRED_EVENT,
     crate::delivery::PUSH_DELAYED_EVENT,
     PUSH_SENT_EVENT,
@@ -149,6 +149,8 @@ pub const DECISION_EVENTS: [&str; 9] = [
     PUSH_VIEWED_EVENT,
     PUSH_CLICKED_EVENT,
     PUSH_CLOSED_EVENT,
+    crate::outbox::WEBHOOK_DELIVERED_EVENT,
+    crate::outbox::WEBHOOK_FAILED_EVENT,
 ];
 
 impl Engine {

@@ -151,6 +151,15 @@ impl tower::Service<Name> for GuardedResolver {
     }
 }
 
+/// Why a request got no answer.
+enum PostError {
+    /// The target is not allowed (its name resolves to private addresses
+    /// only): never retried.
+    Refused(String),
+    /// A transport failure or a timeout: retried with backoff.
+    Network(String),
+}
+
 type HttpsClient =
     Client<hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
@@ -242,9 +251,10 @@ impl Sender {
         self.vapid.mints()
     }
 
-    /// Checks a URL the sender may be asked to reach: `https` (unless
-    /// insecure), a host, and no literal private address. `push` also
-    /// requires a host on the push-service allowlist.
+    /// Checks a URL the sender may be asked to reach: no user name or
+    /// password, `https` (unless insecure), a host, and no literal private
+    /// address. `push` also requires a host on the push-service allowlist and
+    /// the default port.
     pub fn check_url(&self, field: &str, url: &str, push: bool) -> Result<hyper::Uri> {
         let uri: hyper::Uri =
             url.parse().map_err(|e| Error::invalid(field, format!("not a URL: {e}")))?;
@@ -252,6 +262,9 @@ impl Sender {
         let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
         if host.is_empty() || !matches!(scheme, "https" | "http") {
             return Err(Error::invalid(field, "expected an absolute https:// URL"));
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(Error::invalid(field, "a user name or password in the URL is refused"));
         }
         if self.allow_insecure {
             return Ok(uri);
@@ -263,6 +276,12 @@ impl Sender {
             return Err(Error::invalid(
                 field,
                 "private, loopback and link-local addresses are refused",
+            ));
+        }
+        if push && uri.port_u16().is_some_and(|port| port != 443) {
+            return Err(Error::invalid(
+                field,
+                "push services listen on port 443; other ports are refused",
             ));
         }
         if push && !response::host_allowed(host) {
@@ -418,7 +437,10 @@ impl Sender {
                     &text,
                     self.clock.now_ms(),
                 ),
-                Err(reason) => Outcome::Retry { status: None, after_ms: None, reason },
+                Err(PostError::Refused(reason)) => return fail("refused", reason),
+                Err(PostError::Network(reason)) => {
+                    Outcome::Retry { status: None, after_ms: None, reason }
+                }
             };
             if let (Outcome::AuthFailure { .. }, false) = (&outcome, reminted) {
                 // A stale or rejected token: mint a new one and try once more.
@@ -478,17 +500,26 @@ impl Sender {
     async fn post(
         &self,
         request: Request<Full<Bytes>>,
-    ) -> std::result::Result<(u16, Option<String>, Vec<u8>), String> {
+    ) -> std::result::Result<(u16, Option<String>, Vec<u8>), PostError> {
         let started = Instant::now();
         let sent = tokio::time::timeout(REQUEST_TIMEOUT, async {
             let response = self.client.request(request).await.map_err(|e| {
                 let mut text = e.to_string();
+                let mut refused = false;
                 let mut source = std::error::Error::source(&e);
                 while let Some(cause) = source {
                     text = format!("{text}: {cause}");
+                    // The guarded resolver refuses with PermissionDenied.
+                    refused |= cause
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied);
                     source = cause.source();
                 }
-                format!("network error: {text}")
+                if refused {
+                    PostError::Refused(format!("refused: {text}"))
+                } else {
+                    PostError::Network(format!("network error: {text}"))
+                }
             })?;
             let status = response.status().as_u16();
             let retry_after = response
@@ -512,7 +543,9 @@ impl Sender {
             Ok((status, retry_after, text))
         })
         .await
-        .unwrap_or_else(|_| Err(format!("timed out after {} s", REQUEST_TIMEOUT.as_secs())));
+        .unwrap_or_else(|_| {
+            Err(PostError::Network(format!("timed out after {} s", REQUEST_TIMEOUT.as_secs())))
+        });
         self.metrics.push_seconds.observe(started.elapsed().as_secs_f64());
         sent
     }
@@ -552,7 +585,10 @@ impl Sender {
             Ok((status, _, _)) => {
                 Outcome::Rejected { status, reason: format!("webhook answered {status}") }
             }
-            Err(reason) => Outcome::Retry { status: None, after_ms: None, reason },
+            Err(PostError::Refused(reason)) => return fail(reason),
+            Err(PostError::Network(reason)) => {
+                Outcome::Retry { status: None, after_ms: None, reason }
+            }
         };
         Self::report(outcome, service)
     }

@@ -202,6 +202,13 @@ fn keys_cors_errors_and_limits() {
         ("https://127.0.0.1/push", p256dh, "loopback"),
         ("https://169.254.169.254/latest", p256dh, "link-local"),
         ("https://evil.example/push", p256dh, "not a push service"),
+        ("https://[::1]/push", p256dh, "IPv6 loopback"),
+        ("https://10.0.0.5/push", p256dh, "private"),
+        ("https://[fe80::1]/push", p256dh, "IPv6 link-local"),
+        ("https://user@fcm.googleapis.com/fcm/send/x", p256dh, "user name"),
+        ("https://fcm.googleapis.com:8443/fcm/send/x", p256dh, "port"),
+        ("ftp://fcm.googleapis.com/fcm/send/x", p256dh, "scheme"),
+        ("fcm.googleapis.com/fcm/send/x", p256dh, "relative"),
         ("https://fcm.googleapis.com/fcm/send/x", "BAAA", "bad key"),
     ] {
         let (status, answer) = call(
@@ -308,6 +315,25 @@ fn keys_cors_errors_and_limits() {
     );
     assert_eq!(status, 400, "{answer}");
     assert!(answer["error"]["field"].as_str().unwrap().contains("mesage"), "{answer}");
+    // Webhook targets are checked when the campaign is defined, and nothing is stored.
+    for (url, why) in [
+        ("http://hooks.example/in", "http"),
+        ("https://127.0.0.1/in", "loopback"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("https://[::1]:8443/in", "IPv6 loopback"),
+        ("https://user:pw@hooks.example/in", "user name"),
+    ] {
+        let campaign = json!({"name": "c", "trigger": "on \"A\"", "message": {"title": "t"},
+            "webhook": {"url": url, "secret": "s3cret-hook-key"}});
+        let (status, answer) =
+            call("PUT", &server.url("/v1/campaigns/c"), Some(TEST_ADMIN_KEY), Some(campaign));
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (400, Some("webhook.url")),
+            "{why}: {answer}"
+        );
+    }
+    assert_eq!(call("GET", &server.url("/v1/campaigns/c"), Some(TEST_ADMIN_KEY), None).0, 404);
     let (status, answer) = call(
         "PUT",
         &server.url("/v1/settings"),

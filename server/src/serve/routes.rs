@@ -423,6 +423,10 @@ async fn put_campaign(
     let body = read_json(body, MAX_BODY_BYTES).await?;
     let default_zone = state.engine.delivery_settings().default_timezone;
     let campaign = api_json::campaign_from_json(&id, &body, &default_zone)?;
+    // The sender checks again before every call (and resolves the host then).
+    if let Some((url, _)) = &campaign.webhook {
+        state.sender.check_url("webhook.url", url, false)?;
+    }
     let engine = state.engine.clone();
     blocking(move || Ok(engine.save_campaign(campaign)?)).await?;
     get_campaign(State(state), Path(id)).await

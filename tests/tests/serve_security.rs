@@ -1,4 +1,7 @@
-//! Secrets stay secret: the real `nudge serve` sends pushes and webhooks that
+//! Security of the real `nudge serve`, beyond the key and CORS checks of
+//! `serve_api.rs`.
+//!
+//! Secrets stay secret: the server sends pushes and webhooks that
 //! fail in every way the sender handles (5xx, 404, 410, 400, 401, a refused
 //! connection, a redirect), is called with a wrong key, and is then stopped.
 //! Nothing it printed, and nothing it answered (errors, `/metrics`,
@@ -7,6 +10,10 @@
 //! path of a push endpoint. The VAPID private key is in no file but its own.
 //! A push service's redirect is not followed: the place it points to gets
 //! nothing.
+//!
+//! Without `--allow-insecure-push`, a webhook host whose name resolves to a
+//! loopback address is refused when the call is made: not one connection
+//! reaches it.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -199,4 +206,42 @@ fn no_secret_reaches_the_output_or_the_answers_and_redirects_are_not_followed() 
         checked += 1;
     }
     assert!(checked > 1, "the data directory has files to check");
+}
+
+#[test]
+fn a_webhook_host_that_resolves_to_loopback_is_never_connected_to() {
+    let dir = tempfile::tempdir().unwrap();
+    // A canary that counts every TCP connection made to it.
+    let canary = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = canary.local_addr().unwrap().port();
+    canary.set_nonblocking(true).unwrap();
+    let server = NudgeServer::start(dir.path(), &[]);
+    // `localhost` is a name, not an address: it passes the check at definition
+    // and must be refused by the resolver when the call is made.
+    let campaign = json!({
+        "name": "Hook", "trigger": "on \"Ping\"", "message": {"title": "t"},
+        "webhook": {"url": format!("https://localhost:{port}/hook"), "secret": WEBHOOK_SECRET}
+    });
+    let (status, answer) =
+        call("PUT", &server.url("/v1/campaigns/hook"), TEST_ADMIN_KEY, Some(campaign));
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = call(
+        "POST",
+        &server.url("/v1/events"),
+        TEST_WRITE_KEY,
+        Some(json!([{"user_id": "u1", "name": "Ping"}])),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let decisions = server.url("/v1/decisions?user_id=u1&campaign=hook");
+    wait_until("the webhook to be tried and refused", Duration::from_secs(20), || {
+        call("GET", &decisions, TEST_ADMIN_KEY, None).1.to_string().contains("$webhook_failed")
+    });
+    let answer = call("GET", &decisions, TEST_ADMIN_KEY, None).1.to_string();
+    assert!(answer.contains("no public address"), "the refusal says why: {answer}");
+    let mut connections = 0;
+    while canary.accept().is_ok() {
+        connections += 1;
+    }
+    assert_eq!(connections, 0, "a connection reached the loopback canary");
+    assert!(server.stop().success());
 }
