@@ -4,6 +4,8 @@
 //! version, kind) and handed to the caller, which applies it to derived state.
 //! When a frame cannot be read:
 //!
+//! - a last chunk no longer than a header whose header is not whole (a crash
+//!   during its creation) gets its header written again;
 //! - in the **last** chunk, and no valid frame follows it anywhere in that
 //!   chunk, it is a torn tail left by a crash mid-write: the chunk is truncated
 //!   to the end of the last valid frame (and synced), and opening continues;
@@ -138,11 +140,14 @@ pub fn recover(
             .context(|| format!("reading {}", chunk.path.display()))?;
         let bytes = &buffer[..];
         if let Err(reason) = format::check_chunk_header(bytes) {
-            if is_last
-                && bytes.len() < CHUNK_HEADER_BYTES
-                && bytes.iter().all(|&b| b == 0 || format::CHUNK_MAGIC.contains(&b))
-            {
-                // Created during rotation but the header never reached disk.
+            let whole_magic =
+                bytes.len() == CHUNK_HEADER_BYTES && bytes.starts_with(format::CHUNK_MAGIC);
+            if is_last && bytes.len() <= CHUNK_HEADER_BYTES && !whole_magic {
+                // Created during rotation (or as the first chunk) but the header
+                // never reached disk whole: missing, cut, zero-filled or garbage.
+                // Frames are written only after the header is synced, so the
+                // chunk holds none and nothing is lost by writing it again. A
+                // whole magic with another version is a newer build's: refused.
                 let mut file = storage.open_append(&chunk.path).context(|| {
                     format!("opening {} to rewrite its header", chunk.path.display())
                 })?;
