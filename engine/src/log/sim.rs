@@ -304,6 +304,11 @@ impl SimStorage {
         self.disk.lock().faults.insert(n, fault);
     }
 
+    /// Cancels the faults set with [`SimStorage::fail_op`] and not hit yet.
+    pub fn clear_faults(&self) {
+        self.disk.lock().faults.clear();
+    }
+
     /// Limits the total size of the live files; a write past it stores what
     /// fits and fails with `ENOSPC`. `None` removes the limit.
     pub fn set_capacity(&self, bytes: Option<u64>) {

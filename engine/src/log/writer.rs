@@ -7,6 +7,9 @@
 //! [`Written`]. Many callers therefore share one sync, and the order of
 //! records in the log is the order of the channel.
 //!
+//! At start the last chunk and the log directory are synced once: what
+//! recovery read may never have been synced by the process that wrote it.
+//!
 //! A chunk that would grow past its target size is synced and closed, a new
 //! chunk file is created (header written and synced), and the directory is
 //! synced so the new file survives a crash.
@@ -134,9 +137,19 @@ fn open_last_chunk(
     match recovered.chunks.last() {
         None => create_chunk(storage, dir, 0),
         Some(last) => {
-            let file = storage
+            let mut file = storage
                 .open_append(&last.path)
                 .context(|| format!("opening {} for append", last.path.display()))?;
+            // The previous process may have written frames it never synced
+            // (`Buffered` mode, a failed fsync, a kill). Recovery has just read
+            // them from the page cache and the engine will rely on them (a
+            // retried batch is acknowledged as a duplicate), so they are made
+            // durable before anything is acknowledged. Its name too: a process
+            // that died between creating it and syncing the directory (or a
+            // recovery that wrote its header again) left it possibly undurable.
+            // One fdatasync and one directory fsync per open.
+            file.sync_data().context(|| format!("syncing {}", last.path.display()))?;
+            storage.sync_dir(dir).context(|| format!("syncing directory {}", dir.display()))?;
             let len = file.len().context(|| format!("reading {}", last.path.display()))?;
             let len = len.saturating_sub(CHUNK_HEADER_BYTES as u64);
             debug_assert_eq!(last.start + len, recovered.end);
