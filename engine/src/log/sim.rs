@@ -518,7 +518,7 @@ impl LogFile for SimFileHandle {
         self.sync_data()
     }
 
-    fn len(&self) -> std::io::Result<u64> {
+    fn byte_len(&self) -> std::io::Result<u64> {
         let mut disk = self.disk.lock();
         disk.begin(self.boot, SimOp::Len, &self.path)?;
         Ok(disk.file(&self.path)?.live.len() as u64)

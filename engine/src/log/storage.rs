@@ -31,7 +31,7 @@ pub trait LogFile: Send {
     /// `fsync`: as [`LogFile::sync_data`], plus the file's metadata.
     fn sync_all(&mut self) -> std::io::Result<()>;
     /// The file's current length in bytes.
-    fn len(&self) -> std::io::Result<u64>;
+    fn byte_len(&self) -> std::io::Result<u64>;
     /// Truncates (or extends with zeros) the file to `len` bytes; not durable until synced.
     fn set_len(&mut self, len: u64) -> std::io::Result<()>;
 }
@@ -77,7 +77,7 @@ impl LogFile for FsFile {
         self.0.sync_all()
     }
 
-    fn len(&self) -> std::io::Result<u64> {
+    fn byte_len(&self) -> std::io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 

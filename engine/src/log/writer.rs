@@ -150,7 +150,7 @@ fn open_last_chunk(
             // One fdatasync and one directory fsync per open.
             file.sync_data().context(|| format!("syncing {}", last.path.display()))?;
             storage.sync_dir(dir).context(|| format!("syncing directory {}", dir.display()))?;
-            let len = file.len().context(|| format!("reading {}", last.path.display()))?;
+            let len = file.byte_len().context(|| format!("reading {}", last.path.display()))?;
             let len = len.saturating_sub(CHUNK_HEADER_BYTES as u64);
             debug_assert_eq!(last.start + len, recovered.end);
             Ok(ActiveChunk { file, path: last.path.clone(), start: last.start, len })
