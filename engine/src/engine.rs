@@ -31,6 +31,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::limits::MAX_RECORD_BYTES;
 use crate::log::format::{self, RecordKind};
 use crate::log::recovery::{self, Recovered};
+use crate::log::storage::{FsStorage, LogStorage};
 use crate::log::writer::{self, FaultInjector, Request, WriterConfig, Written};
 use crate::log::{Durability, LOG_DIR, LogPosition, RecoveryMode};
 use crate::meta::Meta;
@@ -64,6 +65,10 @@ pub struct EngineOptions {
     pub snapshot_on_close: bool,
     /// Test hook: fail chosen log I/O operations.
     pub fault_injector: Option<FaultInjector>,
+    /// Where the event log's files live: the real file system (`FsStorage`)
+    /// unless a test swaps in `log::sim::SimStorage`. Only the log goes
+    /// through it; the lock, metadata and snapshots are always real files.
+    pub log_storage: Arc<dyn LogStorage>,
     /// How far an event's time may lag its arrival and still arm triggers.
     pub trigger_freshness_ms: i64,
     /// How long after its due time a fire may still fire (after downtime).
@@ -81,6 +86,7 @@ impl Default for EngineOptions {
             load_snapshot: true,
             snapshot_on_close: true,
             fault_injector: None,
+            log_storage: Arc::new(FsStorage),
             trigger_freshness_ms: crate::rules::DEFAULT_FRESHNESS_MS,
             fire_grace_ms: crate::rules::DEFAULT_FIRE_GRACE_MS,
         }
@@ -223,6 +229,7 @@ const REPLAY_QUEUE_FRAMES: usize = 64;
 /// this one extends the dictionaries and applies everything but the event
 /// value indexes; a third maintains those.
 fn replay(
+    storage: &dyn LogStorage,
     log_dir: &Path,
     mode: RecoveryMode,
     dicts: &mut Dictionaries,
@@ -239,7 +246,7 @@ fn replay(
         crossbeam_channel::bounded::<Arc<ValidatedBatch>>(REPLAY_QUEUE_FRAMES);
     let outcome = std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
-            recovery::recover(log_dir, mode, from, |end, frame| {
+            recovery::recover(storage, log_dir, mode, from, |end, frame| {
                 let corrupt = |why: String| {
                     Error::corrupt(log_dir, format!("record ending at log position {end}: {why}"))
                 };
@@ -363,8 +370,16 @@ impl Engine {
             }
         }
         let mut events = 0;
-        let mut recovered =
-            replay(&log_dir, options.recovery, &mut dicts, &mut dedupe, &mut state, &mut events)?;
+        let storage = options.log_storage.as_ref();
+        let mut recovered = replay(
+            storage,
+            &log_dir,
+            options.recovery,
+            &mut dicts,
+            &mut dedupe,
+            &mut state,
+            &mut events,
+        )?;
         if recovered.end < state.position {
             // The snapshot is ahead of the log (the log lost its tail): it cannot be trusted.
             report.warnings.push(format!(
@@ -382,6 +397,7 @@ impl Engine {
             (dicts, dedupe, state) = fresh();
             events = 0;
             recovered = replay(
+                storage,
                 &log_dir,
                 options.recovery,
                 &mut dicts,
@@ -401,6 +417,7 @@ impl Engine {
             dir: log_dir,
             durability: options.durability,
             chunk_target_bytes: options.chunk_target_bytes,
+            storage: Arc::clone(&options.log_storage),
             fault_injector: options.fault_injector.clone(),
         };
         let (writer_tx, writer_thread) = writer::spawn(config, &recovered, written_tx)?;

@@ -7,7 +7,9 @@
 //! - [`Error::Locked`]: another process holds the data directory.
 //! - [`Error::Poisoned`]: a write or fsync failed earlier; nothing more is acknowledged.
 //!   Restart the process: recovery replays the log.
-//! - [`Error::Io`]: the operating system refused an operation (disk full, permissions).
+//! - [`Error::DiskFull`]: the disk ran out of space; free space on it (and, for the
+//!   event log, restart: the log refuses writes after a failed one).
+//! - [`Error::Io`]: the operating system refused an operation (an I/O error, permissions).
 //! - [`Error::Closed`]: the engine was shut down.
 
 use std::path::PathBuf;
@@ -69,6 +71,14 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The disk ran out of space (`ENOSPC`) while the engine was doing `context`.
+    #[error("{context}: the disk is full ({source}); free space on it")]
+    DiskFull {
+        /// What the engine was doing, with the path.
+        context: String,
+        /// The underlying error (kind `StorageFull`).
+        source: std::io::Error,
+    },
     /// The engine has been closed.
     #[error("the engine is closed")]
     Closed,
@@ -109,6 +119,20 @@ impl Error {
         Error::Corrupt { path: path.into(), reason: reason.into() }
     }
 
+    /// Adds to an I/O error of the log writer what it means for the caller:
+    /// the batch is not acknowledged and the log takes no more writes.
+    pub(crate) fn stopped_the_log(self) -> Self {
+        const NOTE: &str = " (the event log now refuses every write until the process restarts; \
+                            this batch is not acknowledged, and may or may not be in the log)";
+        match self {
+            Error::Io { context, source } => Error::Io { context: context + NOTE, source },
+            Error::DiskFull { context, source } => {
+                Error::DiskFull { context: context + NOTE, source }
+            }
+            other => other,
+        }
+    }
+
     /// Sets the batch index of an `InvalidInput` error (other kinds pass through).
     pub fn at_index(self, i: usize) -> Self {
         match self {
@@ -128,6 +152,9 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io { context: context(), source })
+        self.map_err(|source| match source.kind() {
+            std::io::ErrorKind::StorageFull => Error::DiskFull { context: context(), source },
+            _ => Error::Io { context: context(), source },
+        })
     }
 }

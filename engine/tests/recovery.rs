@@ -186,3 +186,30 @@ fn a_snapshot_ahead_of_the_log_is_ignored_and_removed() {
     assert_eq!(event_count(&engine), 6);
     assert!(!snapshot.exists(), "the stale snapshot was removed");
 }
+
+/// Found by the crash simulation (`log_crash_sim.rs`): a crash while a chunk
+/// is created can leave its 16 header bytes zero-filled or garbage (the size
+/// reached the disk, the data did not). Such a chunk holds no frame, so open
+/// writes its header again instead of refusing the directory; a header with
+/// the whole magic but another version is still refused.
+#[test]
+fn a_new_chunk_whose_header_did_not_land_is_repaired_on_a_real_file_system() {
+    let (dir, ends) = build_log(2);
+    let next = dir.path().join("log").join(format!("{:020}.chunk", ends[1]));
+    let torn: [&[u8]; 4] = [&[0; 16], &[0xA5; 16], &[0; 9], b"NUDGELOG\x07"];
+    for header in torn {
+        fs::write(&next, header).expect("write");
+        let engine = open(dir.path(), &ManualClock::new(NOW));
+        assert_eq!(event_count(&engine), 6, "header {header:?}");
+        assert_eq!(engine.open_report().truncated_bytes, header.len() as u64);
+        drop(engine);
+        assert_eq!(fs::read(&next).expect("read"), nudge_engine::log::format::chunk_header());
+    }
+    let mut newer = nudge_engine::log::format::chunk_header();
+    newer[8] = 9;
+    fs::write(&next, newer).expect("write");
+    match Engine::open(dir.path(), options(&ManualClock::new(NOW))) {
+        Err(Error::Corrupt { reason, .. }) => assert!(reason.contains("version 9"), "{reason}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+}

@@ -13,12 +13,18 @@
 //!   torn tail and refusing mid-log corruption.
 //! - `writer.rs`: the writer thread with group commit, rotation, directory
 //!   fsyncs and poisoning after a failed write or sync.
+//! - `storage.rs`: the file operations the writer and recovery make, behind
+//!   the `LogStorage` trait; `FsStorage` is the real file system.
+//! - `sim.rs`: test support, `SimStorage`, an in-memory storage that simulates
+//!   crashes (unsynced data lost or torn), failing operations and a full disk.
 //!
 //! What this module does not do: decide what a record means (`state/`), or
 //! assign ids (`engine.rs`).
 
 pub mod format;
 pub mod recovery;
+pub mod sim;
+pub mod storage;
 pub mod writer;
 
 /// A position in the log: the number of frame bytes before it, across all chunks.

@@ -4,6 +4,8 @@
 //! version, kind) and handed to the caller, which applies it to derived state.
 //! When a frame cannot be read:
 //!
+//! - a last chunk no longer than a header whose header is not whole (a crash
+//!   during its creation) gets its header written again;
 //! - in the **last** chunk, and no valid frame follows it anywhere in that
 //!   chunk, it is a torn tail left by a crash mid-write: the chunk is truncated
 //!   to the end of the last valid frame (and synced), and opening continues;
@@ -12,11 +14,11 @@
 //!   offset, unless the caller chose `RecoveryMode::Salvage`, which truncates
 //!   at the first damage and removes every later chunk.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Read;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::format::{self, CHUNK_HEADER_BYTES, Frame, FrameError};
+use super::storage::LogStorage;
 use super::{LogPosition, RecoveryMode};
 use crate::error::{Error, IoContext, Result};
 
@@ -48,19 +50,16 @@ pub fn chunk_name(start: LogPosition) -> String {
 }
 
 /// Lists chunk files in position order, checking that their names parse.
-pub fn list_chunks(dir: &Path) -> Result<Vec<ChunkFile>> {
+pub fn list_chunks(storage: &dyn LogStorage, dir: &Path) -> Result<Vec<ChunkFile>> {
     let mut chunks = Vec::new();
-    let entries =
-        fs::read_dir(dir).context(|| format!("listing log directory {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.context(|| format!("listing log directory {}", dir.display()))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    let names = storage.list(dir).context(|| format!("listing log directory {}", dir.display()))?;
+    for name in names {
         let Some(stem) = name.strip_suffix(".chunk") else { continue };
+        let path = dir.join(&name);
         let start = stem
             .parse::<u64>()
-            .map_err(|_| Error::corrupt(entry.path(), "chunk file name is not a log position"))?;
-        chunks.push(ChunkFile { start, path: entry.path() });
+            .map_err(|_| Error::corrupt(&path, "chunk file name is not a log position"))?;
+        chunks.push(ChunkFile { start, path });
     }
     chunks.sort_by_key(|c| c.start);
     Ok(chunks)
@@ -75,32 +74,38 @@ fn valid_frame_follows(bytes: &[u8]) -> Option<usize> {
     })
 }
 
-fn truncate(path: &Path, len: u64) -> Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
+fn truncate(storage: &dyn LogStorage, path: &Path, len: u64) -> Result<()> {
+    let mut file = storage
+        .open_append(path)
         .context(|| format!("opening {} to truncate its torn tail", path.display()))?;
     file.set_len(len).context(|| format!("truncating {}", path.display()))?;
     file.sync_all().context(|| format!("syncing {}", path.display()))
 }
 
-/// Syncs a directory so that file creations, renames and removals in it are durable.
+/// Syncs a directory of the real file system so that file creations, renames
+/// and removals in it are durable (snapshots use it; the log goes through its
+/// `LogStorage`).
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .context(|| format!("syncing directory {}", dir.display()))
 }
 
+fn sync_log_dir(storage: &dyn LogStorage, dir: &Path) -> Result<()> {
+    storage.sync_dir(dir).context(|| format!("syncing directory {}", dir.display()))
+}
+
 /// Reads the log in `dir`, calling `apply(end_position, frame)` for every valid
 /// frame that ends after `from` (frames before `from` are covered by a snapshot
 /// and skipped unread). Repairs a torn tail as described in the module docs.
 pub fn recover(
+    storage: &dyn LogStorage,
     dir: &Path,
     mode: RecoveryMode,
     from: LogPosition,
     mut apply: impl FnMut(LogPosition, Frame) -> Result<()>,
 ) -> Result<Recovered> {
-    let mut chunks = list_chunks(dir)?;
+    let mut chunks = list_chunks(storage, dir)?;
     let mut recovered = Recovered::default();
     let mut decoder = format::FrameDecoder::default();
     let mut buffer: Vec<u8> = Vec::new();
@@ -118,9 +123,8 @@ pub fn recover(
                 ),
             ));
         }
-        let file_len = fs::metadata(&chunk.path)
-            .context(|| format!("reading {}", chunk.path.display()))?
-            .len();
+        let file_len =
+            storage.len(&chunk.path).context(|| format!("reading {}", chunk.path.display()))?;
         let data_len = file_len.saturating_sub(CHUNK_HEADER_BYTES as u64);
         let next_start = chunk.start + data_len;
         // Chunks entirely covered by the snapshot are not read at all.
@@ -131,21 +135,26 @@ pub fn recover(
         }
         // One buffer for every chunk: its pages are faulted in once, not per chunk.
         buffer.clear();
-        File::open(&chunk.path)
-            .and_then(|mut file| file.read_to_end(&mut buffer))
+        storage
+            .read_to_end(&chunk.path, &mut buffer)
             .context(|| format!("reading {}", chunk.path.display()))?;
         let bytes = &buffer[..];
         if let Err(reason) = format::check_chunk_header(bytes) {
-            if is_last
-                && bytes.len() < CHUNK_HEADER_BYTES
-                && bytes.iter().all(|&b| b == 0 || format::CHUNK_MAGIC.contains(&b))
-            {
-                // Created during rotation but the header never reached disk.
-                fs::write(&chunk.path, format::chunk_header())
+            let whole_magic =
+                bytes.len() == CHUNK_HEADER_BYTES && bytes.starts_with(format::CHUNK_MAGIC);
+            if is_last && bytes.len() <= CHUNK_HEADER_BYTES && !whole_magic {
+                // Created during rotation (or as the first chunk) but the header
+                // never reached disk whole: missing, cut, zero-filled or garbage.
+                // Frames are written only after the header is synced, so the
+                // chunk holds none and nothing is lost by writing it again. A
+                // whole magic with another version is a newer build's: refused.
+                let mut file = storage.open_append(&chunk.path).context(|| {
+                    format!("opening {} to rewrite its header", chunk.path.display())
+                })?;
+                file.set_len(0)
+                    .and_then(|()| file.write_all(&format::chunk_header()))
                     .context(|| format!("rewriting header of {}", chunk.path.display()))?;
-                File::open(&chunk.path)
-                    .and_then(|f| f.sync_all())
-                    .context(|| format!("syncing {}", chunk.path.display()))?;
+                file.sync_all().context(|| format!("syncing {}", chunk.path.display()))?;
                 recovered.truncated_bytes += bytes.len() as u64;
                 expected_start = chunk.start;
                 index += 1;
@@ -207,14 +216,14 @@ pub fn recover(
                         ));
                     }
                     recovered.truncated_bytes += (bytes.len() - at) as u64;
-                    truncate(&chunk.path, at as u64)?;
+                    truncate(storage, &chunk.path, at as u64)?;
                     for later in chunks.drain(index + 1..) {
-                        recovered.truncated_bytes +=
-                            fs::metadata(&later.path).map(|m| m.len()).unwrap_or(0);
-                        fs::remove_file(&later.path)
+                        recovered.truncated_bytes += storage.len(&later.path).unwrap_or(0);
+                        storage
+                            .remove(&later.path)
                             .context(|| format!("removing {}", later.path.display()))?;
                     }
-                    sync_dir(dir)?;
+                    sync_log_dir(storage, dir)?;
                     break;
                 }
             }

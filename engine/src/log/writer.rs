@@ -7,6 +7,9 @@
 //! [`Written`]. Many callers therefore share one sync, and the order of
 //! records in the log is the order of the channel.
 //!
+//! At start the last chunk and the log directory are synced once: what
+//! recovery read may never have been synced by the process that wrote it.
+//!
 //! A chunk that would grow past its target size is synced and closed, a new
 //! chunk file is created (header written and synced), and the directory is
 //! synced so the new file survives a crash.
@@ -16,8 +19,6 @@
 //! and a later fsync could falsely succeed), and every request from then on
 //! gets [`Error::Poisoned`]. Recovery after a restart replays what is durable.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -25,7 +26,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::format::{self, CHUNK_HEADER_BYTES};
-use super::recovery::{Recovered, chunk_name, sync_dir};
+use super::recovery::{Recovered, chunk_name};
+use super::storage::{LogFile, LogStorage};
 use super::{Durability, LogPosition};
 use crate::error::{Error, IoContext, Result};
 
@@ -58,6 +60,8 @@ pub struct WriterConfig {
     pub durability: Durability,
     /// Chunk rotation size.
     pub chunk_target_bytes: u64,
+    /// Where the chunks are read and written (`FsStorage` outside tests).
+    pub storage: Arc<dyn LogStorage>,
     /// Test hook: fail chosen I/O operations.
     pub fault_injector: Option<FaultInjector>,
 }
@@ -100,7 +104,7 @@ pub struct Written<T> {
 }
 
 struct ActiveChunk {
-    file: File,
+    file: Box<dyn LogFile>,
     path: PathBuf,
     /// Log position of the chunk's first frame.
     start: LogPosition,
@@ -114,29 +118,39 @@ impl ActiveChunk {
     }
 }
 
-fn create_chunk(dir: &Path, start: LogPosition) -> Result<ActiveChunk> {
+fn create_chunk(storage: &dyn LogStorage, dir: &Path, start: LogPosition) -> Result<ActiveChunk> {
     let path = dir.join(chunk_name(start));
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)
-        .context(|| format!("creating chunk {}", path.display()))?;
+    let mut file =
+        storage.create_new(&path).context(|| format!("creating chunk {}", path.display()))?;
     file.write_all(&format::chunk_header())
         .context(|| format!("writing header of {}", path.display()))?;
     file.sync_all().context(|| format!("syncing {}", path.display()))?;
-    sync_dir(dir)?;
+    storage.sync_dir(dir).context(|| format!("syncing directory {}", dir.display()))?;
     Ok(ActiveChunk { file, path, start, len: 0 })
 }
 
-fn open_last_chunk(dir: &Path, recovered: &Recovered) -> Result<ActiveChunk> {
+fn open_last_chunk(
+    storage: &dyn LogStorage,
+    dir: &Path,
+    recovered: &Recovered,
+) -> Result<ActiveChunk> {
     match recovered.chunks.last() {
-        None => create_chunk(dir, 0),
+        None => create_chunk(storage, dir, 0),
         Some(last) => {
-            let file = OpenOptions::new()
-                .append(true)
-                .open(&last.path)
+            let mut file = storage
+                .open_append(&last.path)
                 .context(|| format!("opening {} for append", last.path.display()))?;
-            let len = file.metadata().context(|| format!("reading {}", last.path.display()))?.len();
+            // The previous process may have written frames it never synced
+            // (`Buffered` mode, a failed fsync, a kill). Recovery has just read
+            // them from the page cache and the engine will rely on them (a
+            // retried batch is acknowledged as a duplicate), so they are made
+            // durable before anything is acknowledged. Its name too: a process
+            // that died between creating it and syncing the directory (or a
+            // recovery that wrote its header again) left it possibly undurable.
+            // One fdatasync and one directory fsync per open.
+            file.sync_data().context(|| format!("syncing {}", last.path.display()))?;
+            storage.sync_dir(dir).context(|| format!("syncing directory {}", dir.display()))?;
+            let len = file.byte_len().context(|| format!("reading {}", last.path.display()))?;
             let len = len.saturating_sub(CHUNK_HEADER_BYTES as u64);
             debug_assert_eq!(last.start + len, recovered.end);
             Ok(ActiveChunk { file, path: last.path.clone(), start: last.start, len })
@@ -190,7 +204,8 @@ impl Writer {
         self.sync()?;
         self.inject(IoOp::Rotate)
             .context(|| format!("creating a chunk in {}", self.config.dir.display()))?;
-        self.chunk = create_chunk(&self.config.dir, self.chunk.end())?;
+        self.chunk =
+            create_chunk(self.config.storage.as_ref(), &self.config.dir, self.chunk.end())?;
         Ok(())
     }
 
@@ -247,7 +262,7 @@ impl Writer {
                         let cause = error.to_string();
                         self.poisoned = Some(cause.clone());
                         // The first request learns the I/O error itself, the rest that the log is poisoned.
-                        let mut first = Some(error);
+                        let mut first = Some(error.stopped_the_log());
                         group
                             .iter()
                             .map(|_| {
@@ -281,7 +296,7 @@ pub fn spawn<T: Send + 'static>(
     recovered: &Recovered,
     output: Sender<Written<T>>,
 ) -> Result<(Sender<Request<T>>, JoinHandle<()>)> {
-    let chunk = open_last_chunk(&config.dir, recovered)?;
+    let chunk = open_last_chunk(config.storage.as_ref(), &config.dir, recovered)?;
     let writer =
         Writer { config, chunk, buffer: Vec::with_capacity(1 << 20), dirty: false, poisoned: None };
     // Bounded so that a slow disk pushes back on callers instead of growing memory.
