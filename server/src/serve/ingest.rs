@@ -156,12 +156,51 @@ fn process(engine: &Engine, jobs: Vec<Job>) {
                 process(engine, rest);
             }
         }
-        Err(_) => {
-            for job in jobs {
-                alone(engine, job);
+        Err(error) => match storage_failure_copy(&error) {
+            // The log refused the write: every request gets that answer (ingesting
+            // each alone would only meet the poisoned writer).
+            Some(copy) => {
+                let mut jobs = jobs.into_iter();
+                if let Some(first) = jobs.next() {
+                    let _ = first.reply.send(Err(Error::Engine(error)));
+                }
+                for job in jobs {
+                    let _ = job.reply.send(Err(Error::Engine(copy())));
+                }
             }
-        }
+            None => {
+                for job in jobs {
+                    alone(engine, job);
+                }
+            }
+        },
     }
+}
+
+/// For a failure of the log itself (I/O, full disk, poisoned, closed), a
+/// way to make more of the same error; `None` for anything about the records.
+fn storage_failure_copy(
+    error: &nudge_engine::Error,
+) -> Option<Box<dyn Fn() -> nudge_engine::Error>> {
+    use nudge_engine::Error as E;
+    let io = |source: &std::io::Error| std::io::Error::new(source.kind(), source.to_string());
+    let make: Box<dyn Fn() -> E> = match error {
+        E::Io { context, source } => {
+            let (context, source) = (context.clone(), io(source));
+            Box::new(move || E::Io { context: context.clone(), source: io(&source) })
+        }
+        E::DiskFull { context, source } => {
+            let (context, source) = (context.clone(), io(source));
+            Box::new(move || E::DiskFull { context: context.clone(), source: io(&source) })
+        }
+        E::Poisoned { cause } => {
+            let cause = cause.clone();
+            Box::new(move || E::Poisoned { cause: cause.clone() })
+        }
+        E::Closed => Box::new(|| E::Closed),
+        _ => return None,
+    };
+    Some(make)
 }
 
 #[cfg(test)]
@@ -235,5 +274,29 @@ mod tests {
         let accepted: usize = answers.iter().map(|a| a.accepted).sum();
         assert_eq!((accepted, duplicates), (180, 20));
         assert_eq!(count(&engine, r#"did "Hit""#), 180);
+    }
+
+    #[test]
+    fn a_storage_failure_answers_every_coalesced_request_with_that_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let full: nudge_engine::log::writer::FaultInjector = std::sync::Arc::new(|op| {
+            if op == nudge_engine::log::writer::IoOp::Write {
+                return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+            }
+            Ok(())
+        });
+        let options = EngineOptions { fault_injector: Some(full), ..Default::default() };
+        let engine = Engine::open(dir.path(), options).unwrap();
+        let e = |user: &str| -> Record { Event::new(user, "Seen").into() };
+        let (jobs, answers): (Vec<_>, Vec<_>) =
+            ["a", "b", "c"].into_iter().map(|u| job(vec![e(u)])).unzip();
+        process(&engine, jobs);
+        for answer in answers {
+            match answer.blocking_recv().unwrap() {
+                Err(Error::Engine(nudge_engine::Error::DiskFull { .. })) => {}
+                other => panic!("expected the full disk for every request, got {other:?}"),
+            }
+        }
+        assert_eq!(count(&engine, r#"did "Seen""#), 0);
     }
 }

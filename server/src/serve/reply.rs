@@ -1,8 +1,13 @@
 //! How errors become HTTP answers: `{"error": {"code", "message", ...}}` with
 //! a status that tells the client what to do (400 fix the request, 401/403
 //! use the right key, 404, 413 send less, 429 slow down, 503 retry later,
-//! 500 tell the operator). Extra members say where: `index` and `field` for
-//! a bad record, `line`, `column` and `rendered` for a bad query.
+//! 507 the server's disk is full, 500 tell the operator). Extra members say
+//! where: `index` and `field` for a bad record, `line`, `column` and
+//! `rendered` for a bad query.
+//!
+//! A server-side failure (5xx) answers with a message that names no file or
+//! path (the write key is public: browsers see these answers); the details go
+//! to standard error for the operator.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -42,6 +47,7 @@ pub fn status_of(error: &Error) -> (StatusCode, &'static str) {
         Error::Engine(E::Poisoned { .. } | E::Closed) => {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         }
+        Error::Engine(E::DiskFull { .. }) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
         Error::Engine(_) | Error::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
@@ -49,7 +55,12 @@ pub fn status_of(error: &Error) -> (StatusCode, &'static str) {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = status_of(&self);
-        let message = self.to_string();
+        let message = if status.is_server_error() {
+            eprintln!("nudge: answering {}: {self}", status.as_u16());
+            public_message(&self)
+        } else {
+            self.to_string()
+        };
         match self {
             Error::Invalid { field, index, .. } => {
                 body(status, code, message, json!({"field": field, "index": index}))
@@ -88,6 +99,30 @@ impl IntoResponse for Error {
     }
 }
 
+/// What a client is told about a server-side failure: what happened and
+/// what to do, without paths or the operating system's words.
+fn public_message(error: &Error) -> String {
+    use nudge_engine::Error as E;
+    match error {
+        Error::Engine(E::DiskFull { .. }) => {
+            "the server's disk is full: this request was not acknowledged; retry it with the \
+             same event ids once the operator has freed space"
+                .into()
+        }
+        Error::Engine(E::Poisoned { .. }) => "the server stopped accepting writes after a \
+             storage failure: this request was not acknowledged; retry it with the same event \
+             ids after the server restarts"
+            .into(),
+        Error::Engine(E::Closed) => "the server is shutting down; retry shortly".into(),
+        Error::Engine(E::Io { .. }) | Error::Io { .. } => {
+            "the server could not store or read its data: this request was not acknowledged; \
+             the operator has the details"
+                .into()
+        }
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +133,23 @@ mod tests {
         assert_eq!(status_of(&error), (StatusCode::UNPROCESSABLE_ENTITY, "query_stopped"));
         let response = error.into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn server_failures_name_no_path_and_a_full_disk_answers_507() {
+        let full = Error::Engine(nudge_engine::Error::DiskFull {
+            context: "writing /srv/nudge/log/00000001.chunk".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        });
+        assert_eq!(status_of(&full), (StatusCode::INSUFFICIENT_STORAGE, "disk_full"));
+        let text = public_message(&full);
+        assert!(text.contains("disk is full") && !text.contains("/srv"), "{text}");
+        let io = Error::Engine(nudge_engine::Error::Io {
+            context: "reading /srv/nudge/log".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        assert!(!public_message(&io).contains("/srv"));
+        assert_eq!(full.into_response().status(), StatusCode::INSUFFICIENT_STORAGE);
     }
 
     #[test]
