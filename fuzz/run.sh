@@ -17,6 +17,8 @@
 # A crash is written to fuzz/artifacts/<target>/ and makes the script fail.
 set -euo pipefail
 cd "$(dirname "$0")"
+# Instrumented release builds stay in fuzz/target, apart from the workspace's.
+unset CARGO_TARGET_DIR
 
 ALL_TARGETS=(query_parse json_record api_json http_api log_frame log_recovery snapshot_decode)
 seconds="${1:-60}"
