@@ -55,9 +55,13 @@ run_one() {
   local target="$1" dict=()
   if [ -f "dictionaries/$target.dict" ]; then dict=("-dict=dictionaries/$target.dict"); fi
   mkdir -p "work/$target" "artifacts/$target"
+  local status=0
   cargo "$toolchain" fuzz run -s "$sanitizer" "$target" "work/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb="$rss_mb" -timeout="$timeout_s" \
-    -print_final_stats=1 "${dict[@]}" >"work/logs/$target.log" 2>&1
+    -print_final_stats=1 "${dict[@]}" >"work/logs/$target.log" 2>&1 || status=$?
+  # Scratch directories of the targets (libFuzzer exits without running destructors).
+  rm -rf /dev/shm/nudge-fuzz-"$target"-* "${TMPDIR:-/tmp}"/nudge-fuzz-"$target"-*
+  return "$status"
 }
 
 failed=()

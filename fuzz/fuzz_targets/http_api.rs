@@ -70,7 +70,11 @@ fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
         let shm = std::path::Path::new("/dev/shm");
-        let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
+        // libFuzzer exits without running destructors: fuzz/run.sh removes
+        // `nudge-fuzz-http_api-*` directories after the run.
+        let mut scratch = tempfile::Builder::new();
+        scratch.prefix("nudge-fuzz-http_api-");
+        let dir = if shm.is_dir() { scratch.tempdir_in(shm) } else { scratch.tempdir() };
         let dir = dir.expect("a scratch data directory");
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

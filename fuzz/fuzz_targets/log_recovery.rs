@@ -35,7 +35,11 @@ fn scratch() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
+        // libFuzzer exits without running destructors: fuzz/run.sh removes
+        // `nudge-fuzz-log_recovery-*` directories after the run.
+        let mut scratch = tempfile::Builder::new();
+        scratch.prefix("nudge-fuzz-log_recovery-");
+        let dir = if shm.is_dir() { scratch.tempdir_in(shm) } else { scratch.tempdir() };
         dir.expect("a scratch directory")
     })
     .path()
