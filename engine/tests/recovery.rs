@@ -213,3 +213,23 @@ fn a_new_chunk_whose_header_did_not_land_is_repaired_on_a_real_file_system() {
         other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
     }
 }
+
+/// Found by the `log_recovery` fuzz target: with a snapshot ahead of the log, the hop over
+/// frames the snapshot covers followed a torn frame's length past the end of the chunk and
+/// then sliced beyond it (a panic at open). The torn tail is cut and the snapshot ignored.
+#[test]
+fn a_snapshot_ahead_of_a_torn_frame_header_is_ignored() {
+    let (dir, ends) = build_log(3);
+    let clock = ManualClock::new(NOW);
+    let engine = open(dir.path(), &clock);
+    engine.snapshot().expect("snapshot");
+    drop(engine);
+    // The second record keeps its frame header only: its length points past the end.
+    let chunk = chunk_path(dir.path());
+    let bytes = fs::read(&chunk).expect("read");
+    let cut = (HEADER + ends[0]) as usize + 12;
+    fs::write(&chunk, &bytes[..cut]).expect("write");
+    let engine = open(dir.path(), &clock);
+    assert_eq!(engine.open_report().snapshot_position, None);
+    assert_eq!(event_count(&engine), 3);
+}

@@ -89,6 +89,10 @@ fn flatten_into(
     }
     for (key, value) in object {
         let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        if key.is_empty() {
+            // `{"": {"a": 1}}` would otherwise become `a`, and `{"a": {"": 1}}` `a.`.
+            return Err(field_error(&path, "property names must not be empty"));
+        }
         match value {
             Json::Object(inner) => flatten_into(&path, inner, depth + 1, out)?,
             Json::Array(items) => {
@@ -415,6 +419,16 @@ mod tests {
                 "invalid `increment.n`: expected a number",
             ),
             (r#"{"type": "thing"}"#, "invalid `type`: \"thing\" is not one of"),
+            // Found by the `json_record` fuzz target: an empty name in a nested object
+            // made `{"": {"a": 1}}` the property `a`, next to a real `a`.
+            (
+                r#"{"type": "profile", "user_id": "u", "set": {"a": 1, "": {"a": 2}}}"#,
+                "invalid `set.`: property names must not be empty",
+            ),
+            (
+                r#"{"user_id": "u", "name": "E", "props": {"a": {"": 1}}}"#,
+                "invalid `props.a.`: property names must not be empty",
+            ),
             (r#"[1]"#, "expected a JSON object, found an array"),
         ];
         for (text, expected) in cases {

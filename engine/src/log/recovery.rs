@@ -169,7 +169,8 @@ pub fn recover(
             // hop does not land exactly on `from`, fall back to checking every frame.
             let (mut hop_at, mut hop_position) = (at, position);
             while hop_position < from {
-                let Some(len) = format::frame_len(&bytes[hop_at..]) else { break };
+                // A length field may point past the end of a damaged chunk.
+                let Some(len) = bytes.get(hop_at..).and_then(format::frame_len) else { break };
                 hop_at += len;
                 hop_position += len as u64;
             }

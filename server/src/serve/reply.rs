@@ -3,13 +3,16 @@
 //! use the right key, 404, 413 send less, 429 slow down, 503 retry later,
 //! 507 the server's disk is full, 500 tell the operator). Extra members say
 //! where: `index` and `field` for a bad record, `line`, `column` and
-//! `rendered` for a bad query.
+//! `rendered` for a bad query. Refusals that axum answers by itself get the
+//! same shape ([`json_rejections`]).
 //!
 //! A server-side failure (5xx) answers with a message that names no file or
 //! path (the write key is public: browsers see these answers); the details go
 //! to standard error for the operator.
 
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -123,9 +126,77 @@ fn public_message(error: &Error) -> String {
     }
 }
 
+/// Longest text of an axum rejection kept as the message of its JSON error.
+pub const MAX_REJECTION_BYTES: usize = 4096;
+
+/// Middleware: gives a 4xx that is not JSON (axum's own refusals: a path segment
+/// that is not UTF-8, a bad query string, a method the route lacks) the API's
+/// `{"error": {"code", "message"}}` shape, keeping its status and headers
+/// (`Allow` on a 405).
+pub async fn json_rejections(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let (mut parts, text) = response.into_parts();
+    let text = axum::body::to_bytes(text, MAX_REJECTION_BYTES).await.unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().to_owned();
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("refused").to_owned();
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        _ => "bad_request",
+    };
+    let answer = body(status, code, message, json!({}));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(answer.headers().clone());
+    let (_, json) = answer.into_parts();
+    Response::from_parts(parts, json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `http_api` fuzz target: a segment name that is not UTF-8 got axum's
+    /// plain-text 400, and a missing method an empty 405, not the API's JSON error.
+    #[tokio::test]
+    async fn axum_rejections_answer_json_errors() {
+        use axum::routing::put;
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/v1/segments/{name}", put(|_: axum::extract::Path<String>| async { "ok" }))
+            .layer(axum::middleware::from_fn(json_rejections));
+        for (method, uri, status, code) in [
+            ("PUT", "/v1/segments/%BA", StatusCode::BAD_REQUEST, "bad_request"),
+            ("GET", "/v1/segments/s", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        ] {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            let response = app.clone().oneshot(request).await.expect("infallible");
+            assert_eq!(response.status(), status, "{method} {uri}");
+            let allow = response.headers().get(header::ALLOW).cloned();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+            let json: Value = serde_json::from_slice(&bytes).expect("a JSON body");
+            assert_eq!(json["error"]["code"], code, "{json}");
+            assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{json}");
+            if status == StatusCode::METHOD_NOT_ALLOWED {
+                assert!(allow.is_some(), "the Allow header is kept");
+            }
+        }
+    }
 
     #[test]
     fn a_stopped_query_answers_422_with_its_deadline() {

@@ -92,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin)
         .merge(public)
         .fallback(not_found)
+        .layer(middleware::from_fn(super::reply::json_rejections))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
 }
