@@ -1,6 +1,7 @@
 //! How errors become HTTP answers: `{"error": {"code", "message", ...}}` with
 //! a status that tells the client what to do (400 fix the request, 401/403
-//! use the right key, 404, 413 send less, 429 slow down, 503 retry later,
+//! use the right key, 404, 408 send faster, 413 send less, 429 slow down,
+//! 503 retry later (with `Retry-After` when the server is overloaded),
 //! 500 tell the operator). Extra members say where: `index` and `field` for
 //! a bad record, `line`, `column` and `rendered` for a bad query.
 
@@ -39,6 +40,8 @@ pub fn status_of(error: &Error) -> (StatusCode, &'static str) {
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
         Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Error::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        Error::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
         Error::Engine(E::Poisoned { .. } | E::Closed) => {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         }
@@ -66,11 +69,11 @@ impl IntoResponse for Error {
                 message,
                 json!({"line": line, "column": column, "rendered": rendered}),
             ),
-            Error::RateLimited { retry_after_s } => {
+            Error::RateLimited { retry_after_s } | Error::Overloaded { retry_after_s, .. } => {
                 let mut response = body(status, code, message, json!({}));
-                if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
                 response
             }
             Error::Unauthorized(_) => {
@@ -95,5 +98,13 @@ mod tests {
         assert_eq!(status_of(&error), (StatusCode::UNPROCESSABLE_ENTITY, "query_stopped"));
         let response = error.into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn overload_answers_503_with_retry_after() {
+        let error = Error::Overloaded { reason: "test".into(), retry_after_s: 2 };
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER), Some(&HeaderValue::from(2u64)));
     }
 }
