@@ -8,6 +8,10 @@
 //! - [`Error::NotFound`]: no such segment, campaign or path (404).
 //! - [`Error::TooLarge`]: send less per request (413).
 //! - [`Error::RateLimited`]: slow down and retry after the given seconds (429).
+//! - [`Error::Overloaded`]: the server is at a capacity limit (requests in
+//!   flight, the ingest queue); nothing was done, retry after the given
+//!   seconds (503).
+//! - [`Error::TimedOut`]: the request body stopped arriving; send it faster (408).
 //! - [`Error::Engine`]: the engine refused (bad record, locked or damaged data
 //!   directory, failed disk); its message says which.
 //! - [`Error::Io`]: reading input or writing output failed.
@@ -63,6 +67,17 @@ pub enum Error {
         /// Seconds until a request would be admitted.
         retry_after_s: u64,
     },
+    /// The server is at a capacity limit and did nothing with the request.
+    #[error("the server is overloaded ({reason}); retry in {retry_after_s} s")]
+    Overloaded {
+        /// Which limit was reached.
+        reason: String,
+        /// Seconds to wait before retrying.
+        retry_after_s: u64,
+    },
+    /// The request body stopped arriving for longer than the body timeout.
+    #[error("{0}")]
+    TimedOut(String),
     /// The engine refused.
     #[error(transparent)]
     Engine(#[from] nudge_engine::Error),

@@ -10,10 +10,15 @@
 //! that request gets the error (with its own index) and the others are
 //! ingested again without it; any other failure retries each request alone, so
 //! each gets its own answer.
+//!
+//! The queue is bounded and never waits: when it is full a request is refused
+//! at once with [`Error::Overloaded`] (HTTP 503 with `Retry-After`), before
+//! anything is written, so overload shows up as fast refusals rather than as a
+//! growing queue or callers waiting without bound.
 
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use nudge_engine::{Engine, Record};
 use tokio::sync::oneshot;
 
@@ -23,8 +28,11 @@ use crate::error::{Error, Result};
 pub const MAX_COALESCED_RECORDS: usize = nudge_engine::limits::MAX_BATCH_RECORDS;
 /// Threads taking requests from the queue (one ingests while another waits for its fsync).
 pub const INGEST_THREADS: usize = 3;
-/// Requests that may wait in the queue; beyond it callers get 503-like backpressure by waiting.
-pub const QUEUE_CAPACITY: usize = 65_536;
+/// Requests that may wait in the queue; beyond it callers are refused with 503.
+/// The in-flight request limit (`--max-in-flight`) normally binds first.
+pub const QUEUE_CAPACITY: usize = 1024;
+/// What a refused caller is told to wait before retrying, in seconds.
+pub const QUEUE_FULL_RETRY_AFTER_S: u64 = 1;
 
 /// What one request got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,15 +68,17 @@ impl IngestQueue {
         Ok(IngestQueue { jobs })
     }
 
-    /// Ingests `records` atomically; answers after they are durable.
+    /// Ingests `records` atomically; answers after they are durable. A full
+    /// queue refuses at once with [`Error::Overloaded`], having written nothing.
     pub async fn ingest(&self, records: Vec<Record>) -> Result<Acked> {
         let (reply, answer) = oneshot::channel();
-        let jobs = self.jobs.clone();
-        // The queue is bounded: a full queue waits on the blocking pool, not on an async worker.
-        tokio::task::spawn_blocking(move || jobs.send(Job { records, reply }))
-            .await
-            .map_err(|e| Error::Usage(format!("the request was cancelled: {e}")))?
-            .map_err(|_| Error::Engine(nudge_engine::Error::Closed))?;
+        self.jobs.try_send(Job { records, reply }).map_err(|e| match e {
+            TrySendError::Full(_) => Error::Overloaded {
+                reason: format!("the ingest queue holds {} requests", self.jobs.len()),
+                retry_after_s: QUEUE_FULL_RETRY_AFTER_S,
+            },
+            TrySendError::Disconnected(_) => Error::Engine(nudge_engine::Error::Closed),
+        })?;
         answer.await.map_err(|_| Error::Engine(nudge_engine::Error::Closed))?
     }
 }
@@ -244,6 +254,31 @@ mod tests {
         );
         assert_eq!(count(&engine, r#"did "Seen""#), 2, "a and c; nothing of b's request");
         assert_eq!(count(&engine, r#"did "Seen" at least 2 times"#), 1);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_at_once_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path(), EngineOptions::default()).unwrap());
+        // Nobody takes from a queue of one: the first request stays and fills it.
+        let (jobs, _taken_by_nobody) = crossbeam_channel::bounded(1);
+        let queue = IngestQueue { jobs };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let waiting = queue.clone();
+            let first = tokio::spawn(async move {
+                waiting.ingest(vec![Event::new("a", "Queued").into()]).await
+            });
+            while queue.jobs.is_empty() {
+                tokio::task::yield_now().await;
+            }
+            match queue.ingest(vec![Event::new("b", "Refused").into()]).await {
+                Err(Error::Overloaded { retry_after_s, .. }) => assert!(retry_after_s >= 1),
+                other => panic!("{other:?}"),
+            }
+            first.abort();
+        });
+        assert_eq!(count(&engine, r#"did "Refused""#), 0);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! Ingest rates are counters (`rate()` them), query latency is a histogram,
 //! push outcomes are counted by push service (`fcm`, `mozilla`, `apple`,
 //! `wns`, `other`, never the endpoint), outcome and status, and queue depths
-//! are read from the engine at scrape time.
+//! are read from the engine at scrape time. Load shedding is counted too:
+//! requests refused at the in-flight limit, connections open, refused at the
+//! connection limit, and closed for idling.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -39,6 +41,14 @@ pub struct Metrics {
     pub pending_fires: Gauge,
     /// VAPID tokens minted.
     pub vapid_mints: Gauge,
+    /// Requests refused at the in-flight limit (503).
+    pub overloaded: Counter,
+    /// Connections open now.
+    pub connections_open: Gauge,
+    /// Connections closed at once because the connection limit was reached.
+    pub connections_refused: Counter,
+    /// Connections closed because no request arrived in time (idle or slow headers).
+    pub connections_idle_closed: Counter,
 }
 
 impl Default for Metrics {
@@ -62,6 +72,10 @@ impl Metrics {
             outbox_depth: Gauge::default(),
             pending_fires: Gauge::default(),
             vapid_mints: Gauge::default(),
+            overloaded: Counter::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
+            connections_idle_closed: Counter::default(),
         };
         let registry = &mut metrics.registry;
         registry.register("http_requests", "HTTP requests answered", metrics.http_requests.clone());
@@ -105,6 +119,26 @@ impl Metrics {
             "vapid_tokens_minted",
             "VAPID tokens minted since start",
             metrics.vapid_mints.clone(),
+        );
+        registry.register(
+            "overloaded_requests",
+            "Requests refused at the in-flight limit",
+            metrics.overloaded.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "HTTP connections open",
+            metrics.connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once at the connection limit",
+            metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_idle_closed",
+            "Connections closed because no request arrived in time",
+            metrics.connections_idle_closed.clone(),
         );
         metrics
     }

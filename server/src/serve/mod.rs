@@ -7,6 +7,11 @@
 //! campaigns. Shutdown stops accepting connections, lets requests in flight
 //! finish (every acknowledged write is already fsynced), stops the loops and
 //! closes the engine, which writes a snapshot.
+//!
+//! Overload is refused fast rather than queued: at most `--max-connections`
+//! connections ([`connections`]), `--max-in-flight` requests being worked on
+//! ([`admission`], 503 `overloaded`), a bounded ingest queue ([`ingest`], 503
+//! when full) and per-key request rates (429), each refusal with `Retry-After`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,12 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tower::ServiceBuilder;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use nudge_engine::outbox::OutboxLoop;
 use nudge_engine::{Engine, EngineOptions, FireLoop};
@@ -28,7 +27,9 @@ use crate::error::{Error, Result};
 use crate::sender::Sender;
 use crate::webpush::vapid::Vapid;
 
+pub mod admission;
 pub mod assets;
+pub mod connections;
 pub mod demo;
 pub mod ingest;
 pub mod keys;
@@ -42,14 +43,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const VAPID_KEY_FILE: &str = "vapid.pk8";
 /// Default VAPID `sub` claim; set `--vapid-subject` to a real contact.
 pub const DEFAULT_VAPID_SUBJECT: &str = "mailto:push-operator@nudge-demo.dev";
-/// Time allowed for a client to send its request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time allowed for a client to send its request body.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time allowed for a whole request.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long shutdown waits for requests in flight.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub use connections::{
+    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT, SHUTDOWN_GRACE,
+};
 /// Default requests per second admitted per key.
 pub const DEFAULT_RATE_LIMIT: u32 = 200_000;
 
@@ -80,6 +76,29 @@ pub struct ServeOptions {
     /// Requests per second admitted for the admin key.
     #[arg(long, default_value_t = DEFAULT_RATE_LIMIT)]
     pub admin_rate_limit: u32,
+    /// Most requests worked on at once; more are refused with 503 (`/healthz` and `/metrics` exempt).
+    #[arg(long, default_value_t = admission::MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_in_flight: usize,
+    /// Most connections open at once; more are closed as soon as they are accepted.
+    #[arg(long, default_value_t = MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_connections: usize,
+    /// Milliseconds a connection may take to send a request head (from accept or its last answer).
+    #[arg(long, default_value_t = HEADER_READ_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_ms: u64,
+    /// Longest pause in milliseconds while a request body arrives (408 beyond).
+    #[arg(long, default_value_t = BODY_READ_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_ms: u64,
+}
+
+impl ServeOptions {
+    /// The connection limits these flags ask for.
+    pub fn connection_limits(&self) -> connections::ConnectionLimits {
+        connections::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+        }
+    }
 }
 
 /// What the handlers share.
@@ -100,26 +119,13 @@ pub struct AppState {
     pub write_limiter: DefaultDirectRateLimiter,
     /// Admission for the admin key.
     pub admin_limiter: DefaultDirectRateLimiter,
+    /// The budget of requests in flight.
+    pub in_flight: admission::InFlight,
 }
 
 fn limiter(per_second: u32) -> DefaultDirectRateLimiter {
     let rate = std::num::NonZeroU32::new(per_second.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
     RateLimiter::direct(Quota::per_second(rate).allow_burst(rate))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -159,9 +165,10 @@ pub fn run(options: ServeOptions) -> Result<()> {
         sender: sender.clone(),
         ingest: ingest::IngestQueue::start(engine.clone())
             .map_err(|e| Error::Io { context: "starting the ingest threads".into(), source: e })?,
-        metrics,
+        metrics: metrics.clone(),
         write_limiter: limiter(options.write_rate_limit),
         admin_limiter: limiter(options.admin_rate_limit),
+        in_flight: admission::InFlight::new(options.max_in_flight),
     });
     let listener =
         runtime.block_on(tokio::net::TcpListener::bind(options.listen)).map_err(|e| Error::Io {
@@ -210,7 +217,8 @@ pub fn run(options: ServeOptions) -> Result<()> {
         );
     }
 
-    runtime.block_on(serve(listener, routes::router(state)));
+    let limits = options.connection_limits();
+    runtime.block_on(connections::serve(listener, routes::router(state), limits, metrics));
     println!("nudge: shutting down");
     drop(outbox);
     drop(fires);
@@ -225,42 +233,4 @@ pub fn run(options: ServeOptions) -> Result<()> {
     engine.close()?;
     println!("nudge: stopped");
     Ok(())
-}
-
-/// Accepts connections until a shutdown signal, then drains them.
-async fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
-    let app = ServiceBuilder::new()
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
-        .service(router);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-    let graceful = GracefulShutdown::new();
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
-            _ = &mut signal => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {},
-        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            eprintln!("nudge: connections still open after {} s; closing them", SHUTDOWN_GRACE.as_secs());
-        }
-    }
 }

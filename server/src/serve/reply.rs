@@ -1,7 +1,8 @@
 //! How errors become HTTP answers: `{"error": {"code", "message", ...}}` with
 //! a status that tells the client what to do (400 fix the request, 401/403
-//! use the right key, 404, 413 send less, 429 slow down, 503 retry later,
-//! 507 the server's disk is full, 500 tell the operator). Extra members say
+//! use the right key, 404, 408 send faster, 413 send less, 429 slow down,
+//! 503 retry later (with `Retry-After` when the server is overloaded), 507
+//! the server's disk is full, 500 tell the operator). Extra members say
 //! where: `index` and `field` for a bad record, `line`, `column` and
 //! `rendered` for a bad query. Refusals that axum answers by itself get the
 //! same shape ([`json_rejections`]).
@@ -47,6 +48,8 @@ pub fn status_of(error: &Error) -> (StatusCode, &'static str) {
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
         Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Error::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        Error::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
         Error::Engine(E::Poisoned { .. } | E::Closed) => {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         }
@@ -58,11 +61,12 @@ pub fn status_of(error: &Error) -> (StatusCode, &'static str) {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = status_of(&self);
-        let message = if status.is_server_error() {
-            eprintln!("nudge: answering {}: {self}", status.as_u16());
-            public_message(&self)
-        } else {
-            self.to_string()
+        let message = match public_message(&self) {
+            Some(public) => {
+                eprintln!("nudge: answering {}: {self}", status.as_u16());
+                public
+            }
+            None => self.to_string(),
         };
         match self {
             Error::Invalid { field, index, .. } => {
@@ -83,11 +87,11 @@ impl IntoResponse for Error {
                 message,
                 json!({"line": line, "column": column, "rendered": rendered}),
             ),
-            Error::RateLimited { retry_after_s } => {
+            Error::RateLimited { retry_after_s } | Error::Overloaded { retry_after_s, .. } => {
                 let mut response = body(status, code, message, json!({}));
-                if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
                 response
             }
             Error::Unauthorized(_) => {
@@ -102,11 +106,12 @@ impl IntoResponse for Error {
     }
 }
 
-/// What a client is told about a server-side failure: what happened and
-/// what to do, without paths or the operating system's words.
-fn public_message(error: &Error) -> String {
+/// What a client is told about a failure of the server's storage: what
+/// happened and what to do, without paths or the operating system's words;
+/// `None` for every other error, whose own text is the message.
+fn public_message(error: &Error) -> Option<String> {
     use nudge_engine::Error as E;
-    match error {
+    let text = match error {
         Error::Engine(E::DiskFull { .. }) => {
             "the server's disk is full: this request was not acknowledged; retry it with the \
              same event ids once the operator has freed space"
@@ -122,8 +127,9 @@ fn public_message(error: &Error) -> String {
              the operator has the details"
                 .into()
         }
-        other => other.to_string(),
-    }
+        _ => return None,
+    };
+    Some(text)
 }
 
 /// Longest text of an axum rejection kept as the message of its JSON error.
@@ -213,13 +219,13 @@ mod tests {
             source: std::io::Error::from(std::io::ErrorKind::StorageFull),
         });
         assert_eq!(status_of(&full), (StatusCode::INSUFFICIENT_STORAGE, "disk_full"));
-        let text = public_message(&full);
+        let text = public_message(&full).expect("a public message");
         assert!(text.contains("disk is full") && !text.contains("/srv"), "{text}");
         let io = Error::Engine(nudge_engine::Error::Io {
             context: "reading /srv/nudge/log".into(),
             source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
         });
-        assert!(!public_message(&io).contains("/srv"));
+        assert!(!public_message(&io).expect("a public message").contains("/srv"));
         assert_eq!(full.into_response().status(), StatusCode::INSUFFICIENT_STORAGE);
     }
 
@@ -228,5 +234,13 @@ mod tests {
         let error = Error::Engine(nudge_engine::Error::QueryOverMemory { limit_bytes: 4096 });
         assert_eq!(status_of(&error), (StatusCode::UNPROCESSABLE_ENTITY, "query_stopped"));
         assert!(error.to_string().contains("memory limit of 4096 bytes"), "{error}");
+    }
+
+    #[test]
+    fn overload_answers_503_with_retry_after() {
+        let error = Error::Overloaded { reason: "test".into(), retry_after_s: 2 };
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER), Some(&HeaderValue::from(2u64)));
     }
 }

@@ -25,6 +25,7 @@ use nudge_engine::stats::Engagement;
 use nudge_engine::{Engine, QueryOptions, Record};
 
 use super::AppState;
+use super::admission::refuse;
 use super::keys::Role;
 use crate::api_json;
 use crate::error::{Error, Result};
@@ -93,6 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(public)
         .fallback(not_found)
         .layer(middleware::from_fn(super::reply::json_rejections))
+        .layer(middleware::from_fn_with_state(state.clone(), super::admission::admit))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
 }
@@ -142,28 +144,43 @@ fn role(state: &AppState, headers: &HeaderMap) -> Result<Role> {
 async fn require_write(State(state): Shared, request: Request, next: Next) -> Response {
     match role(&state, request.headers()) {
         Ok(_) => next.run(request).await,
-        Err(e) => e.into_response(),
+        Err(e) => refuse(request, e).await,
     }
 }
 
 async fn require_admin(State(state): Shared, request: Request, next: Next) -> Response {
     match role(&state, request.headers()) {
         Ok(Role::Admin) => next.run(request).await,
-        Ok(Role::Write) => Error::Forbidden(
-            "the write key may only send events, profiles, subscriptions and engagement; this needs the admin key"
-                .into(),
-        )
-        .into_response(),
-        Err(e) => e.into_response(),
+        Ok(Role::Write) => {
+            let error = Error::Forbidden(
+                "the write key may only send events, profiles, subscriptions and engagement; this needs the admin key"
+                    .into(),
+            );
+            refuse(request, error).await
+        }
+        Err(e) => refuse(request, e).await,
     }
+}
+
+/// Whether `error` or one of its causes is a `T`.
+fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<T>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Reads a JSON body of at most `limit` bytes.
 async fn read_json(body: Body, limit: usize) -> Result<Value> {
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-        {
+        if caused_by::<http_body_util::LengthLimitError>(&e) {
             Error::TooLarge(format!("the body is larger than {limit} bytes"))
+        } else if caused_by::<tower_http::timeout::TimeoutError>(&e) {
+            Error::TimedOut("the request body stopped arriving; send it without pauses".into())
         } else {
             Error::Usage(format!("the request body could not be read: {e}"))
         }
