@@ -204,13 +204,14 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
     println!("{table}");
     failures.extend(verdicts(&reports, stored, max_rss_mib));
     let peak = rss.iter().map(|(_, _, hwm)| *hwm).max().unwrap_or(0);
-    println!(
-        "server peak RSS (VmHWM) {} MiB; RSS after the run {} MiB; {} health probes, {} failed",
+    let summary = format!(
+        "Server peak RSS (VmHWM) {} MiB, RSS after the run {} MiB; {} health probes, {} failed",
         peak / 1024,
         rss_end.map_or(0, |(r, _)| r / 1024),
         probes.len(),
         probes.iter().filter(|(_, r)| r.is_err()).count(),
     );
+    println!("{summary}");
 
     if !args.check && !args.no_docs {
         let profile = nudge_benches::serve::nudge_binary()?
@@ -224,9 +225,10 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
              `cargo run --release -p nudge-benches --bin load --{}{}` ({profile} build of `nudge serve` with its default limits: \
              256 requests in flight, 4096 connections; {seconds} s per phase; wrk 1 thread, closed loop; \
              load average before {load_before}; {}). Latencies are wrk's; health is a fresh-connection `GET /healthz` every 50 ms; \
-             RSS is the server's `VmRSS` at the phase's first and last sample and its `VmHWM` peak. \
+             RSS start and end are the server's `VmRSS` at the phase's first and last sample, peak its `VmHWM` \
+             (high-water mark since start) at the phase's end. \
              `other` counts 5xx but 503, unexpected 4xx, socket errors and timeouts. \
-             Verdicts: {}.\n\n{table}",
+             {summary}. Verdicts: {}.\n\n{table}",
             if args.pin { " --pin" } else { "" },
             args.seconds.map(|s| format!(" --seconds {s}")).unwrap_or_default(),
             if args.pin { "server pinned to core 0, load to core 1" } else { "not pinned" },
