@@ -46,8 +46,11 @@ const LONG_SECONDS: u64 = 60;
 const CHECK_SECONDS: u64 = 3;
 /// Events per request of the batch phase.
 const BATCH_EVENTS: usize = 200;
-/// Connections of the overload phase: well over the server's default in-flight limit.
+/// Connections of the overload phase: four times the server's default in-flight limit.
 const OVERLOAD_CONNECTIONS: usize = 1024;
+/// Connections of the overload phase in `--check`: twice the in-flight limit,
+/// within the listen backlog, so a debug build on 2 shared cores stays live.
+const CHECK_OVERLOAD_CONNECTIONS: usize = 512;
 /// Default bound on the server's peak RSS in `--check`, MiB.
 const CHECK_MAX_RSS_MIB: u64 = 1024;
 /// Extra time the whole run may take before the watchdog ends it.
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn phases() -> Vec<Phase> {
+fn phases(overload_connections: usize) -> Vec<Phase> {
     let queries = [
         r#"did "Viewed" at least 3 times in last 7d"#,
         r#"did "Added To Cart" in last 7d and not did "Bought" in last 7d"#,
@@ -106,7 +109,7 @@ fn phases() -> Vec<Phase> {
             work: Work::Query(queries.iter().map(|q| q.to_string()).collect()),
             connections: 8,
         },
-        Phase { name: "overload", work: Work::Ingest(1), connections: OVERLOAD_CONNECTIONS },
+        Phase { name: "overload", work: Work::Ingest(1), connections: overload_connections },
     ]
 }
 
@@ -160,7 +163,7 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
     if args.pin {
         taskset("0", server.pid())?;
     }
-    let phases = phases();
+    let phases = phases(if args.check { CHECK_OVERLOAD_CONNECTIONS } else { OVERLOAD_CONNECTIONS });
     watchdog((duration + wrk::WRK_GRACE) * phases.len() as u32 + RUN_GRACE, server.pid());
     eprintln!(
         "load: nudge serve (pid {}) on port {}; {} phases of {seconds} s; load average {load_before}",
