@@ -46,8 +46,11 @@ const LONG_SECONDS: u64 = 60;
 const CHECK_SECONDS: u64 = 3;
 /// Events per request of the batch phase.
 const BATCH_EVENTS: usize = 200;
-/// Connections of the overload phase: well over the server's default in-flight limit.
+/// Connections of the overload phase: four times the server's default in-flight limit.
 const OVERLOAD_CONNECTIONS: usize = 1024;
+/// Connections of the overload phase in `--check`: twice the in-flight limit,
+/// within the listen backlog, so a debug build on 2 shared cores stays live.
+const CHECK_OVERLOAD_CONNECTIONS: usize = 512;
 /// Default bound on the server's peak RSS in `--check`, MiB.
 const CHECK_MAX_RSS_MIB: u64 = 1024;
 /// Extra time the whole run may take before the watchdog ends it.
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn phases() -> Vec<Phase> {
+fn phases(overload_connections: usize) -> Vec<Phase> {
     let queries = [
         r#"did "Viewed" at least 3 times in last 7d"#,
         r#"did "Added To Cart" in last 7d and not did "Bought" in last 7d"#,
@@ -106,7 +109,7 @@ fn phases() -> Vec<Phase> {
             work: Work::Query(queries.iter().map(|q| q.to_string()).collect()),
             connections: 8,
         },
-        Phase { name: "overload", work: Work::Ingest(1), connections: OVERLOAD_CONNECTIONS },
+        Phase { name: "overload", work: Work::Ingest(1), connections: overload_connections },
     ]
 }
 
@@ -160,7 +163,7 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
     if args.pin {
         taskset("0", server.pid())?;
     }
-    let phases = phases();
+    let phases = phases(if args.check { CHECK_OVERLOAD_CONNECTIONS } else { OVERLOAD_CONNECTIONS });
     watchdog((duration + wrk::WRK_GRACE) * phases.len() as u32 + RUN_GRACE, server.pid());
     eprintln!(
         "load: nudge serve (pid {}) on port {}; {} phases of {seconds} s; load average {load_before}",
@@ -204,13 +207,14 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
     println!("{table}");
     failures.extend(verdicts(&reports, stored, max_rss_mib));
     let peak = rss.iter().map(|(_, _, hwm)| *hwm).max().unwrap_or(0);
-    println!(
-        "server peak RSS (VmHWM) {} MiB; RSS after the run {} MiB; {} health probes, {} failed",
+    let summary = format!(
+        "Server peak RSS (VmHWM) {} MiB, RSS after the run {} MiB; {} health probes, {} failed",
         peak / 1024,
         rss_end.map_or(0, |(r, _)| r / 1024),
         probes.len(),
         probes.iter().filter(|(_, r)| r.is_err()).count(),
     );
+    println!("{summary}");
 
     if !args.check && !args.no_docs {
         let profile = nudge_benches::serve::nudge_binary()?
@@ -224,9 +228,10 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
              `cargo run --release -p nudge-benches --bin load --{}{}` ({profile} build of `nudge serve` with its default limits: \
              256 requests in flight, 4096 connections; {seconds} s per phase; wrk 1 thread, closed loop; \
              load average before {load_before}; {}). Latencies are wrk's; health is a fresh-connection `GET /healthz` every 50 ms; \
-             RSS is the server's `VmRSS` at the phase's first and last sample and its `VmHWM` peak. \
+             RSS start and end are the server's `VmRSS` at the phase's first and last sample, peak its `VmHWM` \
+             (high-water mark since start) at the phase's end. \
              `other` counts 5xx but 503, unexpected 4xx, socket errors and timeouts. \
-             Verdicts: {}.\n\n{table}",
+             {summary}. Verdicts: {}.\n\n{table}",
             if args.pin { " --pin" } else { "" },
             args.seconds.map(|s| format!(" --seconds {s}")).unwrap_or_default(),
             if args.pin { "server pinned to core 0, load to core 1" } else { "not pinned" },

@@ -24,7 +24,8 @@ pub struct PhaseReport {
     pub health: Vec<Duration>,
     /// Health probes that failed, with why.
     pub health_failures: Vec<String>,
-    /// `VmRSS` at the first and last sample and the highest `VmHWM`, KiB.
+    /// `VmRSS` at the first and last sample and `VmHWM` (the high-water mark
+    /// since start) at the last, KiB.
     pub rss_kib: Option<(u64, u64, u64)>,
 }
 
@@ -44,10 +45,7 @@ impl PhaseReport {
         let health_failures = mine.filter_map(|(_, r)| r.as_ref().err().cloned()).collect();
         let samples: Vec<&RssSample> = rss.iter().filter(|(p, _, _)| *p == index).collect();
         let rss_kib = match (samples.first(), samples.last()) {
-            (Some(first), Some(last)) => {
-                let peak = samples.iter().map(|(_, _, hwm)| *hwm).max().unwrap_or(last.2);
-                Some((first.1, peak, last.1))
-            }
+            (Some(first), Some(last)) => Some((first.1, last.2, last.1)),
             _ => None,
         };
         PhaseReport { phase, wrk, health, health_failures, rss_kib }
