@@ -110,6 +110,9 @@ fn server() -> &'static Server {
                 metrics,
                 write_limiter: limiter(),
                 admin_limiter: limiter(),
+                in_flight: nudge_server::serve::admission::InFlight::new(
+                    nudge_server::serve::admission::MAX_IN_FLIGHT,
+                ),
             }
         });
         let router = routes::router(Arc::new(state));

@@ -24,6 +24,7 @@ use libfuzzer_sys::fuzz_target;
 use nudge_engine::RecoveryMode;
 use nudge_engine::log::format::{self, CHUNK_HEADER_BYTES, FRAME_HEADER_BYTES};
 use nudge_engine::log::recovery::{chunk_name, recover};
+use nudge_engine::log::storage::FsStorage;
 use nudge_engine::wire::ValidatedBatch;
 
 /// Most chunk files one input becomes.
@@ -104,7 +105,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let mut seen = 0u64;
-    let result = recover(dir, recovery, from, |position, frame| {
+    let result = recover(&FsStorage, dir, recovery, from, |position, frame| {
         assert!(frame.len >= FRAME_HEADER_BYTES);
         assert!(position > from, "frame ending at {position} handed over, from {from}");
         seen += 1;
@@ -123,7 +124,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // What is left is a clean log: read again, it ends at the same place, with nothing
     // to truncate.
-    let again = recover(dir, RecoveryMode::TolerateTornTail, 0, |_, _| Ok(()))
+    let again = recover(&FsStorage, dir, RecoveryMode::TolerateTornTail, 0, |_, _| Ok(()))
         .unwrap_or_else(|e| panic!("a recovered log does not open again: {e}"));
     assert_eq!(again.end, recovered.end);
     assert_eq!(again.truncated_bytes, 0, "{again:?} after {recovered:?}");
