@@ -250,47 +250,25 @@ fn keys_cors_errors_and_limits() {
         "{answer}"
     );
     assert!(answer["error"]["rendered"].as_str().unwrap().contains('^'));
-    // A deadline out of range is refused by name; one in range is used.
-    for bad in [json!(0), json!(60_001), json!("2s")] {
-        let (status, answer) = call(
-            "POST",
-            &server.url("/v1/query"),
-            Some(TEST_ADMIN_KEY),
-            Some(json!({"q": "did \"Added To Cart\"", "deadline_ms": bad})),
-        );
-        assert_eq!(
-            (status, answer["error"]["field"].as_str()),
-            (400, Some("deadline_ms")),
-            "{answer}"
-        );
+    // A deadline or memory limit out of range is refused by name; in range, it is used.
+    let query_with = |name: &str, value: Value| {
+        let mut body = json!({"q": "did \"Added To Cart\""});
+        body[name] = value;
+        call("POST", &server.url("/v1/query"), Some(TEST_ADMIN_KEY), Some(body))
+    };
+    for (name, bads) in [
+        ("deadline_ms", [json!(0), json!(60_001), json!("2s")]),
+        ("memory_limit_bytes", [json!(0), json!(1_073_741_825u64), json!("1MB")]),
+    ] {
+        for bad in bads {
+            let (status, answer) = query_with(name, bad);
+            assert_eq!((status, answer["error"]["field"].as_str()), (400, Some(name)), "{answer}");
+        }
     }
-    let (status, answer) = call(
-        "POST",
-        &server.url("/v1/query"),
-        Some(TEST_ADMIN_KEY),
-        Some(json!({"q": "did \"Added To Cart\"", "deadline_ms": 60_000})),
-    );
+    let (status, answer) = query_with("deadline_ms", json!(60_000));
     assert_eq!((status, answer["count"].as_u64()), (200, Some(1)), "{answer}");
-    // So is a memory limit; a query past it is stopped with 422 and the limit.
-    for bad in [json!(0), json!(1_073_741_825u64), json!("1MB")] {
-        let (status, answer) = call(
-            "POST",
-            &server.url("/v1/query"),
-            Some(TEST_ADMIN_KEY),
-            Some(json!({"q": "did \"Added To Cart\"", "memory_limit_bytes": bad})),
-        );
-        assert_eq!(
-            (status, answer["error"]["field"].as_str()),
-            (400, Some("memory_limit_bytes")),
-            "{answer}"
-        );
-    }
-    let (status, answer) = call(
-        "POST",
-        &server.url("/v1/query"),
-        Some(TEST_ADMIN_KEY),
-        Some(json!({"q": "did \"Added To Cart\"", "memory_limit_bytes": 1})),
-    );
+    // A query past its memory limit is stopped with 422 and the limit.
+    let (status, answer) = query_with("memory_limit_bytes", json!(1));
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["code"], "query_stopped", "{answer}");
     assert_eq!(answer["error"]["memory_limit_bytes"], 1, "{answer}");
