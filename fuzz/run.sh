@@ -61,21 +61,24 @@ run_one() {
     -print_final_stats=1 "${dict[@]}" >"work/logs/$target.log" 2>&1 || status=$?
   # Scratch directories of the targets (libFuzzer exits without running destructors).
   rm -rf /dev/shm/nudge-fuzz-"$target"-* "${TMPDIR:-/tmp}"/nudge-fuzz-"$target"-*
-  return "$status"
+  # `wait PID` cannot be trusted for jobs that `jobs` already reported: keep the status.
+  echo "$status" >"work/logs/$target.status"
 }
 
 failed=()
-pids=()
-names=()
 for target in "${targets[@]}"; do
+  rm -f "work/logs/$target.status"
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
   run_one "$target" &
-  pids+=($!)
-  names+=("$target")
 done
-for i in "${!pids[@]}"; do
-  target="${names[$i]}"
-  if wait "${pids[$i]}"; then status=ok; else status=FAILED; failed+=("$target"); fi
+wait
+for target in "${targets[@]}"; do
+  if [ "$(cat "work/logs/$target.status" 2>/dev/null)" = 0 ]; then
+    status=ok
+  else
+    status=FAILED
+    failed+=("$target")
+  fi
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "work/logs/$target.log" | grep -o '[0-9]*$' || true)
   corpus=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "work/logs/$target.log" | tail -1 | grep -o 'corp: [^ ]*' || true)
   echo "fuzz: $target: $status, ${runs:-?} runs, ${corpus:-corp: ?}, $(find "work/$target" -type f | wc -l) inputs in work/$target"
