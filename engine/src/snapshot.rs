@@ -315,8 +315,7 @@ impl<R: Read> In<R> {
         String::from_utf8(self.bytes()?).map_err(|_| "invalid UTF-8 in a string".to_string())
     }
     fn bitmap(&mut self) -> Decoded<RoaringBitmap> {
-        let bytes = self.bytes()?;
-        RoaringBitmap::deserialize_from(&bytes[..]).map_err(|e| format!("bitmap: {e}"))
+        decode_bitmap(&self.bytes()?)
     }
     fn dict(&mut self) -> Decoded<Dictionary> {
         let count = self.len()?;
@@ -596,4 +595,36 @@ pub fn prune(dir: &Path, keep: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The first four bytes of a bitmap as `RoaringBitmap::serialize_into` writes
+/// it (the format without run containers).
+const BITMAP_COOKIE_NO_RUNS: [u8; 4] = 12346u32.to_le_bytes();
+
+/// Decodes a bitmap the encoder wrote. Only the format without run containers
+/// is accepted: the encoder never writes run containers, and roaring accepts a
+/// run container with no runs, an empty container on which re-encoding
+/// panics (found by the `snapshot_decode` fuzz target).
+fn decode_bitmap(bytes: &[u8]) -> Decoded<RoaringBitmap> {
+    if !bytes.starts_with(&BITMAP_COOKIE_NO_RUNS) {
+        return Err("bitmap: not in the format snapshots are written in (no run containers)".into());
+    }
+    RoaringBitmap::deserialize_from(bytes).map_err(|e| format!("bitmap: {e}"))
+}
+
+#[cfg(test)]
+mod bitmap_tests {
+    use super::*;
+
+    #[test]
+    fn a_bitmap_with_run_containers_is_refused_and_ours_decode() {
+        // One run container with zero runs: roaring would decode it as an empty
+        // container, which panics when encoded again.
+        let empty_run = [0x3B, 0x30, 0, 0, 0x01, 0, 0, 0, 0, 0, 0];
+        assert!(decode_bitmap(&empty_run).is_err());
+        let ours: RoaringBitmap = [1u32, 5, 70_000].into_iter().collect();
+        let mut bytes = Vec::new();
+        ours.serialize_into(&mut bytes).expect("serialize");
+        assert_eq!(decode_bitmap(&bytes).expect("decodes"), ours);
+    }
 }
