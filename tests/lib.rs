@@ -5,6 +5,12 @@ use nudge_engine::{Event, Record};
 pub mod cdp;
 pub mod server;
 
+/// A whole number from environment variable `name` (a test's size or seed),
+/// or `default` when it is unset or not a number.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// Events in one crash-test batch.
 pub const CRASH_BATCH_EVENTS: usize = 50;
 

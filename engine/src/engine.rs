@@ -371,15 +371,10 @@ impl Engine {
         }
         let mut events = 0;
         let storage = options.log_storage.as_ref();
-        let mut recovered = replay(
-            storage,
-            &log_dir,
-            options.recovery,
-            &mut dicts,
-            &mut dedupe,
-            &mut state,
-            &mut events,
-        )?;
+        let replay_log = |dicts: &mut _, dedupe: &mut _, state: &mut _, events: &mut _| {
+            replay(storage, &log_dir, options.recovery, dicts, dedupe, state, events)
+        };
+        let mut recovered = replay_log(&mut dicts, &mut dedupe, &mut state, &mut events)?;
         if recovered.end < state.position {
             // The snapshot is ahead of the log (the log lost its tail): it cannot be trusted.
             report.warnings.push(format!(
@@ -396,15 +391,7 @@ impl Engine {
             }
             (dicts, dedupe, state) = fresh();
             events = 0;
-            recovered = replay(
-                storage,
-                &log_dir,
-                options.recovery,
-                &mut dicts,
-                &mut dedupe,
-                &mut state,
-                &mut events,
-            )?;
+            recovered = replay_log(&mut dicts, &mut dedupe, &mut state, &mut events)?;
         }
         dedupe.prune(options.clock.now_ms());
         report.replayed_frames = recovered.frames;

@@ -16,10 +16,8 @@ use rand::{Rng, SeedableRng};
 
 #[test]
 fn every_acknowledged_batch_survives_kill_9() {
-    let cycles: u64 =
-        std::env::var("NUDGE_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let seed: u64 =
-        std::env::var("NUDGE_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
+    let cycles: u64 = nudge_tests::env_u64("NUDGE_CRASH_CYCLES", 200);
+    let seed: u64 = nudge_tests::env_u64("NUDGE_CRASH_SEED", 7);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut next_batch = 0u64;

@@ -17,8 +17,7 @@ use rand::{Rng, SeedableRng};
 
 #[test]
 fn no_fire_is_decided_twice_across_kill_9() {
-    let cycles: u64 =
-        std::env::var("NUDGE_FIRE_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let cycles: u64 = nudge_tests::env_u64("NUDGE_FIRE_CRASH_CYCLES", 60);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut next = 0u64;

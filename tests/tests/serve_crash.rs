@@ -159,10 +159,8 @@ fn assert_replay_equal(data: &Path, when: &str) {
 
 #[test]
 fn serve_survives_kill_9_under_ingest_and_campaign_load() {
-    let cycles: u64 =
-        std::env::var("NUDGE_SERVE_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let seed: u64 =
-        std::env::var("NUDGE_SERVE_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(17);
+    let cycles: u64 = nudge_tests::env_u64("NUDGE_SERVE_CRASH_CYCLES", 200);
+    let seed: u64 = nudge_tests::env_u64("NUDGE_SERVE_CRASH_SEED", 17);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
