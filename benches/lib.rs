@@ -1,6 +1,8 @@
 //! Shared helpers of the benchmarks: datasets as ready-made ingest batches, the
-//! segment queries of the benchmark plan, and a `nudge serve` child process.
+//! segment queries of the benchmark plan, a `nudge serve` child process, and CPU
+//! time read from `/proc`.
 
+pub mod cpu;
 pub mod serve;
 
 use nudge_engine::Record;

@@ -115,12 +115,12 @@ fn main() {
     let (sent_tx, sent_rx) = mpsc::channel();
     let sender = OutboxLoop::spawn(
         Arc::clone(&engine),
-        move |items| {
+        move |items, reports| {
             let at = Instant::now();
-            let reports =
-                items.iter().map(|i| (i.id, Attempt::Delivered { status: 201 })).collect();
+            for item in &items {
+                reports.report(item.id, Attempt::Delivered { status: 201 });
+            }
             let _ = sent_tx.send((at, items.len()));
-            reports
         },
         |e| eprintln!("outbox loop: {e}"),
     )

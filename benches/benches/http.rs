@@ -160,7 +160,8 @@ fn start_receiver(count: Arc<AtomicU64>) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
+    let receiving = std::thread::Builder::new().name("push-receiver".into());
+    let _ = receiving.spawn(move || {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async move {
@@ -239,11 +240,13 @@ fn push_fanout() {
         .expect("fire loop");
     let _outbox = nudge_engine::outbox::OutboxLoop::spawn(
         engine.clone(),
-        move |items| outbox_sender.send_batch(&handle, items),
+        move |items, reports| outbox_sender.dispatch(&handle, items, reports),
         |e| eprintln!("outbox: {e}"),
     )
     .expect("outbox loop");
 
+    let (pid, ticks) = (std::process::id(), nudge_benches::cpu::clock_ticks());
+    let cpu_before = nudge_benches::cpu::thread_seconds(pid, ticks);
     let started = Instant::now();
     let events: Vec<Record> =
         (0..FANOUT_USERS).map(|u| Event::new(format!("u{u}"), "Go").into()).collect();
@@ -259,6 +262,7 @@ fn push_fanout() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let took = started.elapsed();
+    let cpu_after = nudge_benches::cpu::thread_seconds(pid, ticks);
     println!(
         "push fan-out, {FANOUT_USERS} users (decide, encrypt, VAPID, POST, durable report) to a loopback receiver: {:.0} messages/s ({:.2} s)",
         FANOUT_USERS as f64 / took.as_secs_f64(),
@@ -271,6 +275,15 @@ fn push_fanout() {
         "  all {FANOUT_USERS} reports recorded after {:.2} s",
         started.elapsed().as_secs_f64()
     );
+    let spent = nudge_benches::cpu::spent(&cpu_before, &cpu_after);
+    let total: f64 = spent.iter().map(|(_, s)| s).sum();
+    println!(
+        "  CPU until the last message: {total:.2} s ({:.1} µs per message), by thread:",
+        total * 1e6 / FANOUT_USERS as f64
+    );
+    for (thread, seconds) in spent {
+        println!("    {thread:<24} {seconds:.2} s");
+    }
 }
 
 fn main() {

@@ -13,7 +13,6 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -49,34 +48,6 @@ const TRIGGER_EVENT: &str = "Go";
 const REPORT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The fan-out fails if no new subscription is reached for this long.
 pub const STALL: Duration = Duration::from_secs(60);
-/// `sysconf(_SC_CLK_TCK)` when `getconf` cannot say (Linux's USER_HZ).
-const DEFAULT_CLOCK_TICKS: f64 = 100.0;
-
-/// Clock ticks per second of `/proc/<pid>/stat` times.
-pub fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(DEFAULT_CLOCK_TICKS)
-}
-
-/// User + system CPU seconds of process `pid` so far (all its threads).
-pub fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at field 3;
-    // utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    match (field(14 - 3), field(15 - 3)) {
-        (Some(user), Some(system)) => Ok((user + system) as f64 / ticks),
-        _ => Err(fail!("unexpected /proc/{pid}/stat: {stat}")),
-    }
-}
-
 /// The running server, stopped (SIGTERM, then waited for) when dropped.
 /// A small client of the server's HTTP API.
 struct Api {
@@ -249,9 +220,9 @@ pub fn run(
         .collect::<std::result::Result<_, _>>()?;
 
     receiver.reset(n);
-    let ticks = clock_ticks();
+    let ticks = nudge_benches::cpu::clock_ticks();
     eprintln!("peers: push: Nudge fan-out to {n} subscriptions");
-    let cpu_before = cpu_seconds(pid, ticks)?;
+    let cpu_before = nudge_benches::cpu::process_seconds(pid, ticks)?;
     let t0 = Instant::now();
     runtime.block_on(async {
         for batch in &batches {
@@ -263,7 +234,7 @@ pub fn run(
         Ok(())
     })?;
     let done = receiver.wait_done(STALL)?;
-    let cpu_after = cpu_seconds(pid, ticks)?;
+    let cpu_after = nudge_benches::cpu::process_seconds(pid, ticks)?;
     let wall_s = done.duration_since(t0).as_secs_f64();
     runtime.block_on(check_reports(&api, n as u64))?;
     let counts = receiver.counts();

@@ -26,7 +26,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::dedupe::{DEFAULT_DEDUPE_WINDOW_MS, Dedupe};
-use crate::dict::{Dictionaries, Dictionary, FastMap};
+use crate::dict::{Dictionaries, Dictionary};
 use crate::error::{Error, IoContext, Result};
 use crate::limits::MAX_RECORD_BYTES;
 use crate::log::format::{self, RecordKind};
@@ -167,8 +167,8 @@ pub struct Engine {
     /// Wakes the running `FireLoop` and `OutboxLoop` after each ingest (new
     /// fires may be due, new messages queued).
     pub(crate) wakers: Mutex<Vec<Sender<()>>>,
-    /// Outbox items handed to a sender and not yet reported: id → lease end, epoch ms.
-    pub(crate) outbox_leases: Mutex<FastMap<u64, i64>>,
+    /// Outbox items handed to a sender and not yet reported.
+    pub(crate) outbox_leases: Mutex<crate::outbox::Leases>,
     /// Scheduled campaigns are not looked at before this time (0: look now).
     pub(crate) schedule_check_ms: std::sync::atomic::AtomicI64,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -421,7 +421,7 @@ impl Engine {
             sequencer: Mutex::new(Sequencer { dedupe, writer: Some(writer_tx) }),
             fire_lock: Mutex::new(()),
             wakers: Mutex::new(Vec::new()),
-            outbox_leases: Mutex::new(FastMap::default()),
+            outbox_leases: Mutex::new(crate::outbox::Leases::default()),
             schedule_check_ms: std::sync::atomic::AtomicI64::new(0),
             dicts,
             state,

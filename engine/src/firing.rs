@@ -289,6 +289,13 @@ impl EngineLoop {
     }
 }
 
+impl EngineLoop {
+    /// A handle that wakes the thread for another step.
+    pub(crate) fn waker(&self) -> crossbeam_channel::Sender<()> {
+        self.wake.clone()
+    }
+}
+
 impl Drop for EngineLoop {
     fn drop(&mut self) {
         self.engine.wakers.lock().retain(|w| !w.same_channel(&self.wake));

@@ -20,6 +20,15 @@ use crate::props::{self, ValueRef};
 
 /// Longest rendered text, in bytes (the Web Push payload holds at most 3993).
 pub const MAX_RENDERED_BYTES: usize = 4096;
+/// Most compiled templates a thread keeps; the cache starts over when full.
+pub const MAX_CACHED_TEMPLATES: usize = 1024;
+
+thread_local! {
+    /// Compiled templates by source text, with their count: a campaign's
+    /// texts are compiled once, not once per user.
+    static COMPILED: std::cell::RefCell<(Environment<'static>, usize)> =
+        std::cell::RefCell::new((environment(), 0));
+}
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -60,12 +69,24 @@ pub fn object(blob: &[u8], keys: &Dictionary, extra: &[(&str, &str)]) -> Jinja {
     Jinja::from(map)
 }
 
-/// Renders one text.
-fn render(env: &Environment<'_>, source: &str, context: &Jinja) -> Result<String, String> {
+/// Renders one text, compiling it on first use.
+fn render(source: &str, context: &Jinja) -> Result<String, String> {
     if !source.contains('{') {
         return Ok(source.to_owned());
     }
-    let text = env.render_str(source, context).map_err(|e| e.to_string())?;
+    let text = COMPILED.with(|compiled| {
+        let (env, count) = &mut *compiled.borrow_mut();
+        if env.get_template(source).is_err() {
+            if *count >= MAX_CACHED_TEMPLATES {
+                env.clear_templates();
+                *count = 0;
+            }
+            env.add_template_owned(source.to_owned(), source.to_owned())
+                .map_err(|e| e.to_string())?;
+            *count += 1;
+        }
+        env.get_template(source).and_then(|t| t.render(context)).map_err(|e| e.to_string())
+    })?;
     if text.len() > MAX_RENDERED_BYTES {
         return Err(format!("renders to {} bytes (at most {MAX_RENDERED_BYTES})", text.len()));
     }
@@ -74,9 +95,8 @@ fn render(env: &Environment<'_>, source: &str, context: &Jinja) -> Result<String
 
 /// Renders a message for one user; the error names the field.
 pub fn render_message(message: &Message, context: &Jinja) -> Result<Notification, String> {
-    let env = environment();
     let one = |field: &str, source: &str| {
-        render(&env, source, context).map_err(|e| format!("message.{field}: {e}"))
+        render(source, context).map_err(|e| format!("message.{field}: {e}"))
     };
     let optional = |field: &str, source: &Option<String>| {
         source.as_deref().map(|s| one(field, s)).transpose().map(|t| t.filter(|t| !t.is_empty()))
@@ -152,6 +172,24 @@ mod tests {
         assert!(err.starts_with("message.body"), "{err}");
         let long = Message { title: "{{ 'x' * 5000 }}".into(), ..Default::default() };
         assert!(render_message(&long, &context()).is_err(), "too long");
+    }
+
+    #[test]
+    fn compiled_templates_render_each_context_and_survive_a_full_cache() {
+        let title = "Hi {{ user.first_name }}";
+        let other = minijinja::context! { user => minijinja::context! { first_name => "Ben" } };
+        assert_eq!(render(title, &context()).as_deref(), Ok("Hi Asha"));
+        assert_eq!(render(title, &other).as_deref(), Ok("Hi Ben"), "not the first rendering");
+        for i in 0..=MAX_CACHED_TEMPLATES {
+            let source = format!("{i} {{{{ user.first_name }}}}");
+            assert_eq!(render(&source, &other), Ok(format!("{i} Ben")));
+        }
+        let cached = COMPILED.with(|c| c.borrow().1);
+        assert!(cached <= MAX_CACHED_TEMPLATES, "the cache is bounded: {cached}");
+        assert_eq!(render(title, &context()).as_deref(), Ok("Hi Asha"), "after starting over");
+        let broken = "{{ user.first_name ";
+        assert!(render(broken, &context()).is_err(), "a syntax error is an error");
+        assert!(render(broken, &context()).is_err(), "and is not cached as a success");
     }
 
     #[test]

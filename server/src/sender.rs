@@ -42,7 +42,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use nudge_engine::clock::SharedClock;
-use nudge_engine::outbox::{Attempt, OutboxItem, Target};
+use nudge_engine::outbox::{Attempt, OutboxItem, OutboxReports, Target};
 
 use crate::error::{Error, Result};
 use crate::serve::metrics::Metrics;
@@ -308,30 +308,23 @@ impl Sender {
             .clone()
     }
 
-    /// Sends a batch of claimed items concurrently and reports each one. Runs
-    /// on the outbox thread: blocks on the runtime `handle`.
-    pub fn send_batch(
+    /// Starts sending claimed items on the runtime `handle`, each as its own
+    /// task that hands its answer to `reports`. Returns at once: the outbox
+    /// thread goes on claiming while these are in flight.
+    pub fn dispatch(
         self: &Arc<Self>,
         handle: &tokio::runtime::Handle,
         items: Vec<OutboxItem>,
-    ) -> Vec<(u64, Attempt)> {
-        handle.block_on(async {
-            let mut tasks = tokio::task::JoinSet::new();
-            for item in items {
-                let sender = self.clone();
-                tasks.spawn(async move {
-                    let id = item.id;
-                    (id, sender.send_one(item).await)
-                });
-            }
-            let mut reports = Vec::with_capacity(tasks.len());
-            while let Some(joined) = tasks.join_next().await {
-                if let Ok(report) = joined {
-                    reports.push(report);
-                }
-            }
-            reports
-        })
+        reports: &OutboxReports,
+    ) {
+        for item in items {
+            let sender = self.clone();
+            let reports = reports.clone();
+            handle.spawn(async move {
+                let id = item.id;
+                reports.report(id, sender.send_one(item).await);
+            });
+        }
     }
 
     /// Sends one item (waiting for a concurrency slot) and reports it.

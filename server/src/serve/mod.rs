@@ -186,7 +186,7 @@ pub fn run(options: ServeOptions) -> Result<()> {
     let outbox_sender = sender.clone();
     let outbox = OutboxLoop::spawn(
         engine.clone(),
-        move |items| outbox_sender.send_batch(&handle, items),
+        move |items, reports| outbox_sender.dispatch(&handle, items, reports),
         report("sending"),
     )
     .map_err(|e| Error::Io { context: "starting the outbox loop".into(), source: e })?;

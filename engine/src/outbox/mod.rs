@@ -12,8 +12,8 @@
 //! senders never hold the same item, and report each attempt with
 //! [`Engine::report_outbox`]. Sending is therefore at least once per item; the
 //! item's `delivery_id` (the Web Push notification tag, the webhook
-//! idempotency key) lets the receiver drop a repeat. [`OutboxLoop`] runs the
-//! claim → send → report cycle on a thread.
+//! idempotency key) lets the receiver drop a repeat. [`OutboxLoop`]
+//! (`sending.rs`) runs claim → send → report as a pipeline on two threads.
 //!
 //! The same entries carry the delivery settings (caps, default time zone,
 //! quiet hours) and the progress of scheduled campaigns (`schedule.rs`).
@@ -25,6 +25,9 @@ use rkyv::{Archive, Deserialize, Serialize};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::record::{Event, Record};
+
+mod sending;
+pub use sending::{MAX_ITEMS_IN_FLIGHT, OUTBOX_DRAIN_GRACE, OutboxLoop, OutboxReports};
 
 /// How long a claimed item stays with its sender before another claim may take it.
 pub const OUTBOX_LEASE_MS: i64 = 60_000;
@@ -38,6 +41,24 @@ pub const MAX_ATTEMPTS: u32 = 12;
 pub const DEFAULT_EXPIRY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Most items one claim hands out.
 pub const MAX_CLAIM: usize = 10_000;
+/// How often a claim drops the leases that ran out or whose items are gone.
+pub const LEASE_PURGE_INTERVAL_MS: i64 = 1_000;
+
+/// Outbox items handed to a sender and not yet reported (in memory only: a
+/// restart sends them again).
+#[derive(Default)]
+pub(crate) struct Leases {
+    /// Item id → lease end, epoch ms.
+    until: crate::dict::FastMap<u64, i64>,
+    /// When the last purge ran.
+    purged_at_ms: i64,
+}
+
+impl Leases {
+    fn held(&self, id: u64, now: i64) -> bool {
+        self.until.get(&id).is_some_and(|until| *until > now)
+    }
+}
 
 /// The event recorded when the push service accepted a message.
 pub const PUSH_DELIVERED_EVENT: &str = "$push_delivered";
@@ -387,6 +408,12 @@ impl Engine {
         self.read().state.outbox.len()
     }
 
+    /// Items claimed and not yet reported, leases that ran out excluded.
+    pub fn outbox_leased(&self) -> usize {
+        let now = self.options.clock.now_ms();
+        self.outbox_leases.lock().until.values().filter(|until| **until > now).count()
+    }
+
     /// When the next queued message falls due.
     pub fn next_outbox_due(&self) -> Option<i64> {
         self.read().state.outbox.next_due()
@@ -403,12 +430,17 @@ impl Engine {
         {
             let reader = self.read();
             let mut leases = self.outbox_leases.lock();
-            leases.retain(|id, until| *until > now && reader.state.outbox.item(*id).is_some());
+            if now.saturating_sub(leases.purged_at_ms) >= LEASE_PURGE_INTERVAL_MS {
+                leases
+                    .until
+                    .retain(|id, until| *until > now && reader.state.outbox.item(*id).is_some());
+                leases.purged_at_ms = now;
+            }
             for item in reader.state.outbox.due_by(now) {
                 if claimed.len() >= limit.min(MAX_CLAIM) || expired.len() >= MAX_CLAIM {
                     break;
                 }
-                if leases.contains_key(&item.id) {
+                if leases.held(item.id, now) {
                     continue;
                 }
                 if now > item.expires_at_ms {
@@ -420,7 +452,7 @@ impl Engine {
                     expired.push((item.id, failed));
                     continue;
                 }
-                leases.insert(item.id, now + OUTBOX_LEASE_MS);
+                leases.until.insert(item.id, now + OUTBOX_LEASE_MS);
                 claimed.push(item.clone());
             }
         }
@@ -497,7 +529,7 @@ impl Engine {
         }
         let mut leases = self.outbox_leases.lock();
         for (id, _) in &reports {
-            leases.remove(id);
+            leases.until.remove(id);
         }
         Ok(())
     }
@@ -512,43 +544,6 @@ impl Engine {
     /// The delivery settings in force.
     pub fn delivery_settings(&self) -> SettingsRecord {
         self.read().state.outbox.settings.clone()
-    }
-}
-
-/// A thread that hands due outbox items to a sender and records its reports.
-/// It sleeps until the next item is due (at most `FIRE_IDLE_WAIT_MS`) and
-/// wakes after every ingest. Dropping it stops the thread.
-pub struct OutboxLoop {
-    _running: crate::firing::EngineLoop,
-}
-
-impl OutboxLoop {
-    /// Starts sending `engine`'s outbox through `send`, which gets a batch of
-    /// claimed items and answers one report per item it attempted (items it
-    /// does not answer are claimed again when their lease runs out).
-    pub fn spawn(
-        engine: std::sync::Arc<Engine>,
-        mut send: impl FnMut(Vec<OutboxItem>) -> Vec<(u64, Attempt)> + Send + 'static,
-        on_error: impl Fn(crate::Error) + Send + 'static,
-    ) -> std::io::Result<OutboxLoop> {
-        crate::firing::EngineLoop::spawn(engine, "nudge-outbox", move |engine| {
-            let items = match engine.claim_outbox(MAX_CLAIM) {
-                Ok(items) => items,
-                Err(e) => {
-                    on_error(e);
-                    return engine.next_outbox_due();
-                }
-            };
-            if items.is_empty() {
-                return engine.next_outbox_due();
-            }
-            if let Err(e) = engine.report_outbox(send(items)) {
-                on_error(e);
-            }
-            // Busy: look again at once.
-            Some(i64::MIN)
-        })
-        .map(|running| OutboxLoop { _running: running })
     }
 }
 
