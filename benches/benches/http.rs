@@ -7,9 +7,11 @@
 //!    connections; requests/s.
 //! 3. **Push fan-out**: an engine, the real `Sender` and a loopback push
 //!    service that answers 201. A live campaign fires for N subscribed users;
-//!    messages/s from the first ingest to the last request received (decision,
-//!    outbox, RFC 8291 encryption with a fresh key per message, VAPID, HTTP, and
-//!    the durable reports).
+//!    messages/s to the last request received, twice: end to end from the
+//!    first ingest (decisions, outbox, RFC 8291 encryption with a fresh key per
+//!    message, VAPID, HTTP, the durable reports), and from the outbox with
+//!    every message already decided and queued (the sending alone). Each run
+//!    prints the CPU it cost, by thread.
 //!
 //! The load generator and the receiver run on the same 2 cores as the server,
 //! so every figure is lower than the server alone would reach.
@@ -190,7 +192,19 @@ fn start_receiver(count: Arc<AtomicU64>) -> SocketAddr {
     addr
 }
 
-fn push_fanout() {
+/// Where a fan-out run starts the clock.
+#[derive(Clone, Copy, PartialEq)]
+enum FanOut {
+    /// At the first `Go` ingest: the decisions (`FireLoop`), the outbox and
+    /// the sending all run inside the timed window.
+    EndToEnd,
+    /// With every message already decided and queued (a campaign's audience
+    /// resolved, as a scheduled run leaves it): claim, encrypt, VAPID, POST and
+    /// the durable reports only.
+    FromOutbox,
+}
+
+fn push_fanout(mode: FanOut) {
     use nudge_engine::{Engine, EngineOptions, Event, Record, Subscription};
     let received = Arc::new(AtomicU64::new(0));
     let receiver = start_receiver(received.clone());
@@ -220,6 +234,18 @@ fn push_fanout() {
     )
     .expect("campaign");
     engine.save_campaign(campaign).expect("save");
+    let go = || {
+        let events: Vec<Record> =
+            (0..FANOUT_USERS).map(|u| Event::new(format!("u{u}"), "Go").into()).collect();
+        for chunk in events.chunks(10_000) {
+            engine.ingest(chunk.to_vec()).expect("events");
+        }
+    };
+    if mode == FanOut::FromOutbox {
+        go();
+        engine.fire_due().expect("decisions");
+        assert_eq!(engine.outbox_len(), FANOUT_USERS, "every message queued before the clock");
+    }
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -234,24 +260,21 @@ fn push_fanout() {
         nudge_server::sender::Sender::new(vapid, true, engine.clock().clone(), metrics)
             .expect("sender"),
     );
-    let handle = runtime.handle().clone();
-    let outbox_sender = sender.clone();
     let _fires = nudge_engine::FireLoop::spawn(engine.clone(), |_| {}, |e| eprintln!("fire: {e}"))
         .expect("fire loop");
+    let (pid, ticks) = (std::process::id(), nudge_benches::cpu::clock_ticks());
+    let cpu_before = nudge_benches::cpu::thread_seconds(pid, ticks);
+    let started = Instant::now();
+    let handle = runtime.handle().clone();
+    let outbox_sender = sender.clone();
     let _outbox = nudge_engine::outbox::OutboxLoop::spawn(
         engine.clone(),
         move |items, reports| outbox_sender.dispatch(&handle, items, reports),
         |e| eprintln!("outbox: {e}"),
     )
     .expect("outbox loop");
-
-    let (pid, ticks) = (std::process::id(), nudge_benches::cpu::clock_ticks());
-    let cpu_before = nudge_benches::cpu::thread_seconds(pid, ticks);
-    let started = Instant::now();
-    let events: Vec<Record> =
-        (0..FANOUT_USERS).map(|u| Event::new(format!("u{u}"), "Go").into()).collect();
-    for chunk in events.chunks(10_000) {
-        engine.ingest(chunk.to_vec()).expect("events");
+    if mode == FanOut::EndToEnd {
+        go();
     }
     while received.load(Ordering::Relaxed) < FANOUT_USERS as u64 {
         assert!(
@@ -263,8 +286,12 @@ fn push_fanout() {
     }
     let took = started.elapsed();
     let cpu_after = nudge_benches::cpu::thread_seconds(pid, ticks);
+    let what = match mode {
+        FanOut::EndToEnd => "end to end (ingest, decide, encrypt, VAPID, POST, durable report)",
+        FanOut::FromOutbox => "from the outbox (claim, encrypt, VAPID, POST, durable report)",
+    };
     println!(
-        "push fan-out, {FANOUT_USERS} users (decide, encrypt, VAPID, POST, durable report) to a loopback receiver: {:.0} messages/s ({:.2} s)",
+        "push fan-out {what}, {FANOUT_USERS} users, loopback receiver: {:.0} messages/s ({:.2} s)",
         FANOUT_USERS as f64 / took.as_secs_f64(),
         took.as_secs_f64()
     );
@@ -299,6 +326,7 @@ fn main() {
         http_ingest(&runtime);
     }
     if only != "ingest" {
-        push_fanout();
+        push_fanout(FanOut::EndToEnd);
+        push_fanout(FanOut::FromOutbox);
     }
 }

@@ -202,10 +202,12 @@ impl Engine {
 impl Engine {
     /// Ingests groups of records, never splitting a group across batches.
     pub(crate) fn ingest_groups(&self, groups: Vec<Vec<Record>>) -> Result<()> {
-        let mut batch = Vec::new();
+        let total: usize = groups.iter().map(Vec::len).sum();
+        let mut batch = Vec::with_capacity(total.min(MAX_BATCH_RECORDS));
         for group in groups {
             if !batch.is_empty() && batch.len() + group.len() > MAX_BATCH_RECORDS {
-                self.ingest(std::mem::take(&mut batch))?;
+                let next = Vec::with_capacity(total.min(MAX_BATCH_RECORDS));
+                self.ingest(std::mem::replace(&mut batch, next))?;
             }
             batch.extend(group);
         }
