@@ -16,8 +16,9 @@
 //! The load generator and the receiver run on the same 2 cores as the server,
 //! so every figure is lower than the server alone would reach.
 //! Run with `cargo bench -p nudge-benches --bench http` (`NUDGE_BENCH_SECONDS`
-//! sets each ingest phase's length, default 10; `NUDGE_BENCH_ONLY=ingest` or
-//! `=fanout` runs one part).
+//! sets each ingest phase's length, default 10; `NUDGE_BENCH_RUNS` the runs of
+//! each fan-out, default 5, reported as a median; `NUDGE_BENCH_ONLY=ingest` or
+//! `=fanout` runs one part, `=outbox` the fan-out from the outbox alone).
 
 use std::ffi::OsStr;
 use std::net::SocketAddr;
@@ -204,7 +205,13 @@ enum FanOut {
     FromOutbox,
 }
 
-fn push_fanout(mode: FanOut) {
+/// Fan-out runs of each kind (`NUDGE_BENCH_RUNS`); the median is reported.
+fn fanout_runs() -> usize {
+    std::env::var("NUDGE_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5).max(1)
+}
+
+/// Runs one fan-out; returns messages/s.
+fn push_fanout(mode: FanOut) -> f64 {
     use nudge_engine::{Engine, EngineOptions, Event, Record, Subscription};
     let received = Arc::new(AtomicU64::new(0));
     let receiver = start_receiver(received.clone());
@@ -311,6 +318,24 @@ fn push_fanout(mode: FanOut) {
     for (thread, seconds) in spent {
         println!("    {thread:<24} {seconds:.2} s");
     }
+    FANOUT_USERS as f64 / took.as_secs_f64()
+}
+
+/// Runs `mode` [`fanout_runs`] times and prints the median and range.
+fn push_fanouts(mode: FanOut, name: &str) {
+    let mut rates: Vec<f64> = (0..fanout_runs()).map(|_| push_fanout(mode)).collect();
+    rates.sort_by(f64::total_cmp);
+    let median = if rates.len() % 2 == 1 {
+        rates[rates.len() / 2]
+    } else {
+        (rates[rates.len() / 2 - 1] + rates[rates.len() / 2]) / 2.0
+    };
+    println!(
+        "push fan-out {name}: median {median:.0} messages/s over {} runs (min {:.0}, max {:.0})",
+        rates.len(),
+        rates[0],
+        rates[rates.len() - 1]
+    );
 }
 
 fn main() {
@@ -318,15 +343,18 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    // NUDGE_BENCH_ONLY=ingest or =fanout runs one part.
+    // NUDGE_BENCH_ONLY=ingest or =fanout runs one part; =outbox only the
+    // fan-out from the outbox.
     let only = std::env::var("NUDGE_BENCH_ONLY").unwrap_or_default();
-    if only != "fanout" {
+    if only != "fanout" && only != "outbox" {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
         http_ingest(&runtime);
     }
+    if only != "ingest" && only != "outbox" {
+        push_fanouts(FanOut::EndToEnd, "end to end");
+    }
     if only != "ingest" {
-        push_fanout(FanOut::EndToEnd);
-        push_fanout(FanOut::FromOutbox);
+        push_fanouts(FanOut::FromOutbox, "from the outbox");
     }
 }

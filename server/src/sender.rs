@@ -38,7 +38,6 @@ use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use serde_json::json;
 use tokio::sync::Semaphore;
 
 use nudge_engine::clock::SharedClock;
@@ -64,6 +63,9 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const POOL_MAX_IDLE_PER_HOST: usize = 64;
 /// Longest response body read (error texts only).
 pub const MAX_RESPONSE_BYTES: usize = 4096;
+
+/// Push-service origins whose VAPID audience is kept; the cache starts over when full.
+pub const MAX_CACHED_AUDIENCES: usize = 1024;
 
 /// Most certificates read from a `--push-ca-file`.
 pub const MAX_EXTRA_ROOTS: usize = 64;
@@ -172,6 +174,37 @@ pub struct Sender {
     metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
     per_origin: Mutex<HashMap<String, Arc<Semaphore>>>,
+    audiences: Mutex<HashMap<String, String>>,
+}
+
+/// The JSON a push carries to the service worker (`sw.js`).
+#[derive(serde::Serialize)]
+struct Payload<'a> {
+    title: &'a str,
+    body: &'a str,
+    delivery_id: &'a str,
+    campaign: &'a str,
+    /// The notification tag: the delivery id, so the browser collapses a repeat.
+    tag: &'a str,
+    require_interaction: bool,
+    actions: Vec<Action<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icon: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    /// Present (true) on test sends only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    test: bool,
+}
+
+/// One notification action button.
+#[derive(serde::Serialize)]
+struct Action<'a> {
+    action: String,
+    title: &'a str,
+    url: &'a str,
 }
 
 /// What one attempt came to, for the report and the metrics.
@@ -238,6 +271,7 @@ impl Sender {
             metrics,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             per_origin: Mutex::new(HashMap::new()),
+            audiences: Mutex::new(HashMap::new()),
         })
     }
 
@@ -342,36 +376,55 @@ impl Sender {
     /// The JSON the service worker receives.
     pub fn payload(item: &OutboxItem) -> Vec<u8> {
         let n = &item.notification;
-        let actions: Vec<_> = n
-            .actions
-            .iter()
-            .enumerate()
-            .map(|(i, (title, url))| json!({"action": format!("a{i}"), "title": title, "url": url}))
-            .collect();
-        let mut payload = json!({
-            "title": n.title,
-            "body": n.body,
-            "delivery_id": item.delivery_id,
-            "campaign": item.campaign,
-            "tag": item.delivery_id,
-            "require_interaction": n.require_interaction,
-            "actions": actions,
-        });
-        for (key, value) in [("url", &n.url), ("icon", &n.icon), ("image", &n.image)] {
-            if let (Some(value), Some(object)) = (value, payload.as_object_mut()) {
-                object.insert(key.into(), json!(value));
-            }
-        }
-        if item.test
-            && let Some(object) = payload.as_object_mut()
-        {
-            object.insert("test".into(), json!(true));
-        }
+        let payload = Payload {
+            title: &n.title,
+            body: &n.body,
+            delivery_id: &item.delivery_id,
+            campaign: &item.campaign,
+            tag: &item.delivery_id,
+            require_interaction: n.require_interaction,
+            actions: n
+                .actions
+                .iter()
+                .enumerate()
+                .map(|(i, (title, url))| Action { action: format!("a{i}"), title, url })
+                .collect(),
+            url: n.url.as_deref(),
+            icon: n.icon.as_deref(),
+            image: n.image.as_deref(),
+            test: item.test,
+        };
         serde_json::to_vec(&payload).unwrap_or_default()
     }
 
+    /// The VAPID audience (origin) of a push endpoint, cached by the
+    /// endpoint's `scheme://authority` as written.
+    fn audience_of(&self, endpoint: &str) -> Result<String> {
+        let prefix = endpoint
+            .find("://")
+            .and_then(|scheme| {
+                let rest = &endpoint[scheme + 3..];
+                rest.find(['/', '?', '#']).map(|end| &endpoint[..scheme + 3 + end])
+            })
+            .unwrap_or(endpoint);
+        if let Some(audience) = self.audiences.lock().get(prefix) {
+            return Ok(audience.clone());
+        }
+        let audience = vapid::origin_of(endpoint)?;
+        let mut audiences = self.audiences.lock();
+        if audiences.len() >= MAX_CACHED_AUDIENCES {
+            audiences.clear();
+        }
+        audiences.insert(prefix.to_owned(), audience.clone());
+        Ok(audience)
+    }
+
     async fn push(&self, item: &OutboxItem, endpoint: &str, p256dh: &str, auth: &str) -> Sent {
-        let host = endpoint.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(str::to_owned));
+        let checked = self.check_url("endpoint", endpoint, true);
+        let host = match &checked {
+            Ok(uri) => uri.host().map(str::to_owned),
+            Err(_) => endpoint.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(str::to_owned)),
+        };
         let service = response::service_of(host.as_deref().unwrap_or_default());
         let fail = |outcome: &'static str, reason: String| Sent {
             attempt: Attempt::Failed { status: None, reason, unsubscribe: false },
@@ -379,11 +432,11 @@ impl Sender {
             outcome,
             status: None,
         };
-        let uri = match self.check_url("endpoint", endpoint, true) {
+        let uri = match checked {
             Ok(uri) => uri,
             Err(e) => return fail("refused", e.to_string()),
         };
-        let origin = match vapid::origin_of(endpoint) {
+        let origin = match self.audience_of(endpoint) {
             Ok(origin) => origin,
             Err(e) => return fail("refused", e.to_string()),
         };
@@ -626,6 +679,72 @@ Ymzprw0T0CsD3uR4uuKJFZfQ9DC1
         let error = read_ca_file(&path).unwrap_err().to_string();
         assert!(error.contains("not a PEM certificate file"), "{error}");
         assert!(read_ca_file(&dir.path().join("missing.pem")).is_err());
+    }
+
+    fn sender() -> (tempfile::TempDir, Sender) {
+        let dir = tempfile::tempdir().unwrap();
+        let vapid = vapid::Vapid::load_or_create(&dir.path().join("vapid"), "mailto:t@x.dev");
+        let clock: SharedClock = Arc::new(nudge_engine::clock::ManualClock::new(0));
+        let sender = Sender::new(vapid.unwrap(), false, clock, Arc::new(Metrics::new()));
+        (dir, sender.unwrap())
+    }
+
+    #[test]
+    fn the_payload_has_the_service_worker_fields_and_leaves_out_what_is_unset() {
+        let mut item = OutboxItem {
+            id: 1,
+            delivery_id: "2a.00ff".into(),
+            user: 42,
+            user_id: "ann".into(),
+            campaign: "cart".into(),
+            variant: None,
+            test: false,
+            target: Target::WebPush {
+                endpoint: "https://fcm.googleapis.com/fcm/send/x".into(),
+                p256dh: String::new(),
+                auth: String::new(),
+            },
+            notification: nudge_engine::outbox::Notification {
+                title: "Still \"there\"?".into(),
+                body: "Your cart".into(),
+                url: Some("https://shop.example/cart".into()),
+                actions: vec![("Pay".into(), "https://shop.example/pay".into())],
+                require_interaction: true,
+                ..Default::default()
+            },
+            not_before_ms: 0,
+            expires_at_ms: 0,
+            attempts: 0,
+        };
+        let json: serde_json::Value = serde_json::from_slice(&Sender::payload(&item)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "title": "Still \"there\"?", "body": "Your cart", "delivery_id": "2a.00ff",
+                "campaign": "cart", "tag": "2a.00ff", "require_interaction": true,
+                "actions": [{"action": "a0", "title": "Pay", "url": "https://shop.example/pay"}],
+                "url": "https://shop.example/cart",
+            })
+        );
+        item.test = true;
+        let json: serde_json::Value = serde_json::from_slice(&Sender::payload(&item)).unwrap();
+        assert_eq!(json["test"], true, "test sends say so");
+    }
+
+    #[test]
+    fn audiences_are_origins_and_cached_by_scheme_and_authority() {
+        let (_dir, sender) = sender();
+        let audience = |e: &str| sender.audience_of(e).unwrap();
+        assert_eq!(audience("https://fcm.googleapis.com/fcm/send/a"), "https://fcm.googleapis.com");
+        assert_eq!(audience("https://FCM.googleapis.com:443/b"), "https://fcm.googleapis.com");
+        assert_eq!(audience("https://push.example:8443/c?x"), "https://push.example:8443");
+        assert_eq!(audience("https://fcm.googleapis.com/fcm/send/z"), "https://fcm.googleapis.com");
+        assert_eq!(sender.audiences.lock().len(), 3, "one entry per scheme and authority");
+        assert!(sender.audience_of("not a url").is_err());
+        for i in 0..=MAX_CACHED_AUDIENCES {
+            audience(&format!("https://h{i}.example/p"));
+        }
+        assert!(sender.audiences.lock().len() <= MAX_CACHED_AUDIENCES, "bounded");
     }
 
     #[test]
