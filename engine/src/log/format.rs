@@ -87,6 +87,12 @@ pub fn check_chunk_header(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+thread_local! {
+    /// A zstd context per thread, so a frame does not allocate one.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Appends one frame holding `body` (rkyv bytes) to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, kind: RecordKind, body: &[u8]) {
     let start = out.len();
@@ -95,7 +101,13 @@ pub fn encode_frame(out: &mut Vec<u8>, kind: RecordKind, body: &[u8]) {
     if body.len() >= COMPRESS_MIN_BYTES {
         out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
         let before = out.len();
-        let compressed = zstd::bulk::compress(body, ZSTD_LEVEL).ok();
+        let compressed = COMPRESSOR.with(|compressor| {
+            let mut compressor = compressor.borrow_mut();
+            if compressor.is_none() {
+                *compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            compressor.as_mut().and_then(|c| c.compress(body).ok())
+        });
         match compressed {
             Some(c) if c.len() + 4 < body.len() => {
                 out.extend_from_slice(&c);
