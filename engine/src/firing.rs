@@ -289,9 +289,7 @@ impl EngineLoop {
         })?;
         Ok(EngineLoop { engine, stop: Some(stop), wake, thread: Some(thread) })
     }
-}
 
-impl EngineLoop {
     /// A handle that wakes the thread for another step.
     pub(crate) fn waker(&self) -> crossbeam_channel::Sender<()> {
         self.wake.clone()
