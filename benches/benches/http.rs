@@ -325,11 +325,7 @@ fn push_fanout(mode: FanOut) -> f64 {
 fn push_fanouts(mode: FanOut, name: &str) {
     let mut rates: Vec<f64> = (0..fanout_runs()).map(|_| push_fanout(mode)).collect();
     rates.sort_by(f64::total_cmp);
-    let median = if rates.len() % 2 == 1 {
-        rates[rates.len() / 2]
-    } else {
-        (rates[rates.len() / 2 - 1] + rates[rates.len() / 2]) / 2.0
-    };
+    let median = nudge_benches::percentile(&rates, 0.5).unwrap_or(0.0);
     println!(
         "push fan-out {name}: median {median:.0} messages/s over {} runs (min {:.0}, max {:.0})",
         rates.len(),

@@ -55,6 +55,16 @@ fn queue(engine: &Engine, users: usize) {
     engine.fire_due().expect("fire");
 }
 
+/// An engine in a temporary directory on a manual clock at [`NOW`], with one
+/// queued push for each of `users` subscribed users.
+fn queued(users: usize) -> (tempfile::TempDir, ManualClock, std::sync::Arc<Engine>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let engine = setup(dir.path(), &clock, users);
+    queue(&engine, users);
+    (dir, clock, engine)
+}
+
 /// A loop whose sender only passes the claimed items (and where to answer
 /// them) to the test.
 fn passing_loop(
@@ -100,11 +110,8 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
 
 #[test]
 fn items_in_flight_are_bounded_and_late_answers_from_other_threads_are_all_recorded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = ManualClock::new(NOW);
     let users = MAX_ITEMS_IN_FLIGHT + 1000;
-    let engine = setup(dir.path(), &clock, users);
-    queue(&engine, users);
+    let (_dir, _clock, engine) = queued(users);
     assert_eq!(engine.outbox_len(), users);
 
     let (running, handed) = passing_loop(&engine);
@@ -137,10 +144,7 @@ fn items_in_flight_are_bounded_and_late_answers_from_other_threads_are_all_recor
 
 #[test]
 fn an_item_whose_answer_is_lost_is_sent_again_after_its_lease() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = ManualClock::new(NOW);
-    let engine = setup(dir.path(), &clock, 3);
-    queue(&engine, 3);
+    let (_dir, clock, engine) = queued(3);
     let (running, handed) = passing_loop(&engine);
     let first = take(&handed, 3);
     for (item, reports) in &first[..2] {
@@ -161,10 +165,7 @@ fn an_item_whose_answer_is_lost_is_sent_again_after_its_lease() {
 
 #[test]
 fn dropping_the_loop_records_the_answers_still_in_flight() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = ManualClock::new(NOW);
-    let engine = setup(dir.path(), &clock, 50);
-    queue(&engine, 50);
+    let (_dir, _clock, engine) = queued(50);
     let (running, handed) = passing_loop(&engine);
     let in_flight = take(&handed, 50);
     let answering = std::thread::spawn(move || {
