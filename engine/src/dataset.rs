@@ -17,8 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Zipf};
 
 use crate::clock::DAY_MS;
-use crate::props::Value;
-use crate::record::{Event, ProfileUpdate, Record, Subscription};
+use crate::store::props::Value;
+use crate::store::record::{Event, ProfileUpdate, Record, Subscription};
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,7 +315,7 @@ mod tests {
         let count = |n: &str| events.iter().filter(|e| e.name == n).count();
         assert!(count("Charged") > 0 && count("Charged") < count("Added To Cart"));
         assert!(count("Added To Cart") < count("Product Viewed"));
-        crate::record::validate_batch(&first[..100]).expect("generated records are valid");
+        crate::store::record::validate_batch(&first[..100]).expect("generated records are valid");
         assert_eq!(civil_date(1_793_491_200_000), "2026-11-01");
         let ids: std::collections::HashSet<String> = (0..5000).map(user_id).collect();
         assert_eq!(ids.len(), 5000);

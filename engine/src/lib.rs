@@ -22,38 +22,32 @@
 //! Limits on input are in [`limits`]; the on-disk format is specified in
 //! `docs/design/event-log-format.md`.
 
-pub mod campaign;
+mod campaigns;
 pub mod clock;
 pub mod dataset;
-pub mod dedupe;
-pub mod delivery;
-pub mod dict;
 mod engine;
 pub mod error;
-mod firing;
 #[cfg(test)]
 mod golden;
 pub mod limits;
-pub mod log;
-mod meta;
-pub mod outbox;
-pub mod policy;
-pub mod props;
-pub mod record;
-pub mod rules;
-pub mod schedule;
-pub mod segment;
-mod sequence;
-pub mod snapshot;
-pub mod state;
-pub mod stats;
-pub mod template;
-pub mod wire;
+pub mod query;
+mod store;
+pub mod triggers;
+
+// Old paths, kept while the curated surface is built.
+pub use campaigns::{campaign, delivery, outbox, policy, schedule, stats, template};
+pub use engine::snapshot;
+pub use query as segment;
+pub use store::log::entry as wire;
+pub use store::{dedupe, dict, log, props, record, state};
+pub use triggers as rules;
 
 pub use engine::{Engine, EngineOptions, IngestOutcome, OpenReport, StateReader};
 pub use error::{Error, Result};
-pub use firing::{FIRE_IDLE_WAIT_MS, Fire, FireLoop, TRIGGER_DROPPED_EVENT, TRIGGER_FIRED_EVENT};
 pub use log::{Durability, RecoveryMode};
 pub use props::Value;
 pub use record::{Event, FireRecord, ProfileUpdate, Record, Subscription};
 pub use segment::{Answer, PlanStep, QueryOptions, Strategy};
+pub use triggers::decide::{
+    FIRE_IDLE_WAIT_MS, Fire, FireLoop, TRIGGER_DROPPED_EVENT, TRIGGER_FIRED_EVENT,
+};
