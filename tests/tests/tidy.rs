@@ -52,3 +52,119 @@ fn every_rust_file_opens_with_a_module_doc_and_sources_stay_small() {
     }
     assert!(problems.is_empty(), "tidy problems:\n{}", problems.join("\n"));
 }
+
+/// The layers of `engine/src`, bottom-up (ARCHITECTURE.md, "the engine in
+/// layers"). A file may use its own layer and the ones below it; the shared
+/// basics (rank 0) may be used by all and use nothing else.
+const ENGINE_LAYERS: &[(&str, usize)] = &[
+    ("error", 0),
+    ("limits", 0),
+    ("clock", 0),
+    ("golden", 0),
+    ("store", 1),
+    ("query", 2),
+    ("triggers", 3),
+    ("campaigns", 4),
+    ("engine", 5),
+    ("dataset", 5),
+];
+
+/// Upward edges still to be removed: (file, the module it reaches up to).
+const UPWARD_EDGES_ALLOWED: &[(&str, &str)] = &[
+    ("campaigns/campaign.rs", "engine"),
+    ("campaigns/delivery.rs", "engine"),
+    ("campaigns/outbox/mod.rs", "engine"),
+    ("campaigns/schedule.rs", "engine"),
+    ("campaigns/stats.rs", "engine"),
+    ("store/record.rs", "campaigns"),
+    ("store/record.rs", "query"),
+    ("store/record.rs", "triggers"),
+    ("store/sequencer.rs", "engine"),
+    ("store/state/mod.rs", "campaigns"),
+    ("store/state/mod.rs", "query"),
+    ("store/state/mod.rs", "triggers"),
+    ("triggers/decide.rs", "campaigns"),
+    ("triggers/decide.rs", "engine"),
+];
+
+fn engine_layer_of(first_component: &str) -> Option<usize> {
+    let name = first_component.trim_end_matches(".rs");
+    ENGINE_LAYERS.iter().find(|(layer, _)| *layer == name).map(|(_, rank)| *rank)
+}
+
+/// Every `crate::<module>` a source file refers to, outside comments.
+fn crate_references(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            continue;
+        }
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            let after = &rest[at + "crate::".len()..];
+            let name: String =
+                after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() && !found.contains(&name) {
+                found.push(name);
+            }
+            rest = after;
+        }
+    }
+    found
+}
+
+/// The upward `crate::` edges in `engine/src`, as (file, target module).
+fn engine_upward_edges(root: &Path) -> Vec<(String, String)> {
+    let src = root.join("engine/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut edges = Vec::new();
+    for file in files {
+        let relative =
+            file.strip_prefix(&src).expect("under engine/src").to_string_lossy().to_string();
+        let first = relative.split('/').next().unwrap_or_default();
+        if first == "lib.rs" {
+            continue; // the crate root declares the layers and re-exports the surface
+        }
+        let rank = engine_layer_of(first).unwrap_or_else(|| {
+            panic!("engine/src/{relative} is in no layer: add it to ENGINE_LAYERS")
+        });
+        let text = std::fs::read_to_string(&file).expect("read");
+        for target in crate_references(&text) {
+            let Some(target_rank) = engine_layer_of(&target) else {
+                // `crate::Error` and other items the root re-exports.
+                continue;
+            };
+            let upward = target_rank > rank || (rank == 0 && target_rank != 0);
+            let uses_facade = target == "engine" && first != "engine";
+            if upward || uses_facade {
+                edges.push((relative.clone(), target));
+            }
+        }
+    }
+    edges.sort();
+    edges
+}
+
+#[test]
+fn engine_layers_use_only_their_own_and_lower_layers() {
+    let root = workspace_root();
+    let edges = engine_upward_edges(&root);
+    let unexpected: Vec<String> = edges
+        .iter()
+        .filter(|(file, target)| !UPWARD_EDGES_ALLOWED.contains(&(file.as_str(), target.as_str())))
+        .map(|(file, target)| format!("engine/src/{file} uses crate::{target}, a higher layer"))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "layer rule broken (store ← query ← triggers ← campaigns ← engine):\n{}",
+        unexpected.join("\n")
+    );
+    let stale: Vec<String> = UPWARD_EDGES_ALLOWED
+        .iter()
+        .filter(|(file, target)| !edges.iter().any(|(f, t)| f == file && t == target))
+        .map(|(file, target)| format!("{file} → {target}"))
+        .collect();
+    assert!(stale.is_empty(), "allowed upward edges that no longer exist: {}", stale.join(", "));
+}
