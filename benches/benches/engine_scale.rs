@@ -60,7 +60,7 @@ fn main() {
         records as f64 / ingest.as_secs_f64(),
         events as f64 / ingest.as_secs_f64()
     );
-    let heap = engine.read().state.heap_bytes();
+    let heap = engine.read().state.store.heap_bytes();
     println!(
         "derived state heap: {:.1} MiB, {:.1} bytes/event",
         heap as f64 / 1048576.0,

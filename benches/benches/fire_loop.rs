@@ -22,9 +22,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
+use nudge_engine::OutboxLoop;
 use nudge_engine::campaign::{Campaign, Message};
 use nudge_engine::clock::{Clock, SystemClock};
-use nudge_engine::outbox::{Attempt, OutboxLoop};
+use nudge_engine::outbox::Attempt;
 use nudge_engine::{Engine, EngineOptions, Event, FireLoop, Record, Subscription};
 
 #[global_allocator]

@@ -274,7 +274,7 @@ fn push_fanout(mode: FanOut) -> f64 {
     let started = Instant::now();
     let handle = runtime.handle().clone();
     let outbox_sender = sender.clone();
-    let _outbox = nudge_engine::outbox::OutboxLoop::spawn(
+    let _outbox = nudge_engine::OutboxLoop::spawn(
         engine.clone(),
         move |items, reports| outbox_sender.dispatch(&handle, items, reports),
         |e| eprintln!("outbox: {e}"),

@@ -71,7 +71,7 @@ fn main() {
         println!("pending before close: {}", engine.pending_fires());
         let reader = engine.read();
         let before = ALLOCATED.load(Ordering::Relaxed);
-        let copy = reader.state.rules.clone();
+        let copy = reader.state.triggers.clone();
         let bytes = ALLOCATED.load(Ordering::Relaxed) - before;
         println!(
             "trigger state: {bytes} heap bytes for {} pending `unless` fires: {:.1} bytes each",

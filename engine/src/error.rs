@@ -114,6 +114,16 @@ impl Error {
         Error::InvalidInput { index, field: field.into(), reason: reason.into() }
     }
 
+    /// Builds an [`Error::Query`] from the language's error about `text`.
+    pub fn query(error: &nudge_query_lang::Error, text: &str) -> Self {
+        Error::Query {
+            line: error.line(),
+            column: error.column(),
+            message: error.message().to_string(),
+            rendered: error.render(text),
+        }
+    }
+
     /// Builds an [`Error::Corrupt`].
     pub fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Corrupt { path: path.into(), reason: reason.into() }

@@ -36,18 +36,18 @@ pub mod triggers;
 
 // Old paths, kept while the curated surface is built.
 pub use campaigns::{campaign, delivery, outbox, policy, schedule, stats, template};
-pub use engine::snapshot;
+pub use engine::{snapshot, state};
 pub use query as segment;
 pub use store::log::entry as wire;
-pub use store::{dedupe, dict, log, props, record, state};
+pub use store::{dedupe, dict, log, props, record};
 pub use triggers as rules;
 
+pub use engine::loops::{MAX_ITEMS_IN_FLIGHT, OUTBOX_DRAIN_GRACE, OutboxLoop, OutboxReports};
 pub use engine::{Engine, EngineOptions, IngestOutcome, OpenReport, StateReader};
+pub use engine::{Fire, FireLoop, LOOP_IDLE_WAIT_MS};
 pub use error::{Error, Result};
 pub use log::{Durability, RecoveryMode};
 pub use props::Value;
-pub use record::{Event, FireRecord, ProfileUpdate, Record, Subscription};
-pub use segment::{Answer, PlanStep, QueryOptions, Strategy};
-pub use triggers::decide::{
-    FIRE_IDLE_WAIT_MS, Fire, FireLoop, TRIGGER_DROPPED_EVENT, TRIGGER_FIRED_EVENT,
-};
+pub use query::{Answer, PlanStep, QueryOptions, Strategy};
+pub use store::record::{Event, ProfileUpdate, Record, Subscription};
+pub use triggers::decide::{TRIGGER_DROPPED_EVENT, TRIGGER_FIRED_EVENT};

@@ -74,3 +74,32 @@ const _: () = assert!(MAX_EVENT_BYTES < MAX_RECORD_BYTES);
 const _: () = assert!(MAX_RECORD_BYTES <= u32::MAX as usize);
 
 const _: () = assert!(QUERY_DEADLINE_SAMPLE_USERS.is_power_of_two());
+
+/// Checks a timestamp against the accepted range.
+pub fn check_timestamp(field: &str, ts_ms: i64) -> crate::error::Result<()> {
+    if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&ts_ms) {
+        return Err(crate::error::Error::invalid(
+            None,
+            field,
+            format!(
+                "timestamp {ts_ms} is outside the accepted range {MIN_TIMESTAMP_MS}..={MAX_TIMESTAMP_MS} (1970 to 9999, in epoch milliseconds)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a text field: not empty, at most `max` bytes (`what` names it in the error).
+pub fn check_text(field: &str, text: &str, max: usize, what: &str) -> crate::error::Result<()> {
+    if text.is_empty() {
+        return Err(crate::error::Error::invalid(None, field, format!("{what} must not be empty")));
+    }
+    if text.len() > max {
+        return Err(crate::error::Error::invalid(
+            None,
+            field,
+            format!("{what} is {} bytes, more than the limit of {max}", text.len()),
+        ));
+    }
+    Ok(())
+}

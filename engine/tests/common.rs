@@ -33,5 +33,5 @@ pub fn batch(b: usize, n: usize) -> Vec<Record> {
 }
 
 pub fn event_count(engine: &Engine) -> u64 {
-    engine.read().state.timelines.event_count()
+    engine.read().state.store.timelines.event_count()
 }

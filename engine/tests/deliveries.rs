@@ -377,7 +377,7 @@ fn the_outbox_leases_retries_fails_and_survives_restarts() {
     assert!(!expired.is_empty());
     if let Target::WebPush { endpoint, .. } = &gone.target {
         assert!(
-            engine.read().state.subscriptions.by_endpoint(endpoint).is_none(),
+            engine.read().state.store.subscriptions.by_endpoint(endpoint).is_none(),
             "410 unsubscribes"
         );
     }

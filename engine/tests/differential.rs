@@ -17,7 +17,7 @@ mod reference;
 use std::collections::BTreeSet;
 
 use nudge_engine::clock::ManualClock;
-use nudge_engine::{QueryOptions, Record, Strategy};
+use nudge_engine::{QueryOptions, Strategy};
 use reference::{NOW, Reference};
 
 #[test]
@@ -28,13 +28,11 @@ fn the_engine_agrees_with_the_reference_on_random_data_and_queries() {
     let mut non_trivial = 0;
     for seed in 0..seeds {
         let mut rng = reference::rng(seed);
-        let mut records = reference::random_records(seed, 40);
-        for name in ["s1", "s2"] {
-            records.push(Record::SaveSegment {
-                name: name.into(),
-                query: reference::random_segment(&mut rng, 1),
-            });
-        }
+        let records = reference::random_records(seed, 40);
+        let saved_segments: Vec<(&str, String)> = ["s1", "s2"]
+            .into_iter()
+            .map(|name| (name, reference::random_segment(&mut rng, 1)))
+            .collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = common::open(dir.path(), &ManualClock::new(NOW));
         let warm = QueryOptions {
@@ -57,7 +55,15 @@ fn the_engine_agrees_with_the_reference_on_random_data_and_queries() {
                 }
             }
         }
-        let reference = Reference::new(&records);
+        for (name, query) in &saved_segments {
+            engine
+                .save_segment(name, query)
+                .unwrap_or_else(|e| panic!("seed {seed}: saving {name} failed: {e}"));
+        }
+        let mut reference = Reference::new(&records);
+        for (name, query) in &saved_segments {
+            reference.save_segment(name, query);
+        }
         let saved = reference.saved_segments().expect("saved segments parse");
         for _ in 0..60 {
             let query = reference::random_segment_with_saved(&mut rng, 2, &["s1", "s2"]);

@@ -75,7 +75,7 @@ fn a_bad_record_rejects_the_batch_and_stores_nothing() {
     let reader = engine.read();
     assert_eq!(reader.dicts.users.get("new-user"), None, "no id assigned for a rejected batch");
     assert_eq!(reader.dicts.events.get("New Event"), None);
-    assert_eq!(reader.state.timelines.event_count(), 2);
+    assert_eq!(reader.state.store.timelines.event_count(), 2);
     drop(reader);
     assert_eq!(engine.flush().expect("flush"), before, "log did not grow");
 }
@@ -162,14 +162,14 @@ fn profiles_fold_every_operation_and_keep_the_value_index_current() {
     let reader = engine.read();
     let key = |k: &str| reader.dicts.keys.get(k).expect("key") as u16;
     let a = reader.dicts.users.get("a").expect("a");
-    let profiles = &reader.state.profiles;
+    let profiles = &reader.state.store.profiles;
     assert_eq!(profiles.value(a, key("city")), Some(ValueRef::Str("Mumbai")));
     assert_eq!(profiles.value(a, key("signup")), Some(ValueRef::Str("2026-01-02")));
     assert_eq!(profiles.value(a, key("coupon")), None);
     assert_eq!(profiles.value(a, key("visits")), Some(ValueRef::Number(3.5)));
     let tags = profiles.value(a, key("tags")).map(|v| v.to_owned_value());
     assert_eq!(tags, Some(Value::Array(vec!["vip".into(), "new".into()])));
-    let cities = &reader.state.indexes.profile_property_value_user_ids[&key("city")];
+    let cities = &reader.state.store.indexes.profile_property_value_user_ids[&key("city")];
     let delhi: Vec<u32> = cities
         .get(ValueRef::Str("Delhi"))
         .flatten()
@@ -177,7 +177,7 @@ fn profiles_fold_every_operation_and_keep_the_value_index_current() {
         .unwrap_or_default();
     assert_eq!(delhi, vec![reader.dicts.users.get("b").expect("b")]);
     assert_eq!(cities.get(ValueRef::Str("Mumbai")).flatten().map(|b| b.len()), Some(1));
-    assert_eq!(reader.state.indexes.all_user_ids.len(), 2);
+    assert_eq!(reader.state.store.indexes.all_user_ids.len(), 2);
 }
 
 #[test]
@@ -203,9 +203,9 @@ fn subscriptions_and_event_indexes_answer_what_was_ingested() {
         .expect("ingest");
     let reader = engine.read();
     let user = |u: &str| reader.dicts.users.get(u).expect("user");
-    let indexes = &reader.state.indexes;
+    let indexes = &reader.state.store.indexes;
     assert_eq!(indexes.webpush_user_ids.iter().collect::<Vec<_>>(), [user("s2")]);
-    assert_eq!(reader.state.subscriptions.len(), 1);
+    assert_eq!(reader.state.store.subscriptions.len(), 1);
     let charged = reader.dicts.events.get("Charged").expect("event");
     let today = nudge_engine::clock::day_of(NOW);
     assert_eq!(
@@ -220,10 +220,10 @@ fn subscriptions_and_event_indexes_answer_what_was_ingested() {
         Some(vec![user("s1")])
     );
     assert_eq!(indexes.all_user_ids.len(), 3);
-    let timeline = reader.state.timelines.of(user("s1"));
+    let timeline = reader.state.store.timelines.of(user("s1"));
     assert_eq!(timeline.len(), 1);
     assert_eq!(
-        nudge_engine::props::get(reader.state.timelines.props(&timeline[0]), mode),
+        nudge_engine::props::get(reader.state.store.timelines.props(&timeline[0]), mode),
         Some(ValueRef::Str("upi"))
     );
 }
@@ -235,5 +235,5 @@ fn events_without_a_timestamp_take_the_engine_clock() {
     let engine = open(dir.path(), &clock);
     engine.ingest(vec![Event::new("u", "E").into()]).expect("ingest");
     let reader = engine.read();
-    assert_eq!(reader.state.timelines.of(0)[0].ts_ms, NOW + 123);
+    assert_eq!(reader.state.store.timelines.of(0)[0].ts_ms, NOW + 123);
 }

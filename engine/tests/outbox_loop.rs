@@ -12,10 +12,9 @@ use common::NOW;
 use crossbeam_channel::Receiver;
 use nudge_engine::campaign::{Campaign, Message};
 use nudge_engine::clock::ManualClock;
-use nudge_engine::outbox::{
-    Attempt, MAX_ITEMS_IN_FLIGHT, OUTBOX_LEASE_MS, OutboxItem, OutboxLoop, OutboxReports,
-};
+use nudge_engine::outbox::{Attempt, OUTBOX_LEASE_MS, OutboxItem};
 use nudge_engine::{Engine, Event, QueryOptions, Record, Subscription};
+use nudge_engine::{MAX_ITEMS_IN_FLIGHT, OutboxLoop, OutboxReports};
 
 /// Longest wait for something the loop should do promptly.
 const PROMPTLY: Duration = Duration::from_secs(10);

@@ -51,7 +51,7 @@ fn incremental_full_replay_and_snapshot_plus_tail_agree() {
         "full replay differs from incremental"
     );
     assert_eq!(
-        full.read().state.timelines.event_count(),
+        full.read().state.store.timelines.event_count(),
         records.iter().filter(|r| matches!(r, Record::Event(_))).count() as u64
     );
 }

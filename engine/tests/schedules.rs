@@ -58,7 +58,15 @@ fn sends(engine: &Engine, user: &str) -> Vec<i64> {
     else {
         return Vec::new();
     };
-    reader.state.timelines.of(user).iter().filter(|e| e.event() == sent).map(|e| e.ts_ms).collect()
+    reader
+        .state
+        .store
+        .timelines
+        .of(user)
+        .iter()
+        .filter(|e| e.event() == sent)
+        .map(|e| e.ts_ms)
+        .collect()
 }
 
 /// Steps the clock to `until` in `step` increments, deciding at each step.
@@ -132,7 +140,7 @@ fn passed_times_are_dropped_or_moved_and_missed_ones_are_recorded() {
         assert_eq!(sends(&engine, "ny"), [NOW + 14 * HOUR]);
         assert_eq!(sends(&engine, "utc"), [NOW + 9 * HOUR]);
         let occurrence = (NOW + 9 * HOUR) / 1000; // 09:00 local, as civil seconds
-        let kolkata = engine.read().state.outbox.mark("digest", "Asia/Kolkata");
+        let kolkata = engine.read().state.campaigns.outbox.mark("digest", "Asia/Kolkata");
         if if_passed == "drop" {
             assert!(sends(&engine, "kol").is_empty());
             assert_eq!(kolkata, Some((occurrence, None)));
@@ -162,7 +170,7 @@ fn occurrences_missed_while_down_are_dropped_as_late_and_end_and_cutoff_bound_se
     clock.set(NOW + 10 * HOUR);
     engine.fire_due().expect("fire");
     assert!(sends(&engine, "utc").is_empty());
-    let late = engine.read().state.outbox.mark("digest", "UTC");
+    let late = engine.read().state.campaigns.outbox.mark("digest", "UTC");
     assert_eq!(late, Some(((NOW + 9 * HOUR) / 1000, None)));
     run_until(&engine, &clock, NOW + 5 * DAY, 5 * MIN);
     assert_eq!(
@@ -206,13 +214,16 @@ fn a_run_resumes_after_its_last_mark_and_decides_each_user_once() {
         next_user: Some(1200),
         dropped: None,
     };
-    engine.ingest(vec![Record::Delivery(Box::new(DeliveryRecord::Schedule(mark)))]).expect("mark");
+    engine.ingest_entries(vec![DeliveryRecord::Schedule(mark).into_entry()]).expect("mark");
     clock.set(NOW + HOUR);
     engine.fire_due().expect("fire");
     let counts: Vec<usize> = users.iter().map(|u| sends(&engine, u).len()).collect();
     assert!(counts[..1200].iter().all(|&c| c == 0), "decided before the mark");
     assert!(counts[1200..].iter().all(|&c| c == 1), "each remaining user once");
-    assert_eq!(engine.read().state.outbox.mark("digest", "(default)"), Some((occurrence, None)));
+    assert_eq!(
+        engine.read().state.campaigns.outbox.mark("digest", "(default)"),
+        Some((occurrence, None))
+    );
     assert_eq!(engine.outbox_len(), 1300);
     run_until(&engine, &clock, NOW + 3 * DAY, 30 * MIN);
     assert_eq!(engine.outbox_len(), 1300, "a one-off runs once");

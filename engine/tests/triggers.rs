@@ -171,7 +171,7 @@ fn stale_events_and_imported_history_fire_nothing() {
     engine.ingest(vec![event("cat", "Charged", NOW - 59 * MIN).into()]).expect("ingest");
     assert_eq!(fired(&engine.fire_due().expect("fire")), ["cat"]);
     // History is stored all the same: three Charged, and cat's `$trigger_fired`.
-    assert_eq!(engine.read().state.timelines.event_count(), 4);
+    assert_eq!(engine.read().state.store.timelines.event_count(), 4);
 }
 
 #[test]
@@ -248,7 +248,12 @@ fn bad_triggers_are_refused_and_removed_triggers_drop_their_pending_fires() {
     let clock = ManualClock::new(NOW);
     let engine = open(dir.path(), &clock);
     let error = engine.save_trigger("bad", r#"on "A" unless "B""#).expect_err("no within");
-    assert!(error.to_string().contains("trigger"), "{error}");
+    // The same spanned error a query gives, with the caret where `within` was expected.
+    assert!(
+        matches!(&error, nudge_engine::Error::Query { line: 1, column: 17, message, .. }
+            if message.contains("`within`")),
+        "{error:?}"
+    );
     assert!(engine.triggers().is_empty(), "nothing stored");
     engine.save_trigger("cart", r#"on "A" unless "B" within 1m"#).expect("save");
     engine.ingest(vec![event("ann", "A", NOW).into()]).expect("ingest");

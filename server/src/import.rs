@@ -76,6 +76,23 @@ fn flush_batch(
     Ok(())
 }
 
+/// Saves or removes a segment or trigger (removing one that does not exist is no error).
+fn apply_definition(
+    engine: &Engine,
+    definition: ndjson::Definition,
+) -> std::result::Result<(), nudge_engine::Error> {
+    match definition {
+        ndjson::Definition::SaveSegment { name, query } => {
+            engine.save_segment(&name, &query).map(drop)
+        }
+        ndjson::Definition::RemoveSegment { name } => engine.remove_segment(&name).map(drop),
+        ndjson::Definition::SaveTrigger { name, trigger } => {
+            engine.save_trigger(&name, &trigger).map(drop)
+        }
+        ndjson::Definition::RemoveTrigger { name } => engine.remove_trigger(&name).map(drop),
+    }
+}
+
 /// Imports `source` (a path, or `-` for standard input) into `data_dir`.
 pub fn run(data_dir: &Path, source: &str, options: EngineOptions) -> Result<ImportSummary> {
     let (reader, total): (Box<dyn Read>, Option<u64>) = if source == "-" {
@@ -110,8 +127,27 @@ pub fn run(data_dir: &Path, source: &str, options: EngineOptions) -> Result<Impo
         }
         let json: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| Error::Usage(format!("line {}: not valid JSON: {e}", summary.lines)))?;
-        let record = ndjson::decode(&json)
-            .map_err(|e| Error::Usage(format!("line {}: {e}", summary.lines)))?;
+        let line_number = summary.lines;
+        let record = match ndjson::decode_line(&json)
+            .map_err(|e| Error::Usage(format!("line {line_number}: {e}")))?
+        {
+            ndjson::Line::Record(record) => record,
+            ndjson::Line::Definition(definition) => {
+                // Definitions take effect in file order: what came before is stored first.
+                flush_batch(&engine, &mut batch, &mut batch_lines, &mut summary)?;
+                apply_definition(&engine, definition).map_err(|e| match e {
+                    nudge_engine::Error::InvalidInput { field, reason, .. } => {
+                        Error::Usage(format!("line {line_number}: invalid `{field}`: {reason}"))
+                    }
+                    nudge_engine::Error::Query { rendered, .. } => {
+                        Error::Usage(format!("line {line_number}: {rendered}"))
+                    }
+                    other => Error::Engine(other),
+                })?;
+                summary.accepted += 1;
+                continue;
+            }
+        };
         batch.push(record);
         batch_lines.push(summary.lines);
         if batch.len() == IMPORT_BATCH_RECORDS {

@@ -223,15 +223,12 @@ pub fn decode(value: &Json) -> Decoded<Record> {
             })
         }
         "unsubscribe" => Ok(Record::Unsubscribe { endpoint: string(record, "endpoint")? }),
-        "segment" => {
-            Ok(Record::SaveSegment { name: string(record, "name")?, query: string(record, "q")? })
-        }
-        "segment_removed" => Ok(Record::RemoveSegment { name: string(record, "name")? }),
-        "trigger" => Ok(Record::SaveTrigger {
-            name: string(record, "name")?,
-            trigger: string(record, "trigger")?,
-        }),
-        "trigger_removed" => Ok(Record::RemoveTrigger { name: string(record, "name")? }),
+        "segment" | "segment_removed" | "trigger" | "trigger_removed" => Err(field_error(
+            "type",
+            format!(
+                "{kind_name:?} is a definition, not a record: save it with its own call (`nudge import` also reads it)"
+            ),
+        )),
         other => Err(field_error(
             "type",
             format!(
@@ -239,6 +236,66 @@ pub fn decode(value: &Json) -> Decoded<Record> {
             ),
         )),
     }
+}
+
+/// A definition an NDJSON file may carry beside its records (`nudge import`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Definition {
+    /// A segment saved under a name.
+    SaveSegment {
+        /// Its name.
+        name: String,
+        /// Its expression.
+        query: String,
+    },
+    /// A saved segment removed.
+    RemoveSegment {
+        /// Its name.
+        name: String,
+    },
+    /// A trigger saved under a name.
+    SaveTrigger {
+        /// Its name.
+        name: String,
+        /// Its text.
+        trigger: String,
+    },
+    /// A saved trigger removed.
+    RemoveTrigger {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// One line of an NDJSON file: a record, or a definition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// An event, profile update or subscription change.
+    Record(Record),
+    /// A segment or trigger saved or removed.
+    Definition(Definition),
+}
+
+/// Decodes one JSON line of an import: a record or a definition.
+pub fn decode_line(value: &Json) -> Decoded<Line> {
+    if let Json::Object(record) = value {
+        let name = || string(record, "name");
+        let definition = match record.get("type").and_then(Json::as_str) {
+            Some("segment") => {
+                Some(Definition::SaveSegment { name: name()?, query: string(record, "q")? })
+            }
+            Some("segment_removed") => Some(Definition::RemoveSegment { name: name()? }),
+            Some("trigger") => {
+                Some(Definition::SaveTrigger { name: name()?, trigger: string(record, "trigger")? })
+            }
+            Some("trigger_removed") => Some(Definition::RemoveTrigger { name: name()? }),
+            _ => None,
+        };
+        if let Some(definition) = definition {
+            return Ok(Line::Definition(definition));
+        }
+    }
+    decode(value).map(Line::Record)
 }
 
 fn value_json(value: &Value) -> Json {
@@ -306,56 +363,6 @@ pub fn encode(record: &Record) -> Json {
         Record::Unsubscribe { endpoint } => {
             out.insert("type".into(), "unsubscribe".into());
             out.insert("endpoint".into(), endpoint.clone().into());
-        }
-        Record::SaveSegment { name, query } => {
-            out.insert("type".into(), "segment".into());
-            out.insert("name".into(), name.clone().into());
-            out.insert("q".into(), query.clone().into());
-        }
-        Record::RemoveSegment { name } => {
-            out.insert("type".into(), "segment_removed".into());
-            out.insert("name".into(), name.clone().into());
-        }
-        Record::SaveTrigger { name, trigger } => {
-            out.insert("type".into(), "trigger".into());
-            out.insert("name".into(), name.clone().into());
-            out.insert("trigger".into(), trigger.clone().into());
-        }
-        Record::RemoveTrigger { name } => {
-            out.insert("type".into(), "trigger_removed".into());
-            out.insert("name".into(), name.clone().into());
-        }
-        // Written by the engine itself, never read from NDJSON.
-        Record::History => {
-            out.insert("type".into(), "history".into());
-        }
-        // The campaign JSON of interfaces.md belongs to the HTTP API (not built
-        // yet); NDJSON only names the campaign.
-        Record::SaveCampaign(campaign) => {
-            out.insert("type".into(), "campaign".into());
-            out.insert("id".into(), campaign.id.clone().into());
-            out.insert("name".into(), campaign.name.clone().into());
-        }
-        // Written by the engine itself (outbox, settings, schedule progress).
-        Record::Delivery(_) => {
-            out.insert("type".into(), "delivery".into());
-        }
-        Record::RemoveCampaign { id } => {
-            out.insert("type".into(), "campaign_removed".into());
-            out.insert("id".into(), id.clone().into());
-        }
-        Record::SetCampaignPaused { id, paused } => {
-            out.insert("type".into(), "campaign_paused".into());
-            out.insert("id".into(), id.clone().into());
-            out.insert("paused".into(), (*paused).into());
-        }
-        Record::Fire(fire) => {
-            out.insert("type".into(), "fire".into());
-            out.insert("trigger".into(), fire.trigger.clone().into());
-            out.insert("user".into(), fire.user.into());
-            out.insert("cause".into(), fire.cause.into());
-            out.insert("due_ms".into(), fire.due_ms.into());
-            out.insert("outcome".into(), fire.outcome.name().into());
         }
     }
     Json::Object(out)

@@ -40,8 +40,9 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::sync::Semaphore;
 
+use nudge_engine::OutboxReports;
 use nudge_engine::clock::SharedClock;
-use nudge_engine::outbox::{Attempt, OutboxItem, OutboxReports, Target};
+use nudge_engine::outbox::{Attempt, OutboxItem, Target};
 
 use crate::error::{Error, Result};
 use crate::serve::metrics::Metrics;

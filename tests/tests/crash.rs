@@ -71,7 +71,7 @@ fn every_acknowledged_batch_survives_kill_9() {
                 .dicts
                 .users
                 .get(&format!("b{batch}"))
-                .map_or(0, |u| reader.state.timelines.of(u).len())
+                .map_or(0, |u| reader.state.store.timelines.of(u).len())
         };
         for &batch in &acked {
             assert_eq!(

@@ -76,8 +76,14 @@ fn no_fire_is_decided_twice_across_kill_9() {
     let fired_event = reader.dicts.events.get(TRIGGER_FIRED_EVENT).expect("some fired");
     for &n in &acked {
         let user = reader.dicts.users.get(&format!("p{n}")).expect("acknowledged user stored");
-        let fires =
-            reader.state.timelines.of(user).iter().filter(|e| e.event() == fired_event).count();
+        let fires = reader
+            .state
+            .store
+            .timelines
+            .of(user)
+            .iter()
+            .filter(|e| e.event() == fired_event)
+            .count();
         assert_eq!(fires, 1, "ping {n} fired {fires} times");
     }
     assert!(acked.len() as u64 >= cycles, "too few pings to test anything: {}", acked.len());

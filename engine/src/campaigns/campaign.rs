@@ -1,19 +1,18 @@
 //! Campaign definitions (the fields of `shared/spec/interfaces.md`), their
-//! validation, and the `Engine` API that stores them.
+//! validation, and the log entries that store them.
 //!
 //! A campaign is stored in the log as a `CampaignSaved` record whose body is
 //! the rkyv encoding of [`Campaign`], so new fields never change the layout
 //! of the log's entries. A live campaign (one with a `trigger`) also saves its
 //! trigger under [`Campaign::trigger_name`] in the same batch, so its fires
-//! come from the rule engine (`rules/`); a scheduled one is run by
+//! come from the triggers layer (`triggers/`); a scheduled one is run by
 //! `schedule.rs`. Pausing is a record too. What a campaign does for one user
 //! is decided in `delivery.rs`.
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use crate::engine::{Engine, IngestOutcome};
 use crate::error::{Error, Result};
-use crate::store::record::Record;
+use crate::store::log::entry::{LogCampaign, LogCampaignPaused, LogCampaignRemoved, LogEntry};
 
 /// The prefix of a live campaign's trigger name (`campaign:{id}`).
 pub const TRIGGER_PREFIX: &str = "campaign:";
@@ -259,52 +258,24 @@ pub struct StoredCampaign {
     pub saved_ms: i64,
 }
 
-impl Engine {
-    /// Saves (or replaces) a campaign durably; a live one saves its trigger too.
-    pub fn save_campaign(&self, campaign: Campaign) -> Result<IngestOutcome> {
-        campaign.validate()?;
-        let mut records = Vec::new();
-        if let Some(trigger) = &campaign.trigger {
-            records.push(Record::SaveTrigger {
-                name: campaign.trigger_name(),
-                trigger: trigger.clone(),
-            });
-        } else if self.read().state.rules.trigger(&campaign.trigger_name()).is_some() {
-            records.push(Record::RemoveTrigger { name: campaign.trigger_name() });
-        }
-        records.push(Record::SaveCampaign(Box::new(campaign)));
-        let outcome = self.ingest(records);
-        self.schedule_check_ms.store(0, std::sync::atomic::Ordering::Relaxed);
-        outcome
+impl Campaign {
+    /// The log entry that saves this campaign (validated by the caller).
+    pub fn saved_entry(&self) -> LogEntry {
+        LogEntry::CampaignSaved(LogCampaign { id: self.id.clone(), definition: self.encode() })
     }
+}
 
-    /// Removes a campaign (and its trigger); `Ok(None)` when there was none.
-    pub fn remove_campaign(&self, id: &str) -> Result<Option<IngestOutcome>> {
-        let Some(stored) = self.campaign(id) else { return Ok(None) };
-        let mut records = vec![Record::RemoveCampaign { id: id.to_owned() }];
-        if stored.campaign.trigger.is_some() {
-            records.push(Record::RemoveTrigger { name: stored.campaign.trigger_name() });
-        }
-        self.ingest(records).map(Some)
-    }
+/// The log entry that removes campaign `id`.
+pub fn removed_entry(id: &str) -> LogEntry {
+    LogEntry::CampaignRemoved(LogCampaignRemoved { id: id.to_owned() })
+}
 
-    /// Pauses or resumes a campaign; `Ok(None)` when there is none.
-    pub fn set_campaign_paused(&self, id: &str, paused: bool) -> Result<Option<IngestOutcome>> {
-        if self.campaign(id).is_none() {
-            return Ok(None);
-        }
-        let outcome = self.ingest(vec![Record::SetCampaignPaused { id: id.to_owned(), paused }]);
-        self.schedule_check_ms.store(0, std::sync::atomic::Ordering::Relaxed);
-        outcome.map(Some)
-    }
+/// The log entry that pauses or resumes campaign `id`.
+pub fn paused_entry(id: &str, paused: bool) -> LogEntry {
+    LogEntry::CampaignPaused(LogCampaignPaused { id: id.to_owned(), paused })
+}
 
-    /// One campaign.
-    pub fn campaign(&self, id: &str) -> Option<StoredCampaign> {
-        self.read().state.campaigns.get(id).cloned()
-    }
-
-    /// Every campaign, by id.
-    pub fn campaigns(&self) -> Vec<StoredCampaign> {
-        self.read().state.campaigns.values().cloned().collect()
-    }
+/// The campaign whose live trigger is named `trigger`, if it is one.
+pub fn campaign_of_trigger(trigger: &str) -> Option<&str> {
+    trigger.strip_prefix(TRIGGER_PREFIX)
 }

@@ -1,5 +1,5 @@
 //! From a campaign decision to queued messages: the one place a campaign's
-//! delivery is decided for a user, whether a trigger fired it (`firing.rs`), a
+//! delivery is decided for a user, whether a trigger fired it (`Engine::fire_due`), a
 //! schedule reached it (`schedule.rs`) or someone asked for a test send.
 //!
 //! [`Planner::plan`] checks, in this order: paused, audience, cut-off,
@@ -19,16 +19,17 @@
 
 use std::collections::HashMap;
 
+use crate::campaigns::CampaignState;
 use crate::campaigns::campaign::StoredCampaign;
 use crate::campaigns::outbox::{self, DeliveryRecord, OutboxItem, SettingsRecord, Target};
 use crate::campaigns::policy::{self, Caps, Decision, DeliveryRules, QuietHours, QuietMode};
 use crate::campaigns::template;
-use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::query::Source;
 use crate::store::dict::{Dictionaries, EventId, FastMap, UserId};
 use crate::store::props::{self, KeyId, ValueRef};
-use crate::store::record::{Event, Record};
-use crate::store::state::DerivedState;
+use crate::store::record::Event;
+use crate::store::sequencer::Input;
 
 /// The event recorded when a campaign targets a user.
 pub const CAMPAIGN_FIRED_EVENT: &str = "$campaign_fired";
@@ -127,7 +128,7 @@ pub(crate) struct Cause<'a> {
 /// same pass count toward the caps.
 pub(crate) struct Planner<'a> {
     pub(crate) dicts: &'a Dictionaries,
-    pub(crate) state: &'a DerivedState,
+    pub(crate) state: Source<'a>,
     settings: DeliverySettings,
     now: i64,
     timezone_key: Option<KeyId>,
@@ -138,13 +139,18 @@ pub(crate) struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    pub(crate) fn new(dicts: &'a Dictionaries, state: &'a DerivedState, now: i64) -> Self {
+    pub(crate) fn new(
+        dicts: &'a Dictionaries,
+        state: Source<'a>,
+        campaigns: &'a CampaignState,
+        now: i64,
+    ) -> Self {
         let key = |name: &str| dicts.keys.get(name).and_then(|k| KeyId::try_from(k).ok());
         Planner {
             dicts,
             state,
             // Checked when saved; settings that no longer resolve fall back to the defaults.
-            settings: DeliverySettings::from_record(&state.outbox.settings)
+            settings: DeliverySettings::from_record(&campaigns.outbox.settings)
                 .unwrap_or_else(|_| fallback_settings()),
             now,
             timezone_key: key("timezone"),
@@ -196,7 +202,7 @@ impl<'a> Planner<'a> {
         stored: &StoredCampaign,
         user: UserId,
         cause: &Cause<'_>,
-        out: &mut Vec<Record>,
+        out: &mut Vec<Input>,
     ) -> Result<Delivery> {
         let campaign = &stored.campaign;
         let now = self.now;
@@ -209,7 +215,7 @@ impl<'a> Planner<'a> {
             }
             e
         };
-        let dropped = |out: &mut Vec<Record>, reason: &'static str| {
+        let dropped = |out: &mut Vec<Input>, reason: &'static str| {
             out.push(event(PUSH_DROPPED_EVENT).prop("reason", reason).into());
             Delivery::Dropped { user_id: user_id.clone(), reason }
         };
@@ -228,7 +234,7 @@ impl<'a> Planner<'a> {
                 let scope: roaring::RoaringBitmap = std::iter::once(user).collect();
                 let selected = crate::query::select_by(
                     self.dicts,
-                    self.state,
+                    &self.state,
                     expr,
                     now,
                     &scope,
@@ -393,32 +399,17 @@ fn fallback_settings() -> DeliverySettings {
     DeliverySettings { caps: Caps::default(), default_timezone: jiff::tz::TimeZone::UTC, dnd: None }
 }
 
-impl Engine {
-    /// Sends a campaign's message to one user now, marked as a test: no
-    /// audience, caps, quiet hours or control group; kept out of the stats.
-    /// `Ok(None)` when there is no such campaign.
-    pub fn test_send(&self, campaign: &str, user_id: &str) -> Result<Option<Delivery>> {
-        let now = self.options.clock.now_ms();
-        let (delivery, records) = {
-            let reader = self.read();
-            let Some(stored) = reader.state.campaigns.get(campaign) else { return Ok(None) };
-            let Some(user) = reader.dicts.users.get(user_id) else {
-                return Err(Error::invalid(None, "user_id", format!("no user {user_id:?}")));
-            };
-            let mut planner = Planner::new(&reader.dicts, &reader.state, now);
-            let cause = Cause {
-                // Unique per test send: the log position it is decided at.
-                key: format!("test\u{0}{}", reader.state.position),
-                event: None,
-                due_ms: now,
-                check_audience: false,
-                test: true,
-            };
-            let mut records = Vec::new();
-            let delivery = planner.plan(stored, user, &cause, &mut records)?;
-            (delivery, records)
-        };
-        self.ingest(records)?;
-        Ok(Some(delivery))
-    }
+/// The records of a test send of `stored` to `user` at `now`: no audience,
+/// caps, quiet hours or control group; kept out of the stats. `key` makes
+/// the delivery id unique per test send.
+pub(crate) fn test_send(
+    planner: &mut Planner<'_>,
+    stored: &StoredCampaign,
+    user: UserId,
+    key: String,
+) -> Result<(Delivery, Vec<Input>)> {
+    let cause = Cause { key, event: None, due_ms: planner.now, check_audience: false, test: true };
+    let mut records = Vec::new();
+    let delivery = planner.plan(stored, user, &cause, &mut records)?;
+    Ok((delivery, records))
 }

@@ -25,13 +25,15 @@ use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use roaring::RoaringBitmap;
 
+use crate::campaigns::CampaignState;
 use crate::campaigns::campaign::{Schedule, StoredCampaign};
 use crate::campaigns::delivery::{Cause, Planner};
 use crate::campaigns::outbox::{self, DeliveryRecord, ScheduleMark};
-use crate::engine::Engine;
 use crate::error::Result;
+use crate::query::Source;
+use crate::store::dict::Dictionaries;
 use crate::store::props::ValueRef;
-use crate::store::record::Record;
+use crate::store::sequencer::Input;
 use crate::store::state::index::IndexedValue;
 
 /// The zone key of users without a valid `timezone` property.
@@ -115,7 +117,7 @@ struct ZoneGroup {
 fn zone_groups(
     planner: &Planner<'_>,
     schedule: &Schedule,
-    state: &crate::store::state::DerivedState,
+    state: &crate::store::state::StoreState,
     timezone_key: Option<u16>,
 ) -> Vec<ZoneGroup> {
     let all = &state.indexes.all_user_ids;
@@ -230,135 +232,94 @@ fn step(
     Step::Run(key, 0)
 }
 
-impl Engine {
-    /// Runs the scheduled campaigns' occurrences that are due (called by
-    /// `fire_due`, under its lock). Returns when the next one falls due.
-    pub(crate) fn run_schedules(&self, now: i64) -> Result<Option<i64>> {
-        if now < self.schedule_check_ms.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(None);
+/// Decides the next batch of the scheduled campaigns' due occurrences at
+/// `now`: the records (ending with the progress mark), and whether there may
+/// be more. An occurrence not yet due lowers `next_due` to its time.
+pub fn next_batch(
+    dicts: &Dictionaries,
+    state: Source<'_>,
+    campaigns: &CampaignState,
+    (now, grace): (i64, i64),
+    next_due: &mut Option<i64>,
+) -> Result<(Vec<Input>, bool)> {
+    let mut planner = Planner::new(dicts, state, campaigns, now);
+    let timezone_key = dicts.keys.get("timezone").and_then(|k| u16::try_from(k).ok());
+    for (id, stored) in &campaigns.campaigns {
+        let Some(schedule) = &stored.campaign.schedule else { continue };
+        if stored.paused || stored.campaign.trigger.is_some() {
+            continue;
         }
-        let grace = self.options.fire_grace_ms;
-        let mut next_due: Option<i64> = None;
-        // Each round decides at most one batch, with the state read afresh.
-        for _ in 0..1_000_000 {
-            let (records, more) = {
-                let reader = self.read();
-                let (dicts, state) = (&*reader.dicts, &*reader.state);
-                let mut planner = Planner::new(dicts, state, now);
-                let timezone_key = dicts.keys.get("timezone").and_then(|k| u16::try_from(k).ok());
-                let mut work = None;
-                for (id, stored) in &state.campaigns {
-                    let Some(schedule) = &stored.campaign.schedule else { continue };
-                    if stored.paused || stored.campaign.trigger.is_some() {
-                        continue;
-                    }
-                    for group in zone_groups(&planner, schedule, state, timezone_key) {
-                        let mark = state.outbox.mark(id, &group.key);
-                        match step(stored, schedule, &group, mark, now, grace) {
-                            Step::Wait(due) => {
-                                next_due = match (next_due, due) {
-                                    (Some(a), Some(b)) => Some(a.min(b)),
-                                    (a, b) => a.or(b),
-                                };
-                            }
-                            Step::Skip(occurrence, reason) => {
-                                work = Some((
-                                    vec![mark_record(
-                                        id,
-                                        &group.key,
-                                        occurrence,
-                                        None,
-                                        Some(reason),
-                                    )],
-                                    true,
-                                ));
-                            }
-                            Step::Run(occurrence, from_user) => {
-                                work = Some(self.run_batch(
-                                    &mut planner,
-                                    stored,
-                                    &group,
-                                    occurrence,
-                                    from_user,
-                                    now,
-                                )?);
-                            }
-                        }
-                        if work.is_some() {
-                            break;
-                        }
-                    }
-                    if work.is_some() {
-                        break;
-                    }
+        for group in zone_groups(&planner, schedule, &state, timezone_key) {
+            let mark = campaigns.outbox.mark(id, &group.key);
+            match step(stored, schedule, &group, mark, now, grace) {
+                Step::Wait(due) => {
+                    *next_due = match (*next_due, due) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                 }
-                work.unwrap_or((Vec::new(), false))
-            };
-            if !records.is_empty() {
-                self.ingest(records)?;
-            }
-            if !more {
-                break;
+                Step::Skip(occurrence, reason) => {
+                    let mark = mark_record(id, &group.key, occurrence, None, Some(reason));
+                    return Ok((vec![mark], true));
+                }
+                Step::Run(occurrence, from_user) => {
+                    return run_batch(&mut planner, stored, &group, occurrence, from_user, now);
+                }
             }
         }
-        let recheck = now + SCHEDULE_RECHECK_MS;
-        let check_at = next_due.map_or(recheck, |due| due.min(recheck));
-        self.schedule_check_ms.store(check_at, std::sync::atomic::Ordering::Relaxed);
-        Ok(next_due)
     }
+    Ok((Vec::new(), false))
+}
 
-    /// Decides up to [`USERS_PER_BATCH`] users of one occurrence in one zone;
-    /// the records end with the mark of how far it got.
-    fn run_batch(
-        &self,
-        planner: &mut Planner<'_>,
-        stored: &StoredCampaign,
-        group: &ZoneGroup,
-        occurrence: i64,
-        from_user: u32,
-        now: i64,
-    ) -> Result<(Vec<Record>, bool)> {
-        let reader_state = planner.state;
-        let campaign = &stored.campaign;
-        let mut users: RoaringBitmap = group.users.clone();
-        users.remove_range(..from_user);
-        if let Some(audience) = &campaign.audience {
-            let expr = crate::query::parse(audience)?;
-            users = crate::query::select_by(
-                planner.dicts,
-                reader_state,
-                &expr,
-                now,
-                &users,
-                None,
-                crate::query::Strategy::Auto,
-            )?;
-        }
-        let mut records = Vec::new();
-        let mut last = None;
-        let room = crate::limits::MAX_BATCH_RECORDS
-            - crate::campaigns::delivery::MAX_RECORDS_PER_DECISION
-            - 1;
-        for user in users.iter().take(USERS_PER_BATCH) {
-            if records.len() > room {
-                break;
-            }
-            let cause = Cause {
-                key: format!("{}\u{0}{occurrence}", group.key),
-                event: None,
-                due_ms: now,
-                check_audience: false,
-                test: false,
-            };
-            planner.plan(stored, user, &cause, &mut records)?;
-            last = Some(user);
-        }
-        let remaining = last.map_or(0, |l| users.rank(l));
-        let done = users.len() <= remaining;
-        let next_user = if done { None } else { last.map(|l| l + 1) };
-        records.push(mark_record(&campaign.id, &group.key, occurrence, next_user, None));
-        Ok((records, true))
+/// Decides up to [`USERS_PER_BATCH`] users of one occurrence in one zone;
+/// the records end with the mark of how far it got.
+fn run_batch(
+    planner: &mut Planner<'_>,
+    stored: &StoredCampaign,
+    group: &ZoneGroup,
+    occurrence: i64,
+    from_user: u32,
+    now: i64,
+) -> Result<(Vec<Input>, bool)> {
+    let reader_state = planner.state;
+    let campaign = &stored.campaign;
+    let mut users: RoaringBitmap = group.users.clone();
+    users.remove_range(..from_user);
+    if let Some(audience) = &campaign.audience {
+        let expr = crate::query::parse(audience)?;
+        users = crate::query::select_by(
+            planner.dicts,
+            &reader_state,
+            &expr,
+            now,
+            &users,
+            None,
+            crate::query::Strategy::Auto,
+        )?;
     }
+    let mut records = Vec::new();
+    let mut last = None;
+    let room =
+        crate::limits::MAX_BATCH_RECORDS - crate::campaigns::delivery::MAX_RECORDS_PER_DECISION - 1;
+    for user in users.iter().take(USERS_PER_BATCH) {
+        if records.len() > room {
+            break;
+        }
+        let cause = Cause {
+            key: format!("{}\u{0}{occurrence}", group.key),
+            event: None,
+            due_ms: now,
+            check_audience: false,
+            test: false,
+        };
+        planner.plan(stored, user, &cause, &mut records)?;
+        last = Some(user);
+    }
+    let remaining = last.map_or(0, |l| users.rank(l));
+    let done = users.len() <= remaining;
+    let next_user = if done { None } else { last.map(|l| l + 1) };
+    records.push(mark_record(&campaign.id, &group.key, occurrence, next_user, None));
+    Ok((records, true))
 }
 
 /// How often schedules are looked at when nothing is due sooner.
@@ -370,7 +331,7 @@ fn mark_record(
     occurrence: i64,
     next_user: Option<u32>,
     dropped: Option<&str>,
-) -> Record {
+) -> Input {
     outbox::record(DeliveryRecord::Schedule(ScheduleMark {
         campaign: campaign.to_owned(),
         zone: zone.to_owned(),

@@ -16,12 +16,14 @@
 
 use std::collections::BTreeMap;
 
+use crate::campaigns::CampaignState;
 use crate::campaigns::delivery::{CAMPAIGN_FIRED_EVENT, PUSH_DROPPED_EVENT, PUSH_SENT_EVENT};
 use crate::campaigns::outbox::{PUSH_DELIVERED_EVENT, PUSH_FAILED_EVENT};
-use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::store::dict::Dictionaries;
 use crate::store::props::{self, KeyId, ValueRef};
 use crate::store::record::Event;
+use crate::store::state::StoreState;
 
 /// The event a notification shown records.
 pub const PUSH_VIEWED_EVENT: &str = "$push_viewed";
@@ -153,202 +155,203 @@ pub const DECISION_EVENTS: [&str; 11] = [
     crate::campaigns::outbox::WEBHOOK_FAILED_EVENT,
 ];
 
-impl Engine {
-    /// A campaign's statistics, now; `None` when there is no such campaign.
-    pub fn campaign_stats(&self, id: &str) -> Option<CampaignStats> {
-        let now = self.options.clock.now_ms();
-        let reader = self.read();
-        let (dicts, state) = (&*reader.dicts, &*reader.state);
-        let stored = state.campaigns.get(id)?;
-        let key = |name: &str| dicts.keys.get(name).and_then(|k| KeyId::try_from(k).ok());
-        let (campaign_key, delivery_key, variant_key) =
-            (key("campaign"), key("delivery_id"), key("variant"));
-        let (reason_key, test_key) = (key("reason"), key("test"));
-        let event = |name: &str| dicts.events.get(name);
-        let [fired, sent, dropped, delivered, failed, viewed, clicked] = [
-            CAMPAIGN_FIRED_EVENT,
-            PUSH_SENT_EVENT,
-            PUSH_DROPPED_EVENT,
-            PUSH_DELIVERED_EVENT,
-            PUSH_FAILED_EVENT,
-            PUSH_VIEWED_EVENT,
-            PUSH_CLICKED_EVENT,
-        ]
-        .map(event);
-        let conversion = stored.campaign.conversion.as_ref();
-        let converting = conversion.and_then(|(name, _, _)| event(name));
-        let window = conversion.map_or(0, |(_, within, _)| *within);
-        let revenue_key = conversion.and_then(|(_, _, prop)| prop.as_deref()).and_then(key);
-        let mut users = roaring::RoaringBitmap::new();
-        for e in [fired, sent, dropped].into_iter().flatten() {
-            if let Some(index) = state.indexes.event_user_ids.get(e as usize) {
-                users |= &index.all;
-            }
+/// A campaign's statistics at `now`; `None` when there is no such campaign.
+pub fn campaign_stats(
+    dicts: &Dictionaries,
+    state: &StoreState,
+    campaigns: &CampaignState,
+    id: &str,
+    now: i64,
+) -> Option<CampaignStats> {
+    let stored = campaigns.campaigns.get(id)?;
+    let key = |name: &str| dicts.keys.get(name).and_then(|k| KeyId::try_from(k).ok());
+    let (campaign_key, delivery_key, variant_key) =
+        (key("campaign"), key("delivery_id"), key("variant"));
+    let (reason_key, test_key) = (key("reason"), key("test"));
+    let event = |name: &str| dicts.events.get(name);
+    let [fired, sent, dropped, delivered, failed, viewed, clicked] = [
+        CAMPAIGN_FIRED_EVENT,
+        PUSH_SENT_EVENT,
+        PUSH_DROPPED_EVENT,
+        PUSH_DELIVERED_EVENT,
+        PUSH_FAILED_EVENT,
+        PUSH_VIEWED_EVENT,
+        PUSH_CLICKED_EVENT,
+    ]
+    .map(event);
+    let conversion = stored.campaign.conversion.as_ref();
+    let converting = conversion.and_then(|(name, _, _)| event(name));
+    let window = conversion.map_or(0, |(_, within, _)| *within);
+    let revenue_key = conversion.and_then(|(_, _, prop)| prop.as_deref()).and_then(key);
+    let mut users = roaring::RoaringBitmap::new();
+    for e in [fired, sent, dropped].into_iter().flatten() {
+        if let Some(index) = state.indexes.event_user_ids.get(e as usize) {
+            users |= &index.all;
         }
-        let mut stats = CampaignStats::default();
-        for user in &users {
-            let mut sends: Vec<(i64, Option<String>)> = Vec::new();
-            let mut controls: Vec<(i64, Option<String>)> = Vec::new();
-            let mut outcomes: BTreeMap<&str, [bool; 4]> = BTreeMap::new();
-            let mut variant_of: BTreeMap<&str, Option<String>> = BTreeMap::new();
-            let timeline = state.timelines.of(user);
-            for entry in timeline {
-                let name = Some(entry.event());
-                if ![fired, sent, dropped, delivered, failed, viewed, clicked].contains(&name) {
-                    continue;
-                }
-                let blob = state.timelines.props(entry);
-                if text(blob, campaign_key) != Some(id)
-                    || props::get(blob, test_key.unwrap_or(KeyId::MAX))
-                        == Some(ValueRef::Bool(true))
-                {
-                    continue;
-                }
-                let variant = text(blob, variant_key).map(str::to_owned);
-                let delivery = text(blob, delivery_key).unwrap_or_default();
-                if name == fired {
-                    stats.targeted += 1;
-                } else if name == sent {
-                    if entry.ts_ms > now {
-                        stats.scheduled += 1;
-                        continue;
-                    }
-                    stats.sent += 1;
-                    if let Some(v) = &variant {
-                        stats.variants.entry(v.clone()).or_default().sent += 1;
-                    }
-                    variant_of.insert(delivery, variant.clone());
-                    sends.push((entry.ts_ms, variant));
-                } else if name == dropped {
-                    let reason = text(blob, reason_key).unwrap_or("unknown");
-                    *stats.dropped.entry(reason.to_owned()).or_default() += 1;
-                    if reason == "control" {
-                        stats.control_users += 1;
-                        controls.push((entry.ts_ms, None));
-                    }
-                } else {
-                    let slot = [delivered, failed, viewed, clicked]
-                        .iter()
-                        .position(|e| *e == name)
-                        .unwrap_or(0);
-                    outcomes.entry(delivery).or_default()[slot] = true;
-                }
-            }
-            for (delivery, [was_delivered, was_failed, was_viewed, was_clicked]) in &outcomes {
-                stats.delivered += u64::from(*was_delivered);
-                stats.failed += u64::from(*was_failed && !*was_delivered);
-                stats.viewed += u64::from(*was_viewed);
-                stats.clicked += u64::from(*was_clicked);
-                if let (true, Some(Some(v))) = (*was_clicked, variant_of.get(delivery)) {
-                    stats.variants.entry(v.clone()).or_default().clicked += 1;
-                }
-            }
-            let Some(converting) = converting else { continue };
-            if sends.is_empty() && controls.is_empty() {
-                continue;
-            }
-            let (mut converted, mut control_converted) = (None, false);
-            for entry in timeline.iter().filter(|e| e.event() == converting) {
-                if let Some(variant) = attributed(&sends, entry.ts_ms, window) {
-                    converted.get_or_insert(variant.clone());
-                    let blob = state.timelines.props(entry);
-                    stats.revenue += number(blob, revenue_key).unwrap_or(0.0);
-                }
-                control_converted |= attributed(&controls, entry.ts_ms, window).is_some();
-            }
-            if let Some(variant) = converted {
-                stats.converted += 1;
-                if let Some(v) = variant {
-                    stats.variants.entry(v).or_default().converted += 1;
-                }
-            }
-            stats.control_converted += u64::from(control_converted);
-        }
-        Some(stats)
     }
-
-    /// Why each message to `user_id` was sent, dropped or delayed, and what
-    /// became of it, oldest first; only `campaign`'s when given. Empty for an
-    /// unknown user.
-    pub fn decisions(&self, user_id: &str, campaign: Option<&str>) -> Vec<DecisionEntry> {
-        let reader = self.read();
-        let (dicts, state) = (&*reader.dicts, &*reader.state);
-        let Some(user) = dicts.users.get(user_id) else { return Vec::new() };
-        let wanted: Vec<u32> = DECISION_EVENTS.iter().filter_map(|n| dicts.events.get(n)).collect();
-        let campaign_key = dicts.keys.get("campaign").and_then(|k| KeyId::try_from(k).ok());
-        let mut entries = Vec::new();
-        for entry in state.timelines.of(user) {
-            if !wanted.contains(&entry.event()) {
+    let mut stats = CampaignStats::default();
+    for user in &users {
+        let mut sends: Vec<(i64, Option<String>)> = Vec::new();
+        let mut controls: Vec<(i64, Option<String>)> = Vec::new();
+        let mut outcomes: BTreeMap<&str, [bool; 4]> = BTreeMap::new();
+        let mut variant_of: BTreeMap<&str, Option<String>> = BTreeMap::new();
+        let timeline = state.timelines.of(user);
+        for entry in timeline {
+            let name = Some(entry.event());
+            if ![fired, sent, dropped, delivered, failed, viewed, clicked].contains(&name) {
                 continue;
             }
             let blob = state.timelines.props(entry);
-            if campaign.is_some() && text(blob, campaign_key) != campaign {
+            if text(blob, campaign_key) != Some(id)
+                || props::get(blob, test_key.unwrap_or(KeyId::MAX)) == Some(ValueRef::Bool(true))
+            {
                 continue;
             }
-            let props = props::iter(blob)
-                .filter_map(|(key, value)| {
-                    Some((dicts.keys.name(u32::from(key))?.to_owned(), value.to_owned_value()))
-                })
-                .collect();
-            let name = dicts.events.name(entry.event()).unwrap_or_default().to_owned();
-            entries.push(DecisionEntry { ts_ms: entry.ts_ms, name, props });
+            let variant = text(blob, variant_key).map(str::to_owned);
+            let delivery = text(blob, delivery_key).unwrap_or_default();
+            if name == fired {
+                stats.targeted += 1;
+            } else if name == sent {
+                if entry.ts_ms > now {
+                    stats.scheduled += 1;
+                    continue;
+                }
+                stats.sent += 1;
+                if let Some(v) = &variant {
+                    stats.variants.entry(v.clone()).or_default().sent += 1;
+                }
+                variant_of.insert(delivery, variant.clone());
+                sends.push((entry.ts_ms, variant));
+            } else if name == dropped {
+                let reason = text(blob, reason_key).unwrap_or("unknown");
+                *stats.dropped.entry(reason.to_owned()).or_default() += 1;
+                if reason == "control" {
+                    stats.control_users += 1;
+                    controls.push((entry.ts_ms, None));
+                }
+            } else {
+                let slot = [delivered, failed, viewed, clicked]
+                    .iter()
+                    .position(|e| *e == name)
+                    .unwrap_or(0);
+                outcomes.entry(delivery).or_default()[slot] = true;
+            }
         }
-        entries
-    }
-
-    /// Records a service worker's report about a delivery as an event of its
-    /// user (`$push_viewed`, `$push_clicked` or `$push_closed`, with the
-    /// campaign, variant, delivery id and action). `Ok(false)` when no such
-    /// delivery was sent.
-    pub fn track(&self, delivery_id: &str, kind: Engagement, action: Option<&str>) -> Result<bool> {
-        if action.is_some_and(|a| a.len() > MAX_ACTION_BYTES) {
-            return Err(Error::invalid(
-                None,
-                "action",
-                format!("at most {MAX_ACTION_BYTES} bytes"),
-            ));
+        for (delivery, [was_delivered, was_failed, was_viewed, was_clicked]) in &outcomes {
+            stats.delivered += u64::from(*was_delivered);
+            stats.failed += u64::from(*was_failed && !*was_delivered);
+            stats.viewed += u64::from(*was_viewed);
+            stats.clicked += u64::from(*was_clicked);
+            if let (true, Some(Some(v))) = (*was_clicked, variant_of.get(delivery)) {
+                stats.variants.entry(v.clone()).or_default().clicked += 1;
+            }
         }
-        let now = self.options.clock.now_ms();
-        let found = {
-            let reader = self.read();
-            let (dicts, state) = (&*reader.dicts, &*reader.state);
-            let user = delivery_id
-                .split_once('.')
-                .and_then(|(user, _)| u32::from_str_radix(user, 16).ok());
-            let key = |name: &str| dicts.keys.get(name).and_then(|k| KeyId::try_from(k).ok());
-            let sent = dicts.events.get(PUSH_SENT_EVENT);
-            user.zip(sent).and_then(|(user, sent)| {
-                let timeline = state.timelines.of(user);
-                let entry = timeline.iter().rev().find(|e| {
-                    e.event() == sent
-                        && text(state.timelines.props(e), key("delivery_id")) == Some(delivery_id)
-                })?;
+        let Some(converting) = converting else { continue };
+        if sends.is_empty() && controls.is_empty() {
+            continue;
+        }
+        let (mut converted, mut control_converted) = (None, false);
+        for entry in timeline.iter().filter(|e| e.event() == converting) {
+            if let Some(variant) = attributed(&sends, entry.ts_ms, window) {
+                converted.get_or_insert(variant.clone());
                 let blob = state.timelines.props(entry);
-                Some((
-                    dicts.users.name(user)?.to_owned(),
-                    text(blob, key("campaign")).unwrap_or_default().to_owned(),
-                    text(blob, key("variant")).map(str::to_owned),
-                    key("test").and_then(|k| props::get(blob, k)) == Some(ValueRef::Bool(true)),
-                ))
-            })
-        };
-        let Some((user_id, campaign, variant, test)) = found else { return Ok(false) };
-        let mut event = Event::new(user_id, kind.event())
-            .at(now)
-            .prop("campaign", campaign)
-            .prop("delivery_id", delivery_id.to_owned());
-        if let Some(variant) = variant {
-            event = event.prop("variant", variant);
+                stats.revenue += number(blob, revenue_key).unwrap_or(0.0);
+            }
+            control_converted |= attributed(&controls, entry.ts_ms, window).is_some();
         }
-        if let Some(action) = action {
-            event = event.prop("action", action.to_owned());
+        if let Some(variant) = converted {
+            stats.converted += 1;
+            if let Some(v) = variant {
+                stats.variants.entry(v).or_default().converted += 1;
+            }
         }
-        if test {
-            event = event.prop("test", true);
-        }
-        self.ingest(vec![event.into()])?;
-        Ok(true)
+        stats.control_converted += u64::from(control_converted);
     }
+    Some(stats)
+}
+
+/// Why each message to `user_id` was sent, dropped or delayed, and what
+/// became of it, oldest first; only `campaign`'s when given. Empty for an
+/// unknown user.
+pub fn decisions(
+    dicts: &Dictionaries,
+    state: &StoreState,
+    user_id: &str,
+    campaign: Option<&str>,
+) -> Vec<DecisionEntry> {
+    let Some(user) = dicts.users.get(user_id) else { return Vec::new() };
+    let wanted: Vec<u32> = DECISION_EVENTS.iter().filter_map(|n| dicts.events.get(n)).collect();
+    let campaign_key = dicts.keys.get("campaign").and_then(|k| KeyId::try_from(k).ok());
+    let mut entries = Vec::new();
+    for entry in state.timelines.of(user) {
+        if !wanted.contains(&entry.event()) {
+            continue;
+        }
+        let blob = state.timelines.props(entry);
+        if campaign.is_some() && text(blob, campaign_key) != campaign {
+            continue;
+        }
+        let props = props::iter(blob)
+            .filter_map(|(key, value)| {
+                Some((dicts.keys.name(u32::from(key))?.to_owned(), value.to_owned_value()))
+            })
+            .collect();
+        let name = dicts.events.name(entry.event()).unwrap_or_default().to_owned();
+        entries.push(DecisionEntry { ts_ms: entry.ts_ms, name, props });
+    }
+    entries
+}
+
+/// The engagement event that records a service worker's report about
+/// `delivery_id` (`$push_viewed`, `$push_clicked` or `$push_closed`, with the
+/// campaign, variant, delivery id and action), at `now`; `Ok(None)` when no
+/// such delivery was sent.
+pub fn engagement_event(
+    dicts: &Dictionaries,
+    state: &StoreState,
+    delivery_id: &str,
+    kind: Engagement,
+    action: Option<&str>,
+    now: i64,
+) -> Result<Option<Event>> {
+    if action.is_some_and(|a| a.len() > MAX_ACTION_BYTES) {
+        return Err(Error::invalid(None, "action", format!("at most {MAX_ACTION_BYTES} bytes")));
+    }
+    let found = {
+        let user =
+            delivery_id.split_once('.').and_then(|(user, _)| u32::from_str_radix(user, 16).ok());
+        let key = |name: &str| dicts.keys.get(name).and_then(|k| KeyId::try_from(k).ok());
+        let sent = dicts.events.get(PUSH_SENT_EVENT);
+        user.zip(sent).and_then(|(user, sent)| {
+            let timeline = state.timelines.of(user);
+            let entry = timeline.iter().rev().find(|e| {
+                e.event() == sent
+                    && text(state.timelines.props(e), key("delivery_id")) == Some(delivery_id)
+            })?;
+            let blob = state.timelines.props(entry);
+            Some((
+                dicts.users.name(user)?.to_owned(),
+                text(blob, key("campaign")).unwrap_or_default().to_owned(),
+                text(blob, key("variant")).map(str::to_owned),
+                key("test").and_then(|k| props::get(blob, k)) == Some(ValueRef::Bool(true)),
+            ))
+        })
+    };
+    let Some((user_id, campaign, variant, test)) = found else { return Ok(None) };
+    let mut event = Event::new(user_id, kind.event())
+        .at(now)
+        .prop("campaign", campaign)
+        .prop("delivery_id", delivery_id.to_owned());
+    if let Some(variant) = variant {
+        event = event.prop("variant", variant);
+    }
+    if let Some(action) = action {
+        event = event.prop("action", action.to_owned());
+    }
+    if test {
+        event = event.prop("test", true);
+    }
+    Ok(Some(event))
 }
 
 #[cfg(test)]

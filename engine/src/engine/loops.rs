@@ -1,3 +1,6 @@
+//! The engine's loops: [`FireLoop`] decides fires as they fall due, and
+//! [`OutboxLoop`] runs the outbox's sending pipeline, both on [`EngineLoop`].
+//!
 //! The outbox's sending pipeline: one thread claims due items and hands them
 //! to a sender that answers when it likes; a second thread records the
 //! answers in group-committed batches while more items are being sent.
@@ -15,7 +18,6 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::campaigns::outbox::{Attempt, MAX_CLAIM, OutboxItem};
 use crate::engine::Engine;
-use crate::triggers::decide::EngineLoop;
 
 /// Most claimed items awaiting their report at once.
 pub const MAX_ITEMS_IN_FLIGHT: usize = 4096;
@@ -154,6 +156,94 @@ impl Drop for OutboxLoop {
         drop(self.stop_recording.take());
         if let Some(recorder) = self.recorder.take() {
             let _ = recorder.join();
+        }
+    }
+}
+
+/// Longest wait of an engine loop ([`FireLoop`], [`OutboxLoop`]) between two
+/// looks at its work when nothing is due sooner and nothing was ingested.
+pub const LOOP_IDLE_WAIT_MS: u64 = 100;
+
+/// A thread that decides fires as they fall due and hands them to a sink
+/// (the server's sender). It sleeps until the next due time, and wakes early
+/// after every ingest, since a just-ingested event may arm a fire due now.
+/// Dropping it stops the thread.
+pub struct FireLoop {
+    _running: EngineLoop,
+}
+
+impl FireLoop {
+    /// Starts deciding `engine`'s fires. Errors (the engine closed, a failed
+    /// write) go to `on_error`, and the loop keeps trying.
+    pub fn spawn(
+        engine: std::sync::Arc<Engine>,
+        sink: impl Fn(Vec<super::Fire>) + Send + 'static,
+        on_error: impl Fn(crate::Error) + Send + 'static,
+    ) -> std::io::Result<FireLoop> {
+        EngineLoop::spawn(engine, "nudge-fires", move |engine| {
+            match engine.fire_due() {
+                Ok(fires) if !fires.is_empty() => sink(fires),
+                Ok(_) => {}
+                Err(e) => on_error(e),
+            }
+            engine.next_fire_due()
+        })
+        .map(|running| FireLoop { _running: running })
+    }
+}
+
+/// A thread that runs `step` over and over: after each step it sleeps until
+/// the time the step returned (at most [`LOOP_IDLE_WAIT_MS`]), and wakes
+/// early after every ingest. Dropping it stops the thread.
+pub(crate) struct EngineLoop {
+    engine: std::sync::Arc<Engine>,
+    stop: Option<crossbeam_channel::Sender<()>>,
+    wake: crossbeam_channel::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EngineLoop {
+    /// Starts the thread; `step` returns when it next has work (`None`: no
+    /// known time, look again after the idle wait).
+    pub(crate) fn spawn(
+        engine: std::sync::Arc<Engine>,
+        name: &str,
+        mut step: impl FnMut(&Engine) -> Option<i64> + Send + 'static,
+    ) -> std::io::Result<EngineLoop> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let (wake, woken) = crossbeam_channel::bounded::<()>(1);
+        engine.wakers.lock().push(wake.clone());
+        let looping = std::sync::Arc::clone(&engine);
+        let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
+            let engine = looping;
+            loop {
+                let next = step(&engine);
+                let now = engine.options.clock.now_ms();
+                let wait = next.map_or(LOOP_IDLE_WAIT_MS, |due| {
+                    due.saturating_sub(now).clamp(0, LOOP_IDLE_WAIT_MS as i64) as u64
+                });
+                crossbeam_channel::select! {
+                    recv(stopped) -> _ => break,
+                    recv(woken) -> _ => {}
+                    default(std::time::Duration::from_millis(wait)) => {}
+                }
+            }
+        })?;
+        Ok(EngineLoop { engine, stop: Some(stop), wake, thread: Some(thread) })
+    }
+
+    /// A handle that wakes the thread for another step.
+    pub(crate) fn waker(&self) -> crossbeam_channel::Sender<()> {
+        self.wake.clone()
+    }
+}
+
+impl Drop for EngineLoop {
+    fn drop(&mut self) {
+        self.engine.wakers.lock().retain(|w| !w.same_channel(&self.wake));
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

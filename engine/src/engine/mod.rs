@@ -15,8 +15,18 @@
 //! Open takes the directory lock, loads the newest valid snapshot, replays the
 //! log after it (repairing a torn tail), and starts the pipeline.
 
+mod campaigns;
+mod ingest;
 pub mod loops;
+mod outbox;
+mod queries;
 pub mod snapshot;
+pub mod state;
+mod triggers;
+
+pub use loops::{FireLoop, LOOP_IDLE_WAIT_MS};
+pub use state::DerivedState;
+pub use triggers::Fire;
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -29,19 +39,16 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{Error, IoContext, Result};
-use crate::limits::MAX_RECORD_BYTES;
-use crate::query::{self, Answer, QueryOptions};
 use crate::store::dedupe::{DEFAULT_DEDUPE_WINDOW_MS, Dedupe};
 use crate::store::dict::{Dictionaries, Dictionary};
 use crate::store::log::entry::{self, ValidatedBatch};
-use crate::store::log::format::{self, RecordKind};
+use crate::store::log::format::RecordKind;
 use crate::store::log::recovery::{self, Recovered};
 use crate::store::log::storage::{FsStorage, LogStorage};
 use crate::store::log::writer::{self, FaultInjector, Request, WriterConfig, Written};
 use crate::store::log::{Durability, LOG_DIR, LogPosition, RecoveryMode};
 use crate::store::meta::Meta;
-use crate::store::record::{self, Record};
-use crate::store::state::{self, DerivedState};
+use crate::store::state as store_state;
 use snapshot::SNAPSHOT_DIR;
 
 /// Snapshots kept on disk (the newest, plus older ones to fall back on).
@@ -227,7 +234,7 @@ fn extend_dicts(
 /// Frames decoded by the reading thread, waiting to be applied.
 const REPLAY_QUEUE_FRAMES: usize = 64;
 
-/// Replays the log after `state.position` into the given state, on three
+/// Replays the log after `state.store.position` into the given state, on three
 /// threads in log order: one reads, checks, decompresses and validates frames;
 /// this one extends the dictionaries and applies everything but the event
 /// value indexes; a third maintains those.
@@ -240,9 +247,9 @@ fn replay(
     state: &mut DerivedState,
     events: &mut u64,
 ) -> Result<Recovered> {
-    let from = state.position;
-    let mut sizes = state::DictionarySizes::of(dicts);
-    let mut values = std::mem::take(&mut state.indexes.event_property_value_user_ids);
+    let from = state.store.position;
+    let mut sizes = store_state::DictionarySizes::of(dicts);
+    let mut values = std::mem::take(&mut state.store.indexes.event_property_value_user_ids);
     let (frames_tx, frames_rx) =
         crossbeam_channel::bounded::<(LogPosition, Arc<ValidatedBatch>)>(REPLAY_QUEUE_FRAMES);
     let (values_tx, values_rx) =
@@ -257,7 +264,7 @@ fn replay(
                     RecordKind::Batch => ValidatedBatch::new(frame.body).map_err(corrupt)?,
                 };
                 sizes.extend(batch.get());
-                state::check_batch_refs(batch.get(), sizes).map_err(corrupt)?;
+                store_state::check_batch_refs(batch.get(), sizes).map_err(corrupt)?;
                 // The applying side stopped on an error of its own; it reports it.
                 frames_tx.send((end, Arc::new(batch))).map_err(|_| Error::Closed)
             })
@@ -265,7 +272,7 @@ fn replay(
         let values = &mut values;
         let value_worker = scope.spawn(move || {
             for batch in values_rx {
-                state::apply_event_values(values, batch.get());
+                store_state::apply_event_values(values, batch.get());
             }
         });
         let mut applied: Result<()> = Ok(());
@@ -286,7 +293,7 @@ fn replay(
         applied?;
         recovered
     });
-    state.indexes.event_property_value_user_ids = values;
+    state.store.indexes.event_property_value_user_ids = values;
     outcome
 }
 
@@ -354,7 +361,7 @@ impl Engine {
         let fresh = || {
             (Dictionaries::default(), Dedupe::new(options.dedupe_window_ms), {
                 let mut state = DerivedState::default();
-                state.rules.freshness_ms = options.trigger_freshness_ms;
+                state.triggers.freshness_ms = options.trigger_freshness_ms;
                 state
             })
         };
@@ -367,9 +374,9 @@ impl Engine {
             );
             report.warnings.extend(problems);
             if let Some(contents) = loaded {
-                report.snapshot_position = Some(contents.state.position);
+                report.snapshot_position = Some(contents.state.store.position);
                 (dicts, dedupe, state) = (contents.dicts, contents.dedupe, contents.state);
-                state.rules.freshness_ms = options.trigger_freshness_ms;
+                state.triggers.freshness_ms = options.trigger_freshness_ms;
             }
         }
         let mut events = 0;
@@ -378,11 +385,11 @@ impl Engine {
             replay(storage, &log_dir, options.recovery, dicts, dedupe, state, events)
         };
         let mut recovered = replay_log(&mut dicts, &mut dedupe, &mut state, &mut events)?;
-        if recovered.end < state.position {
+        if recovered.end < state.store.position {
             // The snapshot is ahead of the log (the log lost its tail): it cannot be trusted.
             report.warnings.push(format!(
                 "snapshot at log position {} is ahead of the log end {}; replaying the whole log",
-                state.position, recovered.end
+                state.store.position, recovered.end
             ));
             report.snapshot_position = None;
             // Snapshots beyond the log end can never be used again: remove them.
@@ -452,126 +459,6 @@ impl Engine {
         &self.options.clock
     }
 
-    /// Stores a batch of records; returns once the batch is durable (per the
-    /// durability mode) and visible to readers. One invalid record rejects the
-    /// whole batch with its index, and nothing is stored.
-    pub fn ingest(&self, records: Vec<Record>) -> Result<IngestOutcome> {
-        record::validate_batch(&records)?;
-        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        let (accepted, duplicate_indexes) = {
-            let mut sequencer = self.sequencer.lock();
-            let Some(writer) = sequencer.writer.clone() else { return Err(Error::Closed) };
-            let now = self.options.clock.now_ms();
-            sequencer.dedupe.prune(now);
-            let (batch, duplicate_indexes) = self.sequence(&mut sequencer.dedupe, records, now)?;
-            let accepted = batch.entries.len();
-            let request = if accepted == 0 {
-                // Only duplicates: wait until everything before is durable, store nothing.
-                Request::Sync { payload: Pending { batch: None, reply: reply_tx } }
-            } else {
-                let bytes = entry::encode_batch(&batch);
-                let mut frame = Vec::with_capacity(bytes.len() / 2 + format::FRAME_HEADER_BYTES);
-                format::encode_frame(&mut frame, RecordKind::Batch, &bytes);
-                if frame.len() > MAX_RECORD_BYTES {
-                    // Nothing is committed yet except dedupe and names, which select nobody.
-                    return Err(Error::invalid(
-                        None,
-                        "records",
-                        format!(
-                            "the batch encodes to {} bytes, more than the limit of {MAX_RECORD_BYTES}; send it in smaller batches",
-                            frame.len()
-                        ),
-                    ));
-                }
-                // Bytes this process just encoded always validate; anything else is a bug
-                // worth refusing the batch over rather than panicking.
-                let batch = ValidatedBatch::new(bytes).map_err(|why| Error::Poisoned {
-                    cause: format!("an encoded batch failed validation: {why}"),
-                })?;
-                Request::Append { frame, payload: Pending { batch: Some(batch), reply: reply_tx } }
-            };
-            writer.send(request).map_err(|_| Error::Closed)?;
-            (accepted, duplicate_indexes)
-        };
-        let position = reply_rx.recv().map_err(|_| Error::Closed)??;
-        for wake in self.wakers.lock().iter() {
-            let _ = wake.try_send(());
-        }
-        Ok(IngestOutcome {
-            accepted,
-            duplicates: duplicate_indexes.len(),
-            duplicate_indexes,
-            position,
-        })
-    }
-
-    /// Waits until everything acknowledged so far is synced to disk (a no-op
-    /// cost in `SyncPerBatch` mode beyond one round trip).
-    pub fn flush(&self) -> Result<LogPosition> {
-        let reply = Self::request_sync(&self.sequencer.lock())?;
-        reply.recv().map_err(|_| Error::Closed)?
-    }
-
-    /// Queues a sync behind everything sequenced so far; the answer arrives once
-    /// all of it is durable and applied. Call with the sequencer locked.
-    fn request_sync(sequencer: &Sequencer) -> Result<Receiver<Result<LogPosition>>> {
-        let writer = sequencer.writer.as_ref().ok_or(Error::Closed)?;
-        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        writer
-            .send(Request::Sync { payload: Pending { batch: None, reply: reply_tx } })
-            .map_err(|_| Error::Closed)?;
-        Ok(reply_rx)
-    }
-
-    /// Evaluates a segment expression (see `docs/query-language.md`).
-    pub fn query(&self, text: &str, options: &QueryOptions) -> Result<Answer> {
-        let now = options.now_ms.unwrap_or_else(|| self.options.clock.now_ms());
-        let limit = options.limit.unwrap_or(query::DEFAULT_ANSWER_LIMIT);
-        let reader = self.read();
-        let deadline = query::Deadline::after(
-            options.deadline_ms.unwrap_or(crate::limits::DEFAULT_QUERY_DEADLINE_MS),
-        );
-        let memory = query::MemoryBudget::new(
-            options.memory_limit_bytes.unwrap_or(crate::limits::DEFAULT_QUERY_MEMORY_LIMIT_BYTES),
-        );
-        query::evaluate(
-            &reader.dicts,
-            &reader.state,
-            text,
-            now,
-            limit,
-            options.strategy,
-            (deadline, memory),
-        )
-    }
-
-    /// Saves (or replaces) a named segment, durably. The expression must parse,
-    /// and must not make saved segments refer to each other in a cycle.
-    pub fn save_segment(&self, name: &str, query: &str) -> Result<IngestOutcome> {
-        let record = Record::SaveSegment { name: name.to_owned(), query: query.to_owned() };
-        record::validate(&record)?;
-        {
-            let reader = self.read();
-            let mut segments = reader.state.segments.clone();
-            segments.insert(name.to_owned(), query.to_owned());
-            query::check_references(&segments, name)?;
-        }
-        self.ingest(vec![record])
-    }
-
-    /// Removes a saved segment; `Ok(None)` when there was none by that name.
-    pub fn remove_segment(&self, name: &str) -> Result<Option<IngestOutcome>> {
-        if !self.read().state.segments.contains_key(name) {
-            return Ok(None);
-        }
-        self.ingest(vec![Record::RemoveSegment { name: name.to_owned() }]).map(Some)
-    }
-
-    /// The saved segments, by name.
-    pub fn segments(&self) -> std::collections::BTreeMap<String, String> {
-        self.read().state.segments.clone()
-    }
-
     /// Read access to dictionaries and derived state.
     pub fn read(&self) -> StateReader<'_> {
         let dicts = self.dicts.read();
@@ -600,7 +487,7 @@ impl Engine {
     pub fn snapshot(&self) -> Result<PathBuf> {
         let dir = self.dir.join(SNAPSHOT_DIR);
         let (path, position) = self.with_quiesced(|dicts, dedupe, state| {
-            Ok((snapshot::write(&dir, dicts, dedupe, state)?, state.position))
+            Ok((snapshot::write(&dir, dicts, dedupe, state)?, state.store.position))
         })?;
         if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
             self.meta.set_newest_snapshot(name)?;
@@ -629,7 +516,7 @@ impl Engine {
         }
         let mut outcome = self.flush().map(|_| ());
         if outcome.is_ok() && self.options.snapshot_on_close {
-            let position = self.state.read().position;
+            let position = self.state.read().position();
             if position > 0 && *self.last_snapshot.lock() != Some(position) {
                 outcome = self.snapshot().map(|_| ());
             }

@@ -23,12 +23,15 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
+use super::state::DerivedState;
+use crate::campaigns::CampaignState;
 use crate::error::{IoContext, Result};
+use crate::query::{QueryState, SavedSegments};
 use crate::store::dedupe::Dedupe;
 use crate::store::dict::{Dictionaries, Dictionary};
 use crate::store::log::LogPosition;
 use crate::store::log::recovery::sync_dir;
-use crate::store::state::DerivedState;
+use crate::store::state::StoreState;
 use crate::store::state::index::{EventUserIds, IndexedValue, Indexes, TIME_LEVELS, ValueUserIds};
 use crate::store::state::profiles::Profiles;
 use crate::store::state::subscriptions::{StoredSubscription, Subscriptions};
@@ -123,11 +126,11 @@ impl Out {
 
 /// Encodes a snapshot file's complete bytes.
 pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Vec<u8> {
-    let mut out = Out { bytes: Vec::with_capacity(state.heap_bytes() + 1024) };
+    let mut out = Out { bytes: Vec::with_capacity(state.store.heap_bytes() + 1024) };
     out.bytes.extend_from_slice(MAGIC);
     out.u32(SNAPSHOT_VERSION);
     out.u32(0);
-    out.u64(state.position);
+    out.u64(state.store.position);
     // Dictionaries: users, events, keys; each a count then names in id order.
     out.dict(&dicts.users);
     out.dict(&dicts.events);
@@ -140,25 +143,25 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
         out.bytes.extend_from_slice(&hash.to_le_bytes());
     }
     // Timelines: user slots, each slot's length, then all entries as (ts, packed).
-    let slots = state.timelines.user_slots();
+    let slots = state.store.timelines.user_slots();
     out.len(slots);
     for user in 0..slots {
-        out.len(state.timelines.of(user as u32).len());
+        out.len(state.store.timelines.of(user as u32).len());
     }
     for user in 0..slots {
-        for entry in state.timelines.of(user as u32) {
+        for entry in state.store.timelines.of(user as u32) {
             out.i64(entry.ts_ms);
             out.u64(entry.packed());
         }
     }
     // Arena pages.
-    let pages = state.timelines.arena().pages();
+    let pages = state.store.timelines.arena().pages();
     out.len(pages.len());
     for page in pages {
         out.bytes(page);
     }
     // Profiles: slots, each present flag + blob.
-    let profiles = state.profiles.parts();
+    let profiles = state.store.profiles.parts();
     out.len(profiles.len());
     for profile in profiles {
         match profile {
@@ -170,7 +173,7 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
         }
     }
     // Subscriptions, per user (ascending), oldest first.
-    let subs = state.subscriptions.all();
+    let subs = state.store.subscriptions.all();
     out.len(subs.len());
     for sub in subs {
         out.u32(sub.user);
@@ -179,7 +182,7 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
         out.str(&sub.auth);
     }
     // Indexes.
-    let indexes = &state.indexes;
+    let indexes = &state.store.indexes;
     out.bitmap(&indexes.all_user_ids);
     out.bitmap(&indexes.webpush_user_ids);
     out.len(indexes.event_user_ids.len());
@@ -209,18 +212,18 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
         out.values(values);
     }
     // Saved segments, by name.
-    out.len(state.segments.len());
-    for (name, query) in &state.segments {
+    out.len(state.queries.segments.by_name().len());
+    for (name, query) in state.queries.segments.by_name() {
         out.str(name);
         out.str(query);
     }
     // Saved triggers, by name, then their pending fires and armed events.
-    out.len(state.rules.triggers().count());
-    for trigger in state.rules.triggers() {
+    out.len(state.triggers.triggers().count());
+    for trigger in state.triggers.triggers() {
         out.str(&trigger.name);
         out.str(&trigger.text);
     }
-    let parts = state.rules.parts();
+    let parts = state.triggers.parts();
     out.len(parts.len());
     for (trigger, user, cause, due_ms, ts_ms, props_at, kind) in parts {
         out.str(&trigger);
@@ -232,15 +235,15 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
         out.u32(u32::from(kind));
     }
     // Campaigns, by id: definition (rkyv), paused flag.
-    out.len(state.campaigns.len());
-    for (id, stored) in &state.campaigns {
+    out.len(state.campaigns.campaigns.len());
+    for (id, stored) in &state.campaigns.campaigns {
         out.str(id);
         out.bytes(&stored.campaign.encode());
         out.u8(u8::from(stored.paused));
         out.i64(stored.saved_ms);
     }
     // The outbox, delivery settings and schedule progress (rkyv).
-    out.bytes(&state.outbox.encode());
+    out.bytes(&state.campaigns.outbox.encode());
     let crc = crc32c::crc32c(&out.bytes);
     out.u32(crc);
     out.bytes
@@ -467,7 +470,7 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         let name = input.str()?;
         segments.insert(name, input.str()?);
     }
-    let mut rules = crate::triggers::RuleState::default();
+    let mut rules = crate::triggers::TriggerState::default();
     for _ in 0..input.len()? {
         let name = input.str()?;
         rules.save(&name, &input.str()?);
@@ -506,16 +509,17 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         return Err("checksum mismatch".into());
     }
     let state = DerivedState {
-        timelines,
-        indexes,
-        profiles: Profiles::from_parts(profiles),
-        subscriptions,
-        segments,
-        rules,
-        campaigns,
-        outbox,
-        position,
-        ..Default::default()
+        store: StoreState {
+            timelines,
+            indexes,
+            profiles: Profiles::from_parts(profiles),
+            subscriptions,
+            position,
+            ..Default::default()
+        },
+        queries: QueryState { segments: SavedSegments::restore(segments), ..Default::default() },
+        triggers: rules,
+        campaigns: CampaignState { campaigns, outbox },
     };
     Ok(Contents { dicts, dedupe, state })
 }
@@ -529,8 +533,8 @@ pub fn write(
 ) -> Result<PathBuf> {
     fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     let bytes = encode(dicts, dedupe, state);
-    let path = dir.join(file_name(state.position));
-    let tmp = dir.join(format!("{}.tmp", file_name(state.position)));
+    let path = dir.join(file_name(state.store.position));
+    let tmp = dir.join(format!("{}.tmp", file_name(state.store.position)));
     let mut file = File::create(&tmp).context(|| format!("creating {}", tmp.display()))?;
     file.write_all(&bytes).context(|| format!("writing {}", tmp.display()))?;
     file.sync_all().context(|| format!("syncing {}", tmp.display()))?;

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use nudge_query_lang::AggregateFn;
 use roaring::RoaringBitmap;
 
+use super::Source;
 use crate::clock::{DAY_MS, day_of};
 pub(crate) use crate::query::day_rows::RowCondition;
 use crate::query::day_rows::{CODE_SET_BITS, CodeSet, DayRows, NO_VALUE};
 use crate::store::dict::{EventId, UserId};
 use crate::store::props::KeyId;
-use crate::store::state::DerivedState;
 use crate::store::state::timeline::TimelineEntry;
 
 /// An inclusive range of timestamps.
@@ -49,7 +49,7 @@ impl Range {
 }
 
 /// The days with rows of `event` inside `range`, ascending.
-fn days(state: &DerivedState, event: EventId, range: Range) -> Vec<i32> {
+fn days(state: &Source<'_>, event: EventId, range: Range) -> Vec<i32> {
     if range.is_empty() {
         return Vec::new();
     }
@@ -192,7 +192,7 @@ fn in_range(day: i32, range: Range, rows: &DayRows) -> Option<impl Fn(usize) -> 
 
 /// The rows of `event` (passing `condition`) on each of `days`.
 fn rows_of(
-    state: &DerivedState,
+    state: &Source<'_>,
     event: EventId,
     condition: Option<&RowCondition<'_>>,
     days: &[i32],
@@ -204,7 +204,7 @@ fn rows_of(
 /// Users of `candidates` whose number of matching `event` rows in `range`
 /// satisfies `holds`.
 pub(crate) fn count(
-    state: &DerivedState,
+    state: &Source<'_>,
     event: EventId,
     condition: Option<&RowCondition<'_>>,
     range: Range,
@@ -240,7 +240,7 @@ pub(crate) fn count(
 /// Users of `candidates` whose aggregate of `key` over matching `event` rows
 /// in `range` satisfies `holds` (no counted value: not selected).
 pub(crate) fn aggregate(
-    state: &DerivedState,
+    state: &Source<'_>,
     event: EventId,
     condition: Option<&RowCondition<'_>>,
     (key, function): (KeyId, AggregateFn),
@@ -288,7 +288,7 @@ pub(crate) fn aggregate(
 }
 
 fn count_distinct(
-    state: &DerivedState,
+    state: &Source<'_>,
     event: EventId,
     condition: Option<&RowCondition<'_>>,
     key: KeyId,
@@ -399,7 +399,7 @@ pub(crate) struct Gatherer {
 impl Gatherer {
     /// Reads the day rows of each `(event, range)` (an event listed twice is
     /// read once, over the union of its ranges).
-    pub fn new(state: &DerivedState, wanted: &[(EventId, Range)]) -> Gatherer {
+    pub fn new(state: &Source<'_>, wanted: &[(EventId, Range)]) -> Gatherer {
         let mut merged: Vec<(EventId, Range)> = Vec::new();
         for &(event, range) in wanted {
             match merged.iter_mut().find(|(e, _)| *e == event) {

@@ -23,67 +23,11 @@ use roaring::RoaringBitmap;
 use crate::clock::DAY_MS;
 use crate::store::dict::{EventId, FastMap, UserId};
 use crate::store::props::{self, DistinctValue, KeyId, ValueRef};
-use crate::store::state::DerivedState;
+use crate::store::state::DayChanges;
+use crate::store::state::StoreState;
 
 /// Most bytes the column cache holds before it is emptied.
 pub const COLUMN_CACHE_MAX_BYTES: usize = 4 << 30;
-
-/// When each UTC day last received an event, as a count of events applied:
-/// a cached view of a day is current while the day has not changed since.
-#[derive(Debug, Clone, Default)]
-pub struct DayChanges {
-    applied: u64,
-    changed_at: FastMap<i32, u64>,
-    /// The most recent day touched and when: ingest mostly repeats one day,
-    /// which then costs no hash lookup.
-    last: Option<(i32, u64)>,
-}
-
-impl DayChanges {
-    /// Records an event on `day`.
-    pub fn touch(&mut self, day: i32) {
-        self.applied += 1;
-        match &mut self.last {
-            Some((last_day, at)) if *last_day == day => *at = self.applied,
-            last => {
-                if let Some((old_day, at)) = last.take() {
-                    self.changed_at.insert(old_day, at);
-                }
-                *last = Some((day, self.applied));
-            }
-        }
-    }
-
-    /// Events applied so far (the stamp of a view built now).
-    pub fn stamp(&self) -> u64 {
-        self.applied
-    }
-
-    /// When `day` last changed (0: never since the state was built or loaded).
-    pub fn changed_at(&self, day: i32) -> u64 {
-        match self.last {
-            Some((last_day, at)) if last_day == day => at,
-            _ => self.changed_at.get(&day).copied().unwrap_or(0),
-        }
-    }
-
-    /// Whether any day of `from..=to` changed after `stamp`.
-    pub fn changed_since(&self, from: i32, to: i32, stamp: u64) -> bool {
-        if self.applied <= stamp || from > to {
-            return false;
-        }
-        let span = (i64::from(to) - i64::from(from) + 1) as usize;
-        if span <= self.changed_at.len() + 1 {
-            (from..=to).any(|d| self.changed_at(d) > stamp)
-        } else {
-            // A long range: look at the days that ever changed instead.
-            self.last
-                .into_iter()
-                .chain(self.changed_at.iter().map(|(&d, &at)| (d, at)))
-                .any(|(d, at)| (from..=to).contains(&d) && at > stamp)
-        }
-    }
-}
 
 /// The rows of one event on one UTC day, grouped by user.
 #[derive(Debug, Default)]
@@ -101,7 +45,7 @@ pub struct DayRows {
 impl DayRows {
     /// Reads the rows of `event` on `day` from the timelines of the users the
     /// day bucket lists.
-    fn build(state: &DerivedState, event: EventId, day: i32) -> DayRows {
+    fn build(state: &StoreState, event: EventId, day: i32) -> DayRows {
         let mut rows = DayRows { starts: vec![0], ..Default::default() };
         let Some(bucket) =
             state.indexes.event_user_ids.get(event as usize).and_then(|e| e.by_bucket[0].get(&day))
@@ -129,7 +73,7 @@ impl DayRows {
     }
 
     /// The rows for which `holds` is true of the properties.
-    fn filtered(&self, state: &DerivedState, holds: &dyn Fn(&[u8]) -> bool) -> DayRows {
+    fn filtered(&self, state: &StoreState, holds: &dyn Fn(&[u8]) -> bool) -> DayRows {
         let mut kept = DayRows { starts: vec![0], ..Default::default() };
         for (i, &user) in self.users.iter().enumerate() {
             let before = kept.ts_ms.len();
@@ -267,7 +211,7 @@ impl ColumnCache {
     /// days do not wait for each other.
     pub fn day_rows(
         &self,
-        state: &DerivedState,
+        state: &StoreState,
         event: EventId,
         day: i32,
         condition: Option<&RowCondition<'_>>,
@@ -290,7 +234,7 @@ impl ColumnCache {
     /// when two or more are missing (a query's first run over a long window).
     pub fn prefetch(
         &self,
-        state: &DerivedState,
+        state: &StoreState,
         event: EventId,
         condition: Option<&RowCondition<'_>>,
         days: &[i32],
@@ -325,7 +269,7 @@ impl ColumnCache {
     /// A column of `key`'s values over the rows [`ColumnCache::day_rows`] gives.
     fn column<T>(
         &self,
-        state: &DerivedState,
+        state: &StoreState,
         (event, day, condition): (EventId, i32, Option<&RowCondition<'_>>),
         key: KeyId,
         table: impl Fn(&mut CacheInner) -> &mut FastMap<(RowsKey, KeyId), Stamped<Vec<T>>>,
@@ -353,7 +297,7 @@ impl ColumnCache {
     /// The numeric value of `key` on each row (NaN where it is missing or not a number).
     pub fn numbers(
         &self,
-        state: &DerivedState,
+        state: &StoreState,
         rows: (EventId, i32, Option<&RowCondition<'_>>),
         key: KeyId,
     ) -> Arc<NumberColumn> {
@@ -377,7 +321,7 @@ impl ColumnCache {
     /// The code of `key`'s value on each row ([`NO_VALUE`] where it is missing).
     pub fn codes(
         &self,
-        state: &DerivedState,
+        state: &StoreState,
         rows: (EventId, i32, Option<&RowCondition<'_>>),
         key: KeyId,
     ) -> Arc<CodeColumn> {
@@ -399,7 +343,7 @@ impl ColumnCache {
     /// those days changes.
     pub fn union(
         &self,
-        state: &DerivedState,
+        state: &StoreState,
         event: EventId,
         from: i32,
         to: i32,
@@ -425,7 +369,7 @@ impl ColumnCache {
     /// `None` while the property has more than [`CODE_SET_BITS`] codes.
     pub fn code_sets(
         &self,
-        state: &DerivedState,
+        state: &StoreState,
         rows: (EventId, i32, Option<&RowCondition<'_>>),
         key: KeyId,
     ) -> Option<Arc<Vec<CodeSet>>> {
@@ -460,7 +404,7 @@ impl ColumnCache {
     /// 64-bit words (bit `u` is user `u`), kept while none of the days changes.
     pub fn dense(
         &self,
-        state: &DerivedState,
+        state: &StoreState,
         (event, from, to): (EventId, i32, i32),
         words: usize,
         users: impl FnOnce() -> Arc<RoaringBitmap>,

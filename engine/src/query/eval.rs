@@ -18,6 +18,7 @@ use std::time::Instant;
 use nudge_query_lang::{self as ql, Clause, Count, ExprKind, TimePoint, Window};
 use roaring::RoaringBitmap;
 
+use super::Source;
 use super::columnar::{self, Gatherer, Range, RowCondition};
 use super::condition::{self, Cond};
 use super::fusion::{Fused, fuse_aggregates};
@@ -26,7 +27,6 @@ use crate::clock::{DAY_MS, day_of};
 use crate::error::{Error, Result};
 use crate::store::dict::{Dictionaries, EventId, UserId};
 use crate::store::props;
-use crate::store::state::DerivedState;
 use crate::store::state::timeline::TimelineEntry;
 
 /// Deepest chain of `in segment` references followed.
@@ -35,7 +35,7 @@ pub const MAX_SEGMENT_REFERENCE_DEPTH: usize = 16;
 /// Evaluation context for one query.
 pub(crate) struct Evaluator<'a> {
     pub dicts: &'a Dictionaries,
-    pub state: &'a DerivedState,
+    pub state: &'a Source<'a>,
     pub now: i64,
     pub saved: &'a BTreeMap<String, String>,
     pub warnings: Vec<String>,
@@ -72,7 +72,7 @@ impl Filter {
         }
     }
 
-    fn matches(&self, entry: &TimelineEntry, state: &DerivedState) -> bool {
+    fn matches(&self, entry: &TimelineEntry, state: &Source<'_>) -> bool {
         entry.event() == self.event
             && self.cond.as_ref().is_none_or(|c| c.holds(state.timelines.props(entry)))
     }
@@ -92,7 +92,7 @@ fn count_holds(count: Count, c: u64) -> bool {
 impl<'a> Evaluator<'a> {
     pub fn new(
         dicts: &'a Dictionaries,
-        state: &'a DerivedState,
+        state: &'a Source<'a>,
         now: i64,
         saved: &'a BTreeMap<String, String>,
         strategy: Strategy,

@@ -20,6 +20,7 @@ mod count;
 pub mod day_rows;
 mod eval;
 mod fusion;
+mod saved;
 
 use std::time::Instant;
 
@@ -27,7 +28,53 @@ pub use eval::MAX_SEGMENT_REFERENCE_DEPTH;
 
 use crate::error::{Error, Result};
 use crate::store::dict::Dictionaries;
-use crate::store::state::DerivedState;
+use crate::store::log::entry::ArchivedLogEntry;
+use crate::store::state::StoreState;
+pub use day_rows::ColumnCache;
+pub use saved::{SavedSegments, check_references};
+
+/// What a query reads: the store's derived state, and the query layer's cache
+/// of views built from it. Dereferences to the store's state.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// Timelines, indexes, profiles, subscriptions.
+    pub store: &'a StoreState,
+    /// Day rows and other views built from them on demand.
+    pub columns: &'a ColumnCache,
+    /// The saved segments `in segment` refers to.
+    pub segments: &'a SavedSegments,
+}
+
+impl std::ops::Deref for Source<'_> {
+    type Target = StoreState;
+
+    fn deref(&self) -> &StoreState {
+        self.store
+    }
+}
+
+/// The query layer's derived state: the saved segments (a fold of their log
+/// entries) and the query cache (never saved; rebuilt as days change).
+#[derive(Debug, Clone, Default)]
+pub struct QueryState {
+    /// Saved segments: name → expression text.
+    pub segments: SavedSegments,
+    /// Event-major views built on demand by queries (not saved, not compared).
+    pub columns: ColumnCache,
+}
+
+impl QueryState {
+    /// Applies one entry of a durable batch: saved segments; every other
+    /// entry belongs to another layer and is ignored.
+    pub fn apply_entry(&mut self, entry: &ArchivedLogEntry) {
+        self.segments.apply_entry(entry);
+    }
+
+    /// What a query of `store` reads.
+    pub fn source<'a>(&'a self, store: &'a StoreState) -> Source<'a> {
+        Source { store, columns: &self.columns, segments: &self.segments }
+    }
+}
 
 /// Longest saved segment name, in bytes.
 pub const MAX_SEGMENT_NAME_BYTES: usize = 128;
@@ -198,19 +245,14 @@ impl MemoryBudget {
 
 /// Parses a segment expression, turning a syntax error into [`Error::Query`].
 pub fn parse(text: &str) -> Result<nudge_query_lang::Expr> {
-    nudge_query_lang::parse_segment(text).map_err(|e| Error::Query {
-        line: e.line(),
-        column: e.column(),
-        message: e.message().to_string(),
-        rendered: e.render(text),
-    })
+    nudge_query_lang::parse_segment(text).map_err(|e| Error::query(&e, text))
 }
 
 /// Evaluates `text` against one consistent view of the engine, within its
 /// deadline and memory limit.
 pub fn evaluate(
     dicts: &Dictionaries,
-    state: &DerivedState,
+    state: &Source<'_>,
     text: &str,
     now_ms: i64,
     limit: usize,
@@ -219,7 +261,8 @@ pub fn evaluate(
 ) -> Result<Answer> {
     let started = Instant::now();
     let expr = parse(text)?;
-    let mut evaluator = eval::Evaluator::new(dicts, state, now_ms, &state.segments, strategy);
+    let mut evaluator =
+        eval::Evaluator::new(dicts, state, now_ms, state.segments.by_name(), strategy);
     evaluator.deadline = Some(deadline);
     evaluator.memory = Some(memory);
     let (count, users) = if limit == 0 {
@@ -254,76 +297,17 @@ pub fn evaluate(
 /// campaign's audience).
 pub(crate) fn select_by(
     dicts: &Dictionaries,
-    state: &DerivedState,
+    state: &Source<'_>,
     expr: &nudge_query_lang::Expr,
     now_ms: i64,
     scope: &roaring::RoaringBitmap,
     event: condition::EventRefs<'_>,
     strategy: Strategy,
 ) -> Result<roaring::RoaringBitmap> {
-    let mut evaluator = eval::Evaluator::new(dicts, state, now_ms, &state.segments, strategy);
+    let mut evaluator =
+        eval::Evaluator::new(dicts, state, now_ms, state.segments.by_name(), strategy);
     evaluator.event = event;
     evaluator.expr(expr, scope)
-}
-
-/// The saved segments `expr` refers to with `in segment`.
-fn references(expr: &nudge_query_lang::Expr, out: &mut Vec<String>) {
-    use nudge_query_lang::{Clause, ExprKind};
-    match &expr.node {
-        ExprKind::Or(items) | ExprKind::And(items) => items.iter().for_each(|e| references(e, out)),
-        ExprKind::Not(inner) => references(inner, out),
-        ExprKind::Clause(clause) => {
-            if let Clause::InSegment(name) = &**clause {
-                out.push(name.node.clone());
-            }
-        }
-    }
-}
-
-/// Checks that, among `segments`, following `in segment` references from
-/// `start` never comes back to a segment already on the path. References to
-/// names not saved (yet) are allowed; evaluating them is an error.
-pub fn check_references(
-    segments: &std::collections::BTreeMap<String, String>,
-    start: &str,
-) -> Result<()> {
-    fn visit(
-        segments: &std::collections::BTreeMap<String, String>,
-        name: &str,
-        path: &mut Vec<String>,
-    ) -> Result<()> {
-        if path.iter().any(|p| p == name) {
-            path.push(name.to_owned());
-            return Err(Error::invalid(
-                None,
-                "q",
-                format!(
-                    "saved segments would refer to each other in a cycle: {}",
-                    path.join(" → ")
-                ),
-            ));
-        }
-        if path.len() >= MAX_SEGMENT_REFERENCE_DEPTH {
-            return Err(Error::invalid(
-                None,
-                "q",
-                format!(
-                    "saved segments would nest deeper than {MAX_SEGMENT_REFERENCE_DEPTH} levels"
-                ),
-            ));
-        }
-        let Some(text) = segments.get(name) else { return Ok(()) };
-        let Ok(expr) = nudge_query_lang::parse_segment(text) else { return Ok(()) };
-        let mut names = Vec::new();
-        references(&expr, &mut names);
-        path.push(name.to_owned());
-        for next in names {
-            visit(segments, &next, path)?;
-        }
-        path.pop();
-        Ok(())
-    }
-    visit(segments, start, &mut Vec::new())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::limits::*;
+pub use crate::limits::{check_text, check_timestamp};
 use crate::store::props::Value;
 
 /// One behavioural event.
@@ -85,7 +86,9 @@ pub struct Subscription {
     pub auth: String,
 }
 
-/// Anything that can be ingested.
+/// A record a caller may ingest: what users do, who they are, how to reach
+/// them. Definitions (segments, triggers, campaigns) have their own calls, and
+/// what the engine records itself (fires, outbox progress) is never input.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     /// A behavioural event.
@@ -104,66 +107,6 @@ pub enum Record {
         /// The endpoint to deactivate.
         endpoint: String,
     },
-    /// A segment saved under a name (replacing any with that name).
-    SaveSegment {
-        /// The name `in segment "…"` refers to.
-        name: String,
-        /// The segment expression.
-        query: String,
-    },
-    /// A saved segment removed.
-    RemoveSegment {
-        /// Its name.
-        name: String,
-    },
-    /// A trigger saved under a name (replacing any with that name).
-    SaveTrigger {
-        /// Its name.
-        name: String,
-        /// The trigger, in the language of section 3 of the spec.
-        trigger: String,
-    },
-    /// A saved trigger removed, with the fires it had pending.
-    RemoveTrigger {
-        /// Its name.
-        name: String,
-    },
-    /// Marks the records that follow in the same ingest call as history:
-    /// they arm and fire no trigger (`nudge import`).
-    History,
-    /// A fire decided; written by the engine (`Engine::fire_due`).
-    Fire(FireRecord),
-    /// A campaign saved (replacing any with that id).
-    SaveCampaign(Box<crate::campaigns::campaign::Campaign>),
-    /// A campaign removed.
-    RemoveCampaign {
-        /// Its id.
-        id: String,
-    },
-    /// An outbox, settings or schedule record; written by the engine.
-    Delivery(Box<crate::campaigns::outbox::DeliveryRecord>),
-    /// A campaign paused or resumed.
-    SetCampaignPaused {
-        /// Its id.
-        id: String,
-        /// Paused or running.
-        paused: bool,
-    },
-}
-
-/// A fire decided for a pending (trigger, user, cause).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FireRecord {
-    /// The trigger's name.
-    pub trigger: String,
-    /// Dense user id.
-    pub user: u32,
-    /// The triggering event (`rules::cause`).
-    pub cause: u64,
-    /// When it fell due.
-    pub due_ms: i64,
-    /// What was decided.
-    pub outcome: crate::triggers::FireOutcome,
 }
 
 impl From<Event> for Record {
@@ -207,34 +150,6 @@ impl From<String> for Value {
     fn from(s: String) -> Self {
         Value::String(s)
     }
-}
-
-fn check_text(field: &str, text: &str, max: usize, what: &str) -> Result<()> {
-    if text.is_empty() {
-        return Err(Error::invalid(None, field, format!("{what} must not be empty")));
-    }
-    if text.len() > max {
-        return Err(Error::invalid(
-            None,
-            field,
-            format!("{what} is {} bytes, more than the limit of {max}", text.len()),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a timestamp against the accepted range.
-pub fn check_timestamp(field: &str, ts_ms: i64) -> Result<()> {
-    if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&ts_ms) {
-        return Err(Error::invalid(
-            None,
-            field,
-            format!(
-                "timestamp {ts_ms} is outside the accepted range {MIN_TIMESTAMP_MS}..={MAX_TIMESTAMP_MS} (1970 to 9999, in epoch milliseconds)"
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Encoded size of a value in the property codec.
@@ -369,42 +284,6 @@ pub fn validate(record: &Record) -> Result<()> {
         }
         Record::Unsubscribe { endpoint } => {
             check_text("endpoint", endpoint, MAX_ENDPOINT_BYTES, "endpoint")
-        }
-        Record::SaveSegment { name, query } => {
-            check_text("name", name, crate::query::MAX_SEGMENT_NAME_BYTES, "segment name")?;
-            crate::query::parse(query).map(|_| ()).map_err(|e| match e {
-                Error::Query { line, column, message, .. } => {
-                    Error::invalid(None, "q", format!("{message} (line {line}, column {column})"))
-                }
-                other => other,
-            })
-        }
-        Record::RemoveSegment { name } => {
-            check_text("name", name, crate::query::MAX_SEGMENT_NAME_BYTES, "segment name")
-        }
-        Record::SaveTrigger { name, trigger } => {
-            check_text("name", name, crate::triggers::MAX_TRIGGER_NAME_BYTES, "trigger name")?;
-            nudge_query_lang::parse_trigger(trigger).map(|_| ()).map_err(|e| {
-                Error::invalid(
-                    None,
-                    "trigger",
-                    format!("{} (line {}, column {})", e.message(), e.line(), e.column()),
-                )
-            })
-        }
-        Record::RemoveTrigger { name } => {
-            check_text("name", name, crate::triggers::MAX_TRIGGER_NAME_BYTES, "trigger name")
-        }
-        Record::History | Record::Fire(_) => Ok(()),
-        Record::Delivery(delivery) => match &**delivery {
-            crate::campaigns::outbox::DeliveryRecord::Settings(settings) => {
-                crate::campaigns::delivery::DeliverySettings::from_record(settings).map(|_| ())
-            }
-            _ => Ok(()),
-        },
-        Record::SaveCampaign(campaign) => campaign.validate(),
-        Record::RemoveCampaign { id } | Record::SetCampaignPaused { id, .. } => {
-            check_text("id", id, crate::campaigns::campaign::MAX_CAMPAIGN_ID_BYTES, "campaign id")
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Live triggers (section 3 of the language spec): which fires are pending,
 //! and when they fall due.
 //!
-//! [`RuleState`] is derived state like the indexes: a fold of the log. Saved
+//! [`TriggerState`] is derived state like the indexes: a fold of the log. Saved
 //! triggers come from `TriggerSaved`/`TriggerRemoved` records. Pending fires
 //! are armed by the *fresh* events of *live* batches, cancelled or completed by
 //! later events, and settled by `Fire` records. Replaying the log therefore
@@ -29,8 +29,13 @@ mod unless;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
 use crate::store::dict::{Dictionaries, EventId, FastMap, UserId};
 use crate::store::log::LogPosition;
+use crate::store::log::entry::{
+    ArchivedLogBatch, ArchivedLogEntry, LogEntry, LogTrigger, LogTriggerRemoved,
+};
+use crate::store::state::AppliedEvent;
 use crate::store::state::timeline::PropsArena;
 pub use trigger::SavedTrigger;
 use trigger::{Bound, Role, Tail};
@@ -121,7 +126,7 @@ struct Armed {
 
 /// Saved triggers and the fires they have pending.
 #[derive(Debug, Clone)]
-pub struct RuleState {
+pub struct TriggerState {
     /// How far an event may lag its batch's arrival and still arm triggers.
     pub freshness_ms: i64,
     triggers: BTreeMap<String, Arc<SavedTrigger>>,
@@ -141,7 +146,7 @@ pub struct RuleState {
 }
 
 /// One event of a live batch, as triggers see it.
-pub(crate) struct LiveEvent<'a> {
+struct LiveEvent<'a> {
     pub user: UserId,
     pub event: EventId,
     pub ts_ms: i64,
@@ -151,9 +156,9 @@ pub(crate) struct LiveEvent<'a> {
     pub received_ms: i64,
 }
 
-impl Default for RuleState {
+impl Default for TriggerState {
     fn default() -> Self {
-        RuleState {
+        TriggerState {
             freshness_ms: DEFAULT_FRESHNESS_MS,
             triggers: BTreeMap::new(),
             due: BTreeMap::new(),
@@ -168,7 +173,69 @@ impl Default for RuleState {
     }
 }
 
-impl RuleState {
+/// Parses a trigger, turning a syntax error into [`Error::Query`].
+pub fn parse(text: &str) -> Result<nudge_query_lang::Trigger> {
+    nudge_query_lang::parse_trigger(text).map_err(|e| Error::query(&e, text))
+}
+
+/// Checks a trigger about to be saved (its name and its text) and returns its log entry.
+pub fn saved_entry(name: &str, text: &str) -> Result<LogEntry> {
+    crate::limits::check_text("name", name, MAX_TRIGGER_NAME_BYTES, "trigger name")?;
+    parse(text)?;
+    Ok(LogEntry::TriggerSaved(LogTrigger { name: name.to_owned(), trigger: text.to_owned() }))
+}
+
+/// The log entry that removes trigger `name` and its pending fires.
+pub fn removed_entry(name: &str) -> LogEntry {
+    LogEntry::TriggerRemoved(LogTriggerRemoved { name: name.to_owned() })
+}
+
+impl TriggerState {
+    /// Applies one entry of a durable batch ending at `end`, in log order:
+    /// saved and removed triggers, settled fires, and (for a live batch, when
+    /// the store just applied a fresh event) the event itself, which arms,
+    /// cancels and completes fires. Entries of other layers are ignored.
+    pub fn apply_entry(
+        &mut self,
+        dicts: &Dictionaries,
+        arena: &PropsArena,
+        entry: &ArchivedLogEntry,
+        applied: Option<(usize, &AppliedEvent<'_>)>,
+        (end, received_ms, live): (LogPosition, i64, bool),
+    ) {
+        match entry {
+            ArchivedLogEntry::TriggerSaved(trigger) => self.save(&trigger.name, &trigger.trigger),
+            ArchivedLogEntry::TriggerRemoved(removed) => self.remove(&removed.name),
+            ArchivedLogEntry::Fire(fire) => self.settle(
+                &fire.trigger,
+                fire.user.to_native(),
+                fire.cause.to_native(),
+                fire.due_ms.to_native(),
+            ),
+            _ => {
+                let Some((index, event)) = applied else { return };
+                if live && event.ts_ms >= received_ms.saturating_sub(self.freshness_ms) {
+                    let event = LiveEvent {
+                        user: event.user,
+                        event: event.event,
+                        ts_ms: event.ts_ms,
+                        blob: event.blob,
+                        props_at: event.props_offset,
+                        cause: cause(end, index),
+                        received_ms,
+                    };
+                    self.on_event(dicts, arena, &event);
+                }
+            }
+        }
+    }
+
+    /// Whether the events of `batch` may arm triggers: it is not history, and
+    /// some trigger is saved (checked once, before the batch is applied).
+    pub fn is_live(&self, batch: &ArchivedLogBatch) -> bool {
+        !self.is_empty() && !batch.entries.iter().any(|e| matches!(e, ArchivedLogEntry::History))
+    }
+
     /// The saved triggers, by name.
     pub fn triggers(&self) -> impl Iterator<Item = &SavedTrigger> {
         self.triggers.values().map(|t| &**t)
@@ -247,12 +314,7 @@ impl RuleState {
 
     /// Arms, cancels and completes pending fires for one event of a live
     /// batch that is fresh (the caller checks both).
-    pub(crate) fn on_event(
-        &mut self,
-        dicts: &Dictionaries,
-        arena: &PropsArena,
-        event: &LiveEvent<'_>,
-    ) {
+    fn on_event(&mut self, dicts: &Dictionaries, arena: &PropsArena, event: &LiveEvent<'_>) {
         self.index(dicts);
         // Taken out while it is read, so the fires can be updated; put back below.
         let Some(roles) = self.by_event.remove(&event.event) else { return };
@@ -405,7 +467,7 @@ impl RuleState {
         due
     }
 
-    /// Restores one of [`RuleState::parts`].
+    /// Restores one of [`TriggerState::parts`].
     pub(crate) fn restore(&mut self, part: StoredPending) {
         let (trigger, user, cause, due_ms, ts_ms, props_at, kind) = part;
         let trigger = self.intern(&trigger);

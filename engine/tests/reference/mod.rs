@@ -145,22 +145,12 @@ impl Reference {
                 self.subscribe(user_id, &subscription.endpoint)
             }
             Record::Unsubscribe { endpoint } => self.unsubscribe(endpoint),
-            Record::SaveSegment { name, query } => {
-                self.saved.insert(name.clone(), query.clone());
-            }
-            Record::RemoveSegment { name } => {
-                self.saved.remove(name);
-            }
-            // Triggers select nobody; segments do not see them.
-            Record::SaveTrigger { .. }
-            | Record::RemoveTrigger { .. }
-            | Record::History
-            | Record::Fire(_)
-            | Record::SaveCampaign(_)
-            | Record::RemoveCampaign { .. }
-            | Record::SetCampaignPaused { .. }
-            | Record::Delivery(_) => {}
         }
+    }
+
+    /// Saves a segment under `name`, as `Engine::save_segment` does.
+    pub fn save_segment(&mut self, name: &str, query: &str) {
+        self.saved.insert(name.to_owned(), query.to_owned());
     }
 
     fn add_event(&mut self, event: &Event) {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use nudge_engine::outbox::OutboxLoop;
+use nudge_engine::OutboxLoop;
 use nudge_engine::{Engine, EngineOptions, FireLoop};
 
 use crate::error::{Error, Result};

@@ -22,13 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use crate::engine::Engine;
-use crate::error::Result;
+use crate::store::log::entry::{LogDelivery, LogEntry};
 use crate::store::record::{Event, Record};
-
-pub use crate::engine::loops::{
-    MAX_ITEMS_IN_FLIGHT, OUTBOX_DRAIN_GRACE, OutboxLoop, OutboxReports,
-};
+use crate::store::sequencer::Input;
 
 /// How long a claimed item stays with its sender before another claim may take it.
 pub const OUTBOX_LEASE_MS: i64 = 60_000;
@@ -50,9 +46,9 @@ pub const LEASE_PURGE_INTERVAL_MS: i64 = 1_000;
 #[derive(Default)]
 pub(crate) struct Leases {
     /// Item id → lease end, epoch ms.
-    until: crate::store::dict::FastMap<u64, i64>,
+    pub until: crate::store::dict::FastMap<u64, i64>,
     /// When the last purge ran.
-    purged_at_ms: i64,
+    pub purged_at_ms: i64,
 }
 
 impl Leases {
@@ -399,153 +395,110 @@ fn outcome_event(item: &OutboxItem, name: &str, now: i64) -> Event {
 }
 
 /// Wraps a delivery record for ingest.
-pub(crate) fn record(delivery: DeliveryRecord) -> Record {
-    Record::Delivery(Box::new(delivery))
+pub(crate) fn record(delivery: DeliveryRecord) -> Input {
+    Input::Entry(delivery.into_entry())
 }
 
-impl Engine {
-    /// Messages queued and not settled.
-    pub fn outbox_len(&self) -> usize {
-        self.read().state.outbox.len()
+impl DeliveryRecord {
+    /// The log entry that carries this record.
+    pub fn into_entry(self) -> LogEntry {
+        LogEntry::Delivery(LogDelivery { body: self.encode() })
     }
+}
 
-    /// Items claimed and not yet reported, leases that ran out excluded.
-    pub fn outbox_leased(&self) -> usize {
-        let now = self.options.clock.now_ms();
-        self.outbox_leases.lock().until.values().filter(|until| **until > now).count()
+/// Takes up to `limit` due items of `outbox` for sending at `now` and leases
+/// them for [`OUTBOX_LEASE_MS`]: a later claim skips them until they are
+/// reported or the lease runs out. Due items already past their expiry are
+/// not handed out: they come back second, to be reported failed as `expired`.
+pub(crate) fn claim(
+    outbox: &OutboxState,
+    leases: &mut Leases,
+    limit: usize,
+    now: i64,
+) -> (Vec<OutboxItem>, Vec<(u64, Attempt)>) {
+    let mut claimed = Vec::new();
+    let mut expired = Vec::new();
+    if now.saturating_sub(leases.purged_at_ms) >= LEASE_PURGE_INTERVAL_MS {
+        leases.until.retain(|id, until| *until > now && outbox.item(*id).is_some());
+        leases.purged_at_ms = now;
     }
-
-    /// When the next queued message falls due.
-    pub fn next_outbox_due(&self) -> Option<i64> {
-        self.read().state.outbox.next_due()
-    }
-
-    /// Takes up to `limit` due items for sending and leases them for
-    /// [`OUTBOX_LEASE_MS`]: a later claim skips them until they are reported
-    /// or the lease runs out. Due items already past their expiry are not
-    /// handed out: they fail as `expired` (recorded before this returns).
-    pub fn claim_outbox(&self, limit: usize) -> Result<Vec<OutboxItem>> {
-        let now = self.options.clock.now_ms();
-        let mut claimed = Vec::new();
-        let mut expired = Vec::new();
-        {
-            let reader = self.read();
-            let mut leases = self.outbox_leases.lock();
-            if now.saturating_sub(leases.purged_at_ms) >= LEASE_PURGE_INTERVAL_MS {
-                leases
-                    .until
-                    .retain(|id, until| *until > now && reader.state.outbox.item(*id).is_some());
-                leases.purged_at_ms = now;
-            }
-            for item in reader.state.outbox.due_by(now) {
-                if claimed.len() >= limit.min(MAX_CLAIM) || expired.len() >= MAX_CLAIM {
-                    break;
-                }
-                if leases.held(item.id, now) {
-                    continue;
-                }
-                if now > item.expires_at_ms {
-                    let failed = Attempt::Failed {
-                        status: None,
-                        reason: "expired".into(),
-                        unsubscribe: false,
-                    };
-                    expired.push((item.id, failed));
-                    continue;
-                }
-                leases.until.insert(item.id, now + OUTBOX_LEASE_MS);
-                claimed.push(item.clone());
-            }
+    for item in outbox.due_by(now) {
+        if claimed.len() >= limit.min(MAX_CLAIM) || expired.len() >= MAX_CLAIM {
+            break;
         }
-        if !expired.is_empty() {
-            self.report_outbox(expired)?;
+        if leases.held(item.id, now) {
+            continue;
         }
-        Ok(claimed)
+        if now > item.expires_at_ms {
+            let failed =
+                Attempt::Failed { status: None, reason: "expired".into(), unsubscribe: false };
+            expired.push((item.id, failed));
+            continue;
+        }
+        leases.until.insert(item.id, now + OUTBOX_LEASE_MS);
+        claimed.push(item.clone());
     }
+    (claimed, expired)
+}
 
-    /// Records what became of claimed items, durably: delivered or failed
-    /// (settled, with `$push_delivered` / `$push_failed`, or the webhook
-    /// events), or a retry at the backoff time. An item whose retry would
-    /// fall after its expiry, or past [`MAX_ATTEMPTS`], fails as `expired`.
-    /// A gone subscription is removed. Unknown ids are ignored.
-    pub fn report_outbox(&self, reports: Vec<(u64, Attempt)>) -> Result<()> {
-        let now = self.options.clock.now_ms();
-        let mut records = Vec::new();
-        {
-            let reader = self.read();
-            for (id, attempt) in &reports {
-                let Some(item) = reader.state.outbox.item(*id) else { continue };
-                let webhook = matches!(item.target, Target::Webhook { .. });
-                let (delivered, failed) = if webhook {
-                    (WEBHOOK_DELIVERED_EVENT, WEBHOOK_FAILED_EVENT)
+/// The records of what became of claimed items at `now`: delivered or failed
+/// (settled, with `$push_delivered` / `$push_failed`, or the webhook events),
+/// or a retry at the backoff time. An item whose retry would fall after its
+/// expiry, or past [`MAX_ATTEMPTS`], fails as `expired`. A gone subscription
+/// is removed. Unknown ids are ignored.
+pub fn report_records(outbox: &OutboxState, reports: &[(u64, Attempt)], now: i64) -> Vec<Input> {
+    let mut records = Vec::new();
+    for (id, attempt) in reports {
+        let Some(item) = outbox.item(*id) else { continue };
+        let webhook = matches!(item.target, Target::Webhook { .. });
+        let (delivered, failed) = if webhook {
+            (WEBHOOK_DELIVERED_EVENT, WEBHOOK_FAILED_EVENT)
+        } else {
+            (PUSH_DELIVERED_EVENT, PUSH_FAILED_EVENT)
+        };
+        let failure = |status: Option<u16>, reason: &str| {
+            let event = outcome_event(item, failed, now).prop("reason", reason.to_owned());
+            match status {
+                Some(status) => event.prop("status", f64::from(status)),
+                None => event,
+            }
+        };
+        match attempt {
+            Attempt::Delivered { status } => {
+                records.push(record(DeliveryRecord::Settle { item: *id }));
+                records.push(
+                    outcome_event(item, delivered, now).prop("status", f64::from(*status)).into(),
+                );
+            }
+            Attempt::Failed { status, reason, unsubscribe } => {
+                records.push(record(DeliveryRecord::Settle { item: *id }));
+                records.push(failure(*status, reason).into());
+                if let (true, Target::WebPush { endpoint, .. }) = (*unsubscribe, &item.target) {
+                    records.push(Input::Record(Record::Unsubscribe { endpoint: endpoint.clone() }));
+                }
+            }
+            Attempt::Retry { status, reason, after_ms } => {
+                let attempts = item.attempts + 1;
+                let wait = after_ms.unwrap_or_else(|| backoff_ms(*id, item.attempts));
+                let next_ms = now.saturating_add(wait.max(0));
+                if next_ms > item.expires_at_ms || attempts >= MAX_ATTEMPTS {
+                    records.push(record(DeliveryRecord::Settle { item: *id }));
+                    let why = format!("expired after {attempts} attempts: {reason}");
+                    records.push(failure(*status, &why).into());
                 } else {
-                    (PUSH_DELIVERED_EVENT, PUSH_FAILED_EVENT)
-                };
-                let failure = |status: Option<u16>, reason: &str| {
-                    let event = outcome_event(item, failed, now).prop("reason", reason.to_owned());
-                    match status {
-                        Some(status) => event.prop("status", f64::from(status)),
-                        None => event,
-                    }
-                };
-                match attempt {
-                    Attempt::Delivered { status } => {
-                        records.push(record(DeliveryRecord::Settle { item: *id }));
-                        records.push(
-                            outcome_event(item, delivered, now)
-                                .prop("status", f64::from(*status))
-                                .into(),
-                        );
-                    }
-                    Attempt::Failed { status, reason, unsubscribe } => {
-                        records.push(record(DeliveryRecord::Settle { item: *id }));
-                        records.push(failure(*status, reason).into());
-                        if let (true, Target::WebPush { endpoint, .. }) =
-                            (*unsubscribe, &item.target)
-                        {
-                            records.push(Record::Unsubscribe { endpoint: endpoint.clone() });
-                        }
-                    }
-                    Attempt::Retry { status, reason, after_ms } => {
-                        let attempts = item.attempts + 1;
-                        let wait = after_ms.unwrap_or_else(|| backoff_ms(*id, item.attempts));
-                        let next_ms = now.saturating_add(wait.max(0));
-                        if next_ms > item.expires_at_ms || attempts >= MAX_ATTEMPTS {
-                            records.push(record(DeliveryRecord::Settle { item: *id }));
-                            let why = format!("expired after {attempts} attempts: {reason}");
-                            records.push(failure(*status, &why).into());
-                        } else {
-                            records.push(record(DeliveryRecord::Retry {
-                                item: *id,
-                                attempts,
-                                next_ms,
-                            }));
-                        }
-                    }
+                    records.push(record(DeliveryRecord::Retry { item: *id, attempts, next_ms }));
                 }
             }
         }
-        for chunk in records.chunks(crate::limits::MAX_BATCH_RECORDS) {
-            self.ingest(chunk.to_vec())?;
-        }
-        let mut leases = self.outbox_leases.lock();
-        for (id, _) in &reports {
-            leases.until.remove(id);
-        }
-        Ok(())
     }
+    records
+}
 
-    /// Replaces the delivery settings, durably. The time zone and quiet hours
-    /// are checked first; the error names the field.
-    pub fn save_delivery_settings(&self, settings: SettingsRecord) -> Result<()> {
-        crate::campaigns::delivery::DeliverySettings::from_record(&settings)?;
-        self.ingest(vec![record(DeliveryRecord::Settings(settings))]).map(|_| ())
-    }
-
-    /// The delivery settings in force.
-    pub fn delivery_settings(&self) -> SettingsRecord {
-        self.read().state.outbox.settings.clone()
-    }
+/// The record that replaces the delivery settings (checked first; the error
+/// names the field).
+pub fn settings_record(settings: SettingsRecord) -> crate::error::Result<Input> {
+    crate::campaigns::delivery::DeliverySettings::from_record(&settings)?;
+    Ok(record(DeliveryRecord::Settings(settings)))
 }
 
 #[cfg(test)]

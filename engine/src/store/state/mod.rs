@@ -11,16 +11,18 @@
 //! updated earlier, when a batch is sequenced (`engine.rs`), because they
 //! decide what the batch contains.
 
+mod day_changes;
 pub mod index;
 pub mod profiles;
 pub mod subscriptions;
 pub mod timeline;
 
-use crate::store::dict::{Dictionaries, EventId, FastMap};
+use crate::store::dict::{Dictionaries, EventId, FastMap, UserId};
 use crate::store::log::LogPosition;
 use crate::store::log::entry::{ArchivedLogBatch, ArchivedLogEntry};
 use crate::store::props;
 use crate::store::props::KeyId;
+pub use day_changes::DayChanges;
 use index::Indexes;
 use index::ValueUserIds;
 use profiles::Profiles;
@@ -29,7 +31,7 @@ use timeline::Timelines;
 
 /// Timelines, indexes, profiles and subscriptions, as of a log position.
 #[derive(Debug, Clone, Default)]
-pub struct DerivedState {
+pub struct StoreState {
     /// Per-user events in time order.
     pub timelines: Timelines,
     /// Bitmap indexes.
@@ -38,136 +40,70 @@ pub struct DerivedState {
     pub profiles: Profiles,
     /// Active web push subscriptions.
     pub subscriptions: Subscriptions,
-    /// Saved segments: name → expression text.
-    pub segments: std::collections::BTreeMap<String, String>,
-    /// Saved triggers and their pending fires.
-    pub rules: crate::triggers::RuleState,
-    /// Campaigns, by id.
-    pub campaigns: std::collections::BTreeMap<String, crate::campaigns::campaign::StoredCampaign>,
-    /// Queued messages, delivery settings, scheduled campaigns' progress.
-    pub outbox: crate::campaigns::outbox::OutboxState,
     /// The log position this state reflects.
     pub position: LogPosition,
     /// When each day last received an event (not saved: a fresh state starts at zero).
-    pub day_changes: crate::query::day_rows::DayChanges,
-    /// Event-major views built on demand by queries (not saved, not compared).
-    pub columns: crate::query::day_rows::ColumnCache,
+    pub day_changes: DayChanges,
 }
 
-impl DerivedState {
-    /// Applies one durable batch ending at log position `end` (`dicts` already
-    /// holds the batch's new names).
-    pub fn apply(&mut self, batch: &ArchivedLogBatch, end: LogPosition, dicts: &Dictionaries) {
-        self.apply_except_event_values(batch, end, dicts);
-        apply_event_values(&mut self.indexes.event_property_value_user_ids, batch);
-    }
+/// An event as the store just applied it, for the layers above that react to
+/// events (triggers arm on the fresh events of live batches).
+#[derive(Debug, Clone, Copy)]
+pub struct AppliedEvent<'a> {
+    /// Dense user id.
+    pub user: UserId,
+    /// Dense event-name id.
+    pub event: EventId,
+    /// Event time, epoch ms.
+    pub ts_ms: i64,
+    /// Its properties (property codec).
+    pub blob: &'a [u8],
+    /// Where the properties were stored in the arena.
+    pub props_offset: u64,
+}
 
-    /// Applies everything of a batch but the event property value indexes, which
-    /// the caller applies with [`apply_event_values`] (replay does so on another thread).
-    pub fn apply_except_event_values(
-        &mut self,
-        batch: &ArchivedLogBatch,
-        end: LogPosition,
-        dicts: &Dictionaries,
-    ) {
-        let received_ms = batch.received_ms.to_native();
-        // Triggers see the fresh events of live batches only.
-        let live = !self.rules.is_empty()
-            && !batch.entries.iter().any(|e| matches!(e, ArchivedLogEntry::History));
-        for (index, entry) in batch.entries.iter().enumerate() {
-            match entry {
-                ArchivedLogEntry::Event(event) => {
-                    let user = event.user.to_native();
-                    let name = event.event.to_native();
-                    let ts = event.ts_ms.to_native();
-                    let props_at = self.timelines.insert(user, name, ts, &event.props);
-                    self.indexes.add_event(user, name, ts);
-                    self.day_changes.touch(crate::clock::day_of(ts));
-                    if live && ts >= received_ms.saturating_sub(self.rules.freshness_ms) {
-                        let event = crate::triggers::LiveEvent {
-                            user,
-                            event: name,
-                            ts_ms: ts,
-                            blob: &event.props,
-                            props_at,
-                            cause: crate::triggers::cause(end, index),
-                            received_ms,
-                        };
-                        self.rules.on_event(dicts, self.timelines.arena(), &event);
-                    }
-                }
-                ArchivedLogEntry::Profile(update) => {
-                    self.indexes.all_user_ids.insert(update.user.to_native());
-                    self.profiles.apply(update, &mut self.indexes.profile_property_value_user_ids);
-                }
-                ArchivedLogEntry::Subscribe(sub) => {
-                    let user = sub.user.to_native();
-                    self.indexes.all_user_ids.insert(user);
-                    let stored = StoredSubscription {
-                        user,
-                        endpoint: sub.endpoint.to_string(),
-                        p256dh: sub.p256dh.to_string(),
-                        auth: sub.auth.to_string(),
-                    };
-                    self.subscriptions.subscribe(stored, &mut self.indexes.webpush_user_ids);
-                }
-                ArchivedLogEntry::Unsubscribe(unsub) => {
-                    self.subscriptions
-                        .unsubscribe(&unsub.endpoint, &mut self.indexes.webpush_user_ids);
-                }
-                ArchivedLogEntry::SegmentSaved(segment) => {
-                    self.segments.insert(segment.name.to_string(), segment.query.to_string());
-                }
-                ArchivedLogEntry::SegmentRemoved(removed) => {
-                    self.segments.remove(removed.name.as_str());
-                }
-                ArchivedLogEntry::TriggerSaved(trigger) => {
-                    self.rules.save(&trigger.name, &trigger.trigger);
-                }
-                ArchivedLogEntry::TriggerRemoved(removed) => self.rules.remove(&removed.name),
-                ArchivedLogEntry::Fire(fire) => self.rules.settle(
-                    &fire.trigger,
-                    fire.user.to_native(),
-                    fire.cause.to_native(),
-                    fire.due_ms.to_native(),
-                ),
-                ArchivedLogEntry::History => {}
-                ArchivedLogEntry::CampaignSaved(saved) => {
-                    // Validated before it was logged; one that no longer decodes is skipped.
-                    if let Some(campaign) =
-                        crate::campaigns::campaign::Campaign::decode(&saved.definition)
-                    {
-                        let paused =
-                            self.campaigns.get(saved.id.as_str()).is_some_and(|c| c.paused);
-                        let stored = crate::campaigns::campaign::StoredCampaign {
-                            campaign,
-                            paused,
-                            saved_ms: received_ms,
-                        };
-                        self.campaigns.insert(saved.id.to_string(), stored);
-                    }
-                }
-                ArchivedLogEntry::CampaignRemoved(removed) => {
-                    self.campaigns.remove(removed.id.as_str());
-                    self.outbox.forget_campaign(removed.id.as_str());
-                }
-                ArchivedLogEntry::Delivery(delivery) => {
-                    // Written by the engine; one that no longer decodes is skipped.
-                    if let Some(record) =
-                        crate::campaigns::outbox::DeliveryRecord::decode(&delivery.body)
-                    {
-                        self.outbox.apply(record);
-                    }
-                }
-                ArchivedLogEntry::CampaignPaused(paused) => {
-                    if let Some(stored) = self.campaigns.get_mut(paused.id.as_str()) {
-                        stored.paused = paused.paused;
-                    }
-                }
+impl StoreState {
+    /// Applies one core entry of a durable batch: events, profile updates and
+    /// subscriptions; every other entry belongs to a higher layer and is
+    /// ignored. An event is handed back as it was applied.
+    pub fn apply_entry<'a>(&mut self, entry: &'a ArchivedLogEntry) -> Option<AppliedEvent<'a>> {
+        match entry {
+            ArchivedLogEntry::Event(event) => {
+                let user = event.user.to_native();
+                let name = event.event.to_native();
+                let ts = event.ts_ms.to_native();
+                let props_offset = self.timelines.insert(user, name, ts, &event.props);
+                self.indexes.add_event(user, name, ts);
+                self.day_changes.touch(crate::clock::day_of(ts));
+                return Some(AppliedEvent {
+                    user,
+                    event: name,
+                    ts_ms: ts,
+                    blob: &event.props,
+                    props_offset,
+                });
             }
+            ArchivedLogEntry::Profile(update) => {
+                self.indexes.all_user_ids.insert(update.user.to_native());
+                self.profiles.apply(update, &mut self.indexes.profile_property_value_user_ids);
+            }
+            ArchivedLogEntry::Subscribe(sub) => {
+                let user = sub.user.to_native();
+                self.indexes.all_user_ids.insert(user);
+                let stored = StoredSubscription {
+                    user,
+                    endpoint: sub.endpoint.to_string(),
+                    p256dh: sub.p256dh.to_string(),
+                    auth: sub.auth.to_string(),
+                };
+                self.subscriptions.subscribe(stored, &mut self.indexes.webpush_user_ids);
+            }
+            ArchivedLogEntry::Unsubscribe(unsub) => {
+                self.subscriptions.unsubscribe(&unsub.endpoint, &mut self.indexes.webpush_user_ids);
+            }
+            _ => {}
         }
-        debug_assert!(end >= self.position);
-        self.position = end;
+        None
     }
 
     /// Approximate heap bytes held by derived state.
@@ -247,7 +183,7 @@ pub fn check_batch_refs(batch: &ArchivedLogBatch, sizes: DictionarySizes) -> Res
                     })
                     .and_then(|()| blob_ok(&e.props, "props"))
                     .and_then(|()| {
-                        crate::store::record::check_timestamp("ts", e.ts_ms.to_native())
+                        crate::limits::check_timestamp("ts", e.ts_ms.to_native())
                             .map_err(|e| e.to_string())
                     })
             }
