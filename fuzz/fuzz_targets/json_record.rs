@@ -1,6 +1,6 @@
 //! Fuzz target `json_record`: one NDJSON line or HTTP ingest record, decoded exactly as
-//! `nudge import` (`server/src/import.rs`) and `POST /v1/events`, `/v1/profiles`,
-//! `/v1/subscriptions` (`server/src/serve/routes.rs`) decode it: `serde_json` into a value,
+//! `nudge import` (`server/src/cli/import.rs`) and `POST /v1/events`, `/v1/profiles`,
+//! `/v1/subscriptions` (`server/src/http/routes/`) decode it: `serde_json` into a value,
 //! `ndjson::decode` into an engine `Record`, then the engine's own `record::validate`.
 //!
 //! Failure means a panic, or a broken round trip: a record that validates must encode back
@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nudge_engine::Record;
-use nudge_server::ndjson;
+use nudge_server::json::ndjson;
 
 /// The record with every property list sorted by key.
 fn sorted(mut record: Record) -> Record {

@@ -105,8 +105,8 @@ impl Error {
     }
 }
 
-impl From<crate::api_json::FieldError> for Error {
-    fn from(e: crate::api_json::FieldError) -> Error {
+impl From<crate::json::FieldError> for Error {
+    fn from(e: crate::json::FieldError) -> Error {
         Error::Invalid { field: e.field, reason: e.reason, index: None }
     }
 }

@@ -429,7 +429,7 @@ fn schedule_from_json(json: ScheduleJson, default_timezone: &str) -> Result<Sche
 
 /// A one-off `at` time as the engine keeps it: a local date-time.
 fn local_at(field: &str, text: &str, zone: Option<&TimeZone>) -> Result<DateTime, FieldError> {
-    if let Ok(ms) = crate::ndjson::parse_timestamp_text(text) {
+    if let Ok(ms) = crate::json::ndjson::parse_timestamp_text(text) {
         let Some(zone) = zone else {
             return Err(FieldError::new(
                 field,
@@ -501,7 +501,7 @@ fn instant(
             ));
         }
     };
-    if let Ok(ms) = crate::ndjson::parse_timestamp_text(text) {
+    if let Ok(ms) = crate::json::ndjson::parse_timestamp_text(text) {
         return Ok(ms);
     }
     let local = civil(field, text)?;

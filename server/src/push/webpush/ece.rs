@@ -413,7 +413,7 @@ pub fn decode_subscription_keys(p256dh_b64u: &str, auth_b64u: &str) -> Result<(V
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::webpush::{b64u_decode, b64u_encode};
+    use crate::push::webpush::{b64u_decode, b64u_encode};
 
     #[test]
     fn sending_refuses_an_off_curve_key_without_the_registration_check() {

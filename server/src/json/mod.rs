@@ -15,6 +15,7 @@
 //! are reused here.
 
 mod campaign;
+pub mod ndjson;
 mod settings;
 
 use std::fmt;

@@ -24,8 +24,8 @@ use nudge_engine::outbox::OutboxLoop;
 use nudge_engine::{Engine, EngineOptions, FireLoop};
 
 use crate::error::{Error, Result};
-use crate::sender::Sender;
-use crate::webpush::vapid::Vapid;
+use crate::push::sender::Sender;
+use crate::push::webpush::vapid::Vapid;
 
 pub mod admission;
 pub mod assets;
@@ -132,7 +132,7 @@ fn limiter(per_second: u32) -> DefaultDirectRateLimiter {
 pub fn run(options: ServeOptions) -> Result<()> {
     // Read before anything opens, so a bad file fails the start at once.
     let extra_roots = match &options.push_ca_file {
-        Some(path) => crate::sender::read_ca_file(path)?,
+        Some(path) => crate::push::sender::read_ca_file(path)?,
         None => Vec::new(),
     };
     let extra_root_count = extra_roots.len();

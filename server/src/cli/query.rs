@@ -23,6 +23,25 @@ pub fn open(data: &Path) -> Result<Engine> {
     Ok(Engine::open(data, EngineOptions { snapshot_on_close: false, ..Default::default() })?)
 }
 
+/// The options of a query asked from the command line: `--now` (RFC 3339 or
+/// epoch ms) and `--limit`, with no deadline and no memory limit (the one
+/// waiting is the one who asked, and Ctrl-C stops it).
+pub fn local_options(now: Option<String>, limit: usize) -> Result<QueryOptions> {
+    let now_ms = now
+        .map(|text| {
+            crate::json::ndjson::parse_timestamp_text(&text)
+                .map_err(|e| Error::Usage(format!("--now: {e}")))
+        })
+        .transpose()?;
+    Ok(QueryOptions {
+        now_ms,
+        limit: Some(limit),
+        deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+        memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
+        ..Default::default()
+    })
+}
+
 /// The JSON answer of `nudge query --json` (and `POST /v1/query`).
 pub fn answer_json(answer: &Answer) -> serde_json::Value {
     serde_json::json!({

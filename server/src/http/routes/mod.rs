@@ -27,9 +27,9 @@ use nudge_engine::{Engine, QueryOptions, Record};
 use super::AppState;
 use super::admission::refuse;
 use super::keys::Role;
-use crate::api_json;
 use crate::error::{Error, Result};
-use crate::ndjson;
+use crate::json;
+use crate::json::ndjson;
 
 /// Largest body of `POST /v1/events`.
 pub const MAX_EVENTS_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -289,7 +289,10 @@ async fn post_profile(State(state): Shared, body: Body) -> Result<Json<Value>> {
 async fn post_subscription(State(state): Shared, body: Body) -> Result<Json<Value>> {
     let record = decode_as(read_json(body, MAX_BODY_BYTES).await?, "subscription", None)?;
     if let Record::Subscribe { subscription, .. } = &record {
-        crate::webpush::ece::validate_subscription_keys(&subscription.p256dh, &subscription.auth)?;
+        crate::push::webpush::ece::validate_subscription_keys(
+            &subscription.p256dh,
+            &subscription.auth,
+        )?;
         state.sender.check_push_endpoint(&subscription.endpoint).await?;
     }
     let outcome = ingest(&state, vec![record]).await?;
@@ -377,7 +380,7 @@ async fn post_query(State(state): Shared, body: Body) -> Result<Json<Value>> {
     let q = string_field(&body, "q")?;
     let options = query_options(&body)?;
     let answer = run_query(&state, q, options).await?;
-    Ok(Json(crate::query::answer_json(&answer)))
+    Ok(Json(crate::cli::query::answer_json(&answer)))
 }
 
 async fn list_segments(State(state): Shared) -> Json<Value> {
@@ -429,7 +432,7 @@ fn no_campaign(id: &str) -> Error {
 
 async fn list_campaigns(State(state): Shared) -> Json<Value> {
     let campaigns: Vec<Value> =
-        state.engine.campaigns().iter().map(api_json::campaign_to_json).collect();
+        state.engine.campaigns().iter().map(json::campaign_to_json).collect();
     Json(json!({ "campaigns": campaigns }))
 }
 
@@ -440,7 +443,7 @@ async fn put_campaign(
 ) -> Result<Json<Value>> {
     let body = read_json(body, MAX_BODY_BYTES).await?;
     let default_zone = state.engine.delivery_settings().default_timezone;
-    let campaign = api_json::campaign_from_json(&id, &body, &default_zone)?;
+    let campaign = json::campaign_from_json(&id, &body, &default_zone)?;
     // The sender checks again before every call (and resolves the host then).
     if let Some((url, _)) = &campaign.webhook {
         state.sender.check_url("webhook.url", url, false)?;
@@ -452,7 +455,7 @@ async fn put_campaign(
 
 async fn get_campaign(State(state): Shared, Path(id): Path<String>) -> Result<Json<Value>> {
     let stored = state.engine.campaign(&id).ok_or_else(|| no_campaign(&id))?;
-    Ok(Json(api_json::campaign_to_json(&stored)))
+    Ok(Json(json::campaign_to_json(&stored)))
 }
 
 async fn delete_campaign(State(state): Shared, Path(id): Path<String>) -> Result<StatusCode> {
@@ -511,7 +514,7 @@ async fn campaign_stats(State(state): Shared, Path(id): Path<String>) -> Result<
     let key = id.clone();
     let stats =
         blocking(move || Ok(engine.campaign_stats(&key))).await?.ok_or_else(|| no_campaign(&id))?;
-    Ok(Json(api_json::stats_to_json(&stats)))
+    Ok(Json(json::stats_to_json(&stats)))
 }
 
 #[derive(serde::Deserialize)]
@@ -545,14 +548,14 @@ async fn get_decisions(
 
 async fn put_settings(State(state): Shared, body: Body) -> Result<Json<Value>> {
     let body = read_json(body, MAX_BODY_BYTES).await?;
-    let settings = api_json::settings_from_json(&body)?;
+    let settings = json::settings_from_json(&body)?;
     let engine = state.engine.clone();
     blocking(move || Ok(engine.save_delivery_settings(settings)?)).await?;
-    Ok(Json(api_json::settings_to_json(&state.engine.delivery_settings())))
+    Ok(Json(json::settings_to_json(&state.engine.delivery_settings())))
 }
 
 async fn get_settings(State(state): Shared) -> Json<Value> {
-    Json(api_json::settings_to_json(&state.engine.delivery_settings()))
+    Json(json::settings_to_json(&state.engine.delivery_settings()))
 }
 
 async fn vapid_key(State(state): Shared) -> Json<Value> {

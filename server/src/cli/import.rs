@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nudge_engine::{Durability, Engine, EngineOptions, Record};
 
 use crate::error::{Error, Result};
-use crate::ndjson;
+use crate::json::ndjson;
 
 /// Records per ingest call during import.
 pub const IMPORT_BATCH_RECORDS: usize = 2000;

@@ -9,8 +9,8 @@ use nudge_engine::{Engine, QueryOptions};
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
+use crate::cli::query;
 use crate::error::{Error, Result};
-use crate::query;
 
 const HELP: &str = "Type a segment expression, e.g. did \"Charged\" in last 7d, and press Enter.\n\
 End a line with \\ (or leave a parenthesis or quote open) to continue on the next.\n\

@@ -44,10 +44,10 @@ use nudge_engine::clock::SharedClock;
 use nudge_engine::outbox::{Attempt, OutboxItem, OutboxReports, Target};
 
 use crate::error::{Error, Result};
-use crate::serve::metrics::Metrics;
-use crate::webhook;
-use crate::webpush::response::{self, Outcome};
-use crate::webpush::{ece, vapid};
+use crate::http::metrics::Metrics;
+use crate::push::webhook;
+use crate::push::webpush::response::{self, Outcome};
+use crate::push::webpush::{ece, vapid};
 
 /// Requests in flight at once, over all push services and webhooks.
 pub const MAX_IN_FLIGHT: usize = 512;

@@ -12,8 +12,8 @@ use nudge_engine::Engine;
 use nudge_engine::dataset::{self, DatasetSpec};
 use serde_json::json;
 
-use crate::api_json;
 use crate::error::Result;
+use crate::json;
 
 /// Users in the demo dataset.
 pub const DEMO_USERS: u64 = 20_000;
@@ -96,7 +96,7 @@ pub fn load_if_empty(engine: &Engine) -> Result<Option<String>> {
     let zone = engine.delivery_settings().default_timezone;
     let campaigns = demo_campaigns();
     for (id, body) in &campaigns {
-        engine.save_campaign(api_json::campaign_from_json(id, body, &zone)?)?;
+        engine.save_campaign(json::campaign_from_json(id, body, &zone)?)?;
     }
     engine.set_campaign_paused("daily-digest", true)?;
     engine.flush()?;
