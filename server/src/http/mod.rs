@@ -29,6 +29,7 @@ use crate::push::webpush::vapid::Vapid;
 
 pub mod admission;
 pub mod assets;
+pub mod auth;
 pub mod connections;
 pub mod demo;
 pub mod ingest;
