@@ -106,6 +106,17 @@ fn keys_cors_errors_and_limits() {
     assert!(
         headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("www-authenticate") && v == "Bearer")
     );
+    // The scheme is case-insensitive (RFC 7235): every spelling of Bearer is the same key.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let admin = format!("{scheme} {TEST_ADMIN_KEY}");
+        let (status, answer, _) =
+            call_raw("GET", &server.url("/v1/segments"), &[("Authorization", &admin)], None);
+        assert_eq!(status, 200, "{scheme}: {answer}");
+        let write = format!("{scheme} {TEST_WRITE_KEY}");
+        let (status, answer, _) =
+            call_raw("GET", &server.url("/v1/segments"), &[("Authorization", &write)], None);
+        assert_eq!(status, 403, "{scheme} with the write key is that key: {answer}");
+    }
 
     // CORS: preflights are answered on write endpoints only.
     let preflight = [

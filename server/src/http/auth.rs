@@ -20,21 +20,27 @@ use super::admission::refuse;
 use super::keys::Role;
 use crate::error::{Error, Result};
 
+/// The key of an `Authorization` value `Bearer <key>`. The scheme is
+/// case-insensitive (RFC 7235 §2.1: `bearer`, `BEARER` and `Bearer` alike)
+/// and may be followed by more than one space; `None` for another scheme or
+/// no key.
+fn bearer_key(value: &str) -> Option<&str> {
+    let (scheme, key) = value.trim().split_once(' ')?;
+    let key = key.trim_start();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
 /// The role of the request's `Authorization: Bearer` key.
 fn role(state: &AppState, headers: &HeaderMap) -> Result<Role> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(Error::Unauthorized("missing `Authorization: Bearer <key>` header".into()));
     };
-    let key = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .ok_or_else(|| {
-            Error::Unauthorized("the Authorization header must be `Bearer <key>`".into())
-        })?;
+    let key = value.to_str().ok().and_then(bearer_key).ok_or_else(|| {
+        Error::Unauthorized("the Authorization header must be `Bearer <key>`".into())
+    })?;
     let role = state
         .keys
-        .role_of(key.trim())
+        .role_of(key)
         .ok_or_else(|| Error::Unauthorized("the key is not valid for this server".into()))?;
     let limiter = match role {
         Role::Write => &state.write_limiter,
@@ -75,5 +81,22 @@ pub async fn require_admin(
             refuse(request, error).await
         }
         Err(e) => refuse(request, e).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in
+            ["Bearer k1", "bearer k1", "BEARER k1", "bEaReR k1", "Bearer   k1", " Bearer k1 "]
+        {
+            assert_eq!(bearer_key(value), Some("k1"), "{value:?}");
+        }
+        for value in ["Basic k1", "Bearerk1", "Bearer", "Bearer ", "k1", "", "Bearer: k1"] {
+            assert_eq!(bearer_key(value), None, "{value:?}");
+        }
     }
 }
