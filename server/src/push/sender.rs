@@ -5,27 +5,24 @@
 //! - One pooled hyper client (HTTP/1.1 and HTTP/2 by ALPN, rustls with the
 //!   Mozilla roots, plus any roots of `--push-ca-file` for a private push
 //!   gateway or a test receiver). It follows no redirects.
-//! - The SSRF guard: `https` only; push endpoints only on the push-service
-//!   allowlist (`webpush::response::host_allowed`); and every host name
-//!   resolved by a resolver that refuses private, loopback and link-local
-//!   addresses. `--allow-insecure-push` lifts all three (tests only).
+//! - The SSRF guard (`guard.rs`): every URL is parsed once and checked
+//!   (`https` only, push endpoints only on the push-service allowlist) before
+//!   it is posted to, and every host name is resolved by a resolver that
+//!   refuses private, loopback and link-local addresses.
+//!   `--allow-insecure-push` lifts all three (tests only).
 //! - Concurrency: at most [`MAX_IN_FLIGHT`] requests, and at most
 //!   [`MAX_IN_FLIGHT_PER_ORIGIN`] to one push service.
 //! - Answers map as web-push.md §6.3 says (`webpush::response::classify`):
 //!   404/410 remove the subscription, 429 waits for `Retry-After`, 5xx and
 //!   network errors back off (the engine's jittered backoff, until the TTL
 //!   runs out), 400/413 fail for good, and 401/403 re-mint the VAPID token and
-//!   try once more.
+//!   try once more. Webhook answers map by `webhook::classify`.
 //!
 //! Logs name the push service, never the endpoint or a key.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,7 +30,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use rustls::pki_types::CertificateDer;
@@ -43,11 +39,12 @@ use tokio::sync::Semaphore;
 use nudge_engine::clock::SharedClock;
 use nudge_engine::outbox::{Attempt, OutboxItem, OutboxReports, Target};
 
+use super::guard::{self, Guard, GuardedResolver, Target as UrlTarget};
+use super::webhook;
+use super::webpush::response::{self, Outcome};
+use super::webpush::{ece, vapid};
 use crate::error::{Error, Result};
 use crate::http::metrics::Metrics;
-use crate::push::webhook;
-use crate::push::webpush::response::{self, Outcome};
-use crate::push::webpush::{ece, vapid};
 
 /// Requests in flight at once, over all push services and webhooks.
 pub const MAX_IN_FLIGHT: usize = 512;
@@ -63,9 +60,6 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const POOL_MAX_IDLE_PER_HOST: usize = 64;
 /// Longest response body read (error texts only).
 pub const MAX_RESPONSE_BYTES: usize = 4096;
-
-/// Push-service origins whose VAPID audience is kept; the cache starts over when full.
-pub const MAX_CACHED_AUDIENCES: usize = 1024;
 
 /// Most certificates read from a `--push-ca-file`.
 pub const MAX_EXTRA_ROOTS: usize = 64;
@@ -91,66 +85,14 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     Ok(roots)
 }
 
-/// Whether an address is one the sender must not reach without `--allow-insecure-push`.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64.0.0/10
-                || v4.octets()[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link local
-        }
-    }
-}
-
-/// A DNS resolver that drops private addresses (unless allowed), so a push
-/// endpoint cannot point the server at its own network by name.
-#[derive(Clone)]
-pub struct GuardedResolver {
-    allow_private: bool,
-}
-
-impl tower::Service<Name> for GuardedResolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = std::io::Error;
-    type Future =
-        Pin<Box<dyn Future<Output = std::io::Result<std::vec::IntoIter<SocketAddr>>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let allow_private = self.allow_private;
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| allow_private || !is_private(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    format!("{host} resolves to no public address"),
-                ));
-            }
-            Ok(addrs.into_iter())
-        })
-    }
+/// What a push service or webhook answered.
+struct Answer {
+    /// The HTTP status.
+    status: u16,
+    /// The raw `Retry-After` header, if any.
+    retry_after: Option<String>,
+    /// The start of the body (at most [`MAX_RESPONSE_BYTES`]), for reasons.
+    body: Vec<u8>,
 }
 
 /// Why a request got no answer.
@@ -169,12 +111,11 @@ type HttpsClient =
 pub struct Sender {
     client: HttpsClient,
     vapid: vapid::Vapid,
-    allow_insecure: bool,
+    guard: Guard,
     clock: SharedClock,
     metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
     per_origin: Mutex<HashMap<String, Arc<Semaphore>>>,
-    audiences: Mutex<HashMap<String, String>>,
 }
 
 /// The JSON a push carries to the service worker (`sw.js`).
@@ -238,8 +179,9 @@ impl Sender {
         clock: SharedClock,
         metrics: Arc<Metrics>,
     ) -> Result<Sender> {
-        let mut http =
-            HttpConnector::new_with_resolver(GuardedResolver { allow_private: allow_insecure });
+        let guard = Guard::new(allow_insecure);
+        let mut http: HttpConnector<GuardedResolver> =
+            HttpConnector::new_with_resolver(guard.resolver());
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.set_nodelay(true);
@@ -266,12 +208,11 @@ impl Sender {
         Ok(Sender {
             client,
             vapid,
-            allow_insecure,
+            guard,
             clock,
             metrics,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             per_origin: Mutex::new(HashMap::new()),
-            audiences: Mutex::new(HashMap::new()),
         })
     }
 
@@ -285,53 +226,15 @@ impl Sender {
         self.vapid.mints()
     }
 
-    /// Checks a URL the sender may be asked to reach: no user name or
-    /// password, `https` (unless insecure), a host, and no literal private
-    /// address. `push` also requires a host on the push-service allowlist and
-    /// the default port.
-    pub fn check_url(&self, field: &str, url: &str, push: bool) -> Result<hyper::Uri> {
-        let uri: hyper::Uri =
-            url.parse().map_err(|e| Error::invalid(field, format!("not a URL: {e}")))?;
-        let scheme = uri.scheme_str().unwrap_or_default();
-        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
-        if host.is_empty() || !matches!(scheme, "https" | "http") {
-            return Err(Error::invalid(field, "expected an absolute https:// URL"));
-        }
-        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-            return Err(Error::invalid(field, "a user name or password in the URL is refused"));
-        }
-        if self.allow_insecure {
-            return Ok(uri);
-        }
-        if scheme != "https" {
-            return Err(Error::invalid(field, "only https:// URLs are allowed"));
-        }
-        if host.parse::<IpAddr>().is_ok_and(is_private) {
-            return Err(Error::invalid(
-                field,
-                "private, loopback and link-local addresses are refused",
-            ));
-        }
-        if push && uri.port_u16().is_some_and(|port| port != 443) {
-            return Err(Error::invalid(
-                field,
-                "push services listen on port 443; other ports are refused",
-            ));
-        }
-        if push && !response::host_allowed(host) {
-            return Err(Error::invalid(
-                field,
-                format!(
-                    "{host} is not a known push service (see docs/http-api.md for the allowlist)"
-                ),
-            ));
-        }
-        Ok(uri)
+    /// Checks a webhook URL before a campaign that posts to it is stored (the
+    /// sender checks again, and resolves the host, before every call).
+    pub fn check_webhook_url(&self, field: &str, url: &str) -> Result<()> {
+        self.guard.checked(field, url, UrlTarget::Webhook).map(|_| ())
     }
 
     /// Checks a push subscription's endpoint before it is stored.
-    pub async fn check_push_endpoint(&self, endpoint: &str) -> Result<()> {
-        self.check_url("subscription.endpoint", endpoint, true).map(|_| ())
+    pub fn check_push_endpoint(&self, endpoint: &str) -> Result<()> {
+        self.guard.checked("subscription.endpoint", endpoint, UrlTarget::Push).map(|_| ())
     }
 
     fn origin_slot(&self, origin: &str) -> Arc<Semaphore> {
@@ -397,49 +300,23 @@ impl Sender {
         serde_json::to_vec(&payload).unwrap_or_default()
     }
 
-    /// The VAPID audience (origin) of a push endpoint, cached by the
-    /// endpoint's `scheme://authority` as written.
-    fn audience_of(&self, endpoint: &str) -> Result<String> {
-        let prefix = endpoint
-            .find("://")
-            .and_then(|scheme| {
-                let rest = &endpoint[scheme + 3..];
-                rest.find(['/', '?', '#']).map(|end| &endpoint[..scheme + 3 + end])
-            })
-            .unwrap_or(endpoint);
-        if let Some(audience) = self.audiences.lock().get(prefix) {
-            return Ok(audience.clone());
-        }
-        let audience = vapid::origin_of(endpoint)?;
-        let mut audiences = self.audiences.lock();
-        if audiences.len() >= MAX_CACHED_AUDIENCES {
-            audiences.clear();
-        }
-        audiences.insert(prefix.to_owned(), audience.clone());
-        Ok(audience)
-    }
-
     async fn push(&self, item: &OutboxItem, endpoint: &str, p256dh: &str, auth: &str) -> Sent {
-        let checked = self.check_url("endpoint", endpoint, true);
-        let host = match &checked {
-            Ok(uri) => uri.host().map(str::to_owned),
-            Err(_) => endpoint.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(str::to_owned)),
-        };
-        let service = response::service_of(host.as_deref().unwrap_or_default());
+        let parsed = guard::parse("endpoint", endpoint);
+        let host = parsed.as_ref().ok().and_then(url::Url::host_str).unwrap_or_default().to_owned();
+        let service = response::service_of(&host);
         let fail = |outcome: &'static str, reason: String| Sent {
             attempt: Attempt::Failed { status: None, reason, unsubscribe: false },
             service,
             outcome,
             status: None,
         };
-        let uri = match checked {
-            Ok(uri) => uri,
-            Err(e) => return fail("refused", e.to_string()),
-        };
-        let origin = match self.audience_of(endpoint) {
-            Ok(origin) => origin,
-            Err(e) => return fail("refused", e.to_string()),
-        };
+        let checked = parsed
+            .and_then(|url| self.guard.check("endpoint", &url, UrlTarget::Push).map(|()| url));
+        let (origin, uri) =
+            match checked.and_then(|url| Ok((vapid::audience(&url)?, uri_of(&url)?))) {
+                Ok(target) => target,
+                Err(e) => return fail("refused", e.to_string()),
+            };
         let keys = ece::decode_subscription_keys(p256dh, auth);
         let body = match keys
             .and_then(|(key, secret)| ece::encrypt(&Self::payload(item), &key, &secret))
@@ -474,13 +351,12 @@ impl Sender {
                 Ok(request) => request,
                 Err(e) => return fail("rejected", format!("bad request: {e}")),
             };
-            let answer = self.post(request).await;
-            let outcome = match answer {
-                Ok((status, retry_after, text)) => response::classify(
-                    status,
-                    host.as_deref().unwrap_or_default(),
-                    retry_after.as_deref(),
-                    &text,
+            let outcome = match self.post(request).await {
+                Ok(answer) => response::classify(
+                    answer.status,
+                    &host,
+                    answer.retry_after.as_deref(),
+                    &answer.body,
                     self.clock.now_ms(),
                 ),
                 Err(PostError::Refused(reason)) => return fail("refused", reason),
@@ -499,54 +375,37 @@ impl Sender {
     }
 
     fn report(outcome: Outcome, service: &'static str) -> Sent {
-        match outcome {
-            Outcome::Delivered { status } => Sent {
-                attempt: Attempt::Delivered { status },
-                service,
-                outcome: "delivered",
-                status: Some(status),
-            },
-            Outcome::Gone { status, reason } => Sent {
-                attempt: Attempt::Failed {
+        let label = outcome.label();
+        let (attempt, status) = match outcome {
+            Outcome::Delivered { status } => (Attempt::Delivered { status }, Some(status)),
+            Outcome::Gone { status, reason } => (
+                Attempt::Failed {
                     status: Some(status),
                     reason: format!("gone: {reason}"),
                     unsubscribe: true,
                 },
-                service,
-                outcome: "gone",
-                status: Some(status),
-            },
-            Outcome::Retry { status, after_ms, reason } => Sent {
-                attempt: Attempt::Retry { status, reason, after_ms },
-                service,
-                outcome: "retry",
-                status,
-            },
-            Outcome::Rejected { status, reason } => Sent {
-                attempt: Attempt::Failed { status: Some(status), reason, unsubscribe: false },
-                service,
-                outcome: "rejected",
-                status: Some(status),
-            },
-            Outcome::AuthFailure { status, reason } => Sent {
-                attempt: Attempt::Failed {
+                Some(status),
+            ),
+            Outcome::Retry { status, after_ms, reason } => {
+                (Attempt::Retry { status, reason, after_ms }, status)
+            }
+            Outcome::Rejected { status, reason } => {
+                (Attempt::Failed { status: Some(status), reason, unsubscribe: false }, Some(status))
+            }
+            Outcome::AuthFailure { status, reason } => (
+                Attempt::Failed {
                     status: Some(status),
                     reason: format!("authentication refused: {reason}"),
                     unsubscribe: false,
                 },
-                service,
-                outcome: "auth_failure",
-                status: Some(status),
-            },
-        }
+                Some(status),
+            ),
+        };
+        Sent { attempt, service, outcome: label, status }
     }
 
-    /// Posts a request with the timeout; the status, `Retry-After` and the
-    /// start of the body, or why it failed.
-    async fn post(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> std::result::Result<(u16, Option<String>, Vec<u8>), PostError> {
+    /// Posts a request with the timeout; what came back, or why nothing did.
+    async fn post(&self, request: Request<Full<Bytes>>) -> std::result::Result<Answer, PostError> {
         let started = Instant::now();
         let sent = tokio::time::timeout(REQUEST_TIMEOUT, async {
             let response = self.client.request(request).await.map_err(|e| {
@@ -586,7 +445,7 @@ impl Sender {
                 }
             }
             text.truncate(MAX_RESPONSE_BYTES);
-            Ok((status, retry_after, text))
+            Ok(Answer { status, retry_after, body: text })
         })
         .await
         .unwrap_or_else(|_| {
@@ -607,7 +466,8 @@ impl Sender {
         let Some(call) = webhook::request(item, self.clock.now_ms()) else {
             return fail("not a webhook item".into());
         };
-        let uri = match self.check_url("webhook.url", &call.url, false) {
+        let checked = self.guard.checked("webhook.url", &call.url, UrlTarget::Webhook);
+        let uri = match checked.and_then(|url| uri_of(&url)) {
             Ok(uri) => uri,
             Err(e) => return fail(e.to_string()),
         };
@@ -621,15 +481,8 @@ impl Sender {
         };
         let _permit = self.in_flight.acquire().await;
         let outcome = match self.post(request).await {
-            Ok((status, _, _)) if (200..300).contains(&status) => Outcome::Delivered { status },
-            Ok((status, retry_after, _)) if status == 429 || status >= 500 => Outcome::Retry {
-                status: Some(status),
-                after_ms: retry_after
-                    .and_then(|v| response::parse_retry_after(&v, self.clock.now_ms())),
-                reason: format!("webhook answered {status}"),
-            },
-            Ok((status, _, _)) => {
-                Outcome::Rejected { status, reason: format!("webhook answered {status}") }
+            Ok(answer) => {
+                webhook::classify(answer.status, answer.retry_after.as_deref(), self.clock.now_ms())
             }
             Err(PostError::Refused(reason)) => return fail(reason),
             Err(PostError::Network(reason)) => {
@@ -638,6 +491,12 @@ impl Sender {
         };
         Self::report(outcome, service)
     }
+}
+
+/// The request target hyper takes for a URL the guard passed.
+fn uri_of(url: &url::Url) -> Result<hyper::Uri> {
+    hyper::Uri::try_from(url.as_str())
+        .map_err(|e| Error::Push(format!("the URL is not one the HTTP client can request: {e}")))
 }
 
 #[cfg(test)]
@@ -732,40 +591,44 @@ Ymzprw0T0CsD3uR4uuKJFZfQ9DC1
     }
 
     #[test]
-    fn audiences_are_origins_and_cached_by_scheme_and_authority() {
+    fn urls_go_through_the_guard_before_they_are_stored_or_sent() {
         let (_dir, sender) = sender();
-        let audience = |e: &str| sender.audience_of(e).unwrap();
-        assert_eq!(audience("https://fcm.googleapis.com/fcm/send/a"), "https://fcm.googleapis.com");
-        assert_eq!(audience("https://FCM.googleapis.com:443/b"), "https://fcm.googleapis.com");
-        assert_eq!(audience("https://push.example:8443/c?x"), "https://push.example:8443");
-        assert_eq!(audience("https://fcm.googleapis.com/fcm/send/z"), "https://fcm.googleapis.com");
-        assert_eq!(sender.audiences.lock().len(), 3, "one entry per scheme and authority");
-        assert!(sender.audience_of("not a url").is_err());
-        for i in 0..=MAX_CACHED_AUDIENCES {
-            audience(&format!("https://h{i}.example/p"));
+        assert!(sender.check_push_endpoint("https://fcm.googleapis.com/fcm/send/x").is_ok());
+        assert!(sender.check_push_endpoint("https://evil.example/push").is_err());
+        assert!(sender.check_webhook_url("webhook.url", "https://hooks.example:8443/in").is_ok());
+        let refused = sender.check_webhook_url("webhook.url", "https://127.0.0.1/in");
+        assert!(
+            matches!(&refused, Err(Error::Invalid { field, .. }) if field == "webhook.url"),
+            "{refused:?}"
+        );
+        // At send time a refused endpoint fails at once, never connected to.
+        let item = OutboxItem {
+            id: 1,
+            delivery_id: "2a.00ff".into(),
+            user: 42,
+            user_id: "ann".into(),
+            campaign: "cart".into(),
+            variant: None,
+            test: false,
+            target: Target::WebPush {
+                endpoint: "https://10.0.0.5/push/SECRET".into(),
+                p256dh: String::new(),
+                auth: String::new(),
+            },
+            notification: nudge_engine::outbox::Notification::default(),
+            not_before_ms: 0,
+            expires_at_ms: 0,
+            attempts: 0,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        match runtime.block_on(sender.send_one(item)) {
+            Attempt::Failed { status: None, reason, unsubscribe: false } => {
+                assert!(reason.contains("private"), "{reason}");
+                assert!(!reason.contains("SECRET"), "no endpoint in reasons: {reason}");
+            }
+            other => panic!("{other:?}"),
         }
-        assert!(sender.audiences.lock().len() <= MAX_CACHED_AUDIENCES, "bounded");
-    }
-
-    #[test]
-    fn private_addresses_are_recognised() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.5.4",
-            "169.254.1.1",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_private(private.parse().expect("an address")), "{private}");
-        }
-        for public in ["142.250.74.106", "2a00:1450:4001::200e", "8.8.8.8"] {
-            assert!(!is_private(public.parse().expect("an address")), "{public}");
-        }
+        let metrics = sender.metrics.render();
+        assert!(metrics.contains(r#"outcome="refused""#), "{metrics}");
     }
 }

@@ -12,12 +12,16 @@
 //!   `"<t>.<body>"` with the campaign's webhook secret, so a receiver can check
 //!   both who sent it and when (and refuse replays outside its tolerance).
 //!
-//! The HTTP call itself goes through the server's outbound client, shared
-//! with the Web Push sender.
+//! [`classify`] says what the receiver's answer means, as a pure function
+//! (as `webpush::response::classify` does for push services). The HTTP call
+//! itself goes through the server's outbound client, shared with the Web Push
+//! sender.
 
 use nudge_engine::outbox::{OutboxItem, Target};
 use ring::hmac;
 use serde_json::json;
+
+use super::webpush::response::{Outcome, parse_retry_after};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "Nudge-Signature";
@@ -114,6 +118,23 @@ pub fn request(item: &OutboxItem, now_ms: i64) -> Option<WebhookRequest> {
     })
 }
 
+/// What a webhook's answer means: 2xx delivered; 429 and 5xx retried (after
+/// its `Retry-After`, delta-seconds or an HTTP-date read at `now_ms`, when it
+/// gives one); anything else (redirects included: none is followed) refused
+/// for good. The reason names the status only: a receiver's body is its own.
+pub fn classify(status: u16, retry_after: Option<&str>, now_ms: i64) -> Outcome {
+    let reason = || format!("webhook answered {status}");
+    match status {
+        200..=299 => Outcome::Delivered { status },
+        429 | 500..=599 => Outcome::Retry {
+            status: Some(status),
+            after_ms: retry_after.and_then(|value| parse_retry_after(value, now_ms)),
+            reason: reason(),
+        },
+        _ => Outcome::Rejected { status, reason: reason() },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +218,33 @@ mod tests {
             auth: "a".into(),
         };
         assert_eq!(super::request(&item(push), now_ms), None);
+    }
+
+    #[test]
+    fn webhook_answers_are_delivered_retried_or_rejected() {
+        let now_ms = 784_111_777_000; // Sun, 06 Nov 1994 08:49:37 GMT
+        for status in [200, 201, 202, 204, 299] {
+            assert_eq!(classify(status, None, now_ms), Outcome::Delivered { status });
+        }
+        let retry = |status: u16, after_ms: Option<i64>| Outcome::Retry {
+            status: Some(status),
+            after_ms,
+            reason: format!("webhook answered {status}"),
+        };
+        assert_eq!(classify(429, Some("30"), now_ms), retry(429, Some(30_000)));
+        assert_eq!(classify(429, None, now_ms), retry(429, None));
+        assert_eq!(classify(500, Some("soon"), now_ms), retry(500, None));
+        assert_eq!(
+            classify(503, Some("Sun, 06 Nov 1994 08:51:37 GMT"), now_ms),
+            retry(503, Some(120_000))
+        );
+        assert_eq!(classify(599, Some("86400"), now_ms), retry(599, Some(3_600_000)), "clamped");
+        for status in [100, 301, 302, 400, 401, 403, 404, 410, 413, 418, 600] {
+            assert_eq!(
+                classify(status, Some("5"), now_ms),
+                Outcome::Rejected { status, reason: format!("webhook answered {status}") },
+                "{status}"
+            );
+        }
     }
 }

@@ -38,7 +38,7 @@ pub(super) async fn put_campaign(
     let campaign = json::campaign_from_json(&id, &body, &default_zone)?;
     // The sender checks again before every call (and resolves the host then).
     if let Some((url, _)) = &campaign.webhook {
-        state.sender.check_url("webhook.url", url, false)?;
+        state.sender.check_webhook_url("webhook.url", url)?;
     }
     let engine = state.engine.clone();
     blocking(move || Ok(engine.save_campaign(campaign)?)).await?;

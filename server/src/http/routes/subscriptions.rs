@@ -20,7 +20,7 @@ pub(super) async fn post_subscription(State(state): Shared, body: Body) -> Resul
             &subscription.p256dh,
             &subscription.auth,
         )?;
-        state.sender.check_push_endpoint(&subscription.endpoint).await?;
+        state.sender.check_push_endpoint(&subscription.endpoint)?;
     }
     let outcome = state.ingest.ingest(vec![record]).await?;
     Ok(Json(json!({"accepted": outcome.accepted})))

@@ -15,7 +15,7 @@
 //!   checks a header as a push service would.
 //! - [`response`]: [`classify`] maps a push service's status, host, body and
 //!   `Retry-After` to an [`Outcome`] (delivered, gone, retry, rejected,
-//!   authentication failure), plus the endpoint host allowlist and the `Topic`
+//!   authentication failure), plus the push service of a host and the `Topic`
 //!   header.
 //!
 //! Errors are the crate's [`Error`](crate::error::Error):
@@ -32,11 +32,8 @@ pub use ece::{
     HEADER_LEN, MAX_PLAINTEXT, RECORD_SIZE, decrypt, decrypt_aes128gcm, encrypt,
     validate_subscription_keys,
 };
-pub use response::{
-    ALLOWED_PUSH_HOSTS, Outcome, classify, host_allowed, host_allowed_in, parse_retry_after,
-    service_of, topic_header,
-};
-pub use vapid::{Claims, Vapid, origin_of, validate_subject, verify};
+pub use response::{Outcome, classify, parse_retry_after, service_of, topic_header};
+pub use vapid::{Claims, Vapid, audience, origin_of, validate_subject, verify};
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};

@@ -1,7 +1,8 @@
 //! What a push service's answer means (web-push.md §6.3), as pure functions:
 //! [`classify`] maps status, host, `Retry-After` and body to an [`Outcome`];
-//! [`service_of`] and [`host_allowed`] read endpoint hosts; [`topic_header`]
-//! makes a `Topic` header the services accept.
+//! [`service_of`] names the service of an endpoint host; [`topic_header`]
+//! makes a `Topic` header the services accept. Which hosts may be pushed to
+//! at all is the guard's (`push/guard.rs`).
 //!
 //! | Response | Outcome |
 //! |---|---|
@@ -19,10 +20,7 @@
 
 use ring::digest;
 
-/// Host suffixes of the push services endpoints may point to (an SSRF guard:
-/// endpoints are URLs supplied by browsers, so by anyone).
-pub const ALLOWED_PUSH_HOSTS: &[&str] =
-    &["fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com"];
+use crate::push::guard::{normalized_host, under};
 
 /// Host suffix to the service label used in metrics.
 const SERVICES: &[(&str, &str)] = &[
@@ -261,41 +259,11 @@ fn http_date_ms(value: &str) -> Option<i64> {
     })
 }
 
-/// `host` lower-cased without one trailing dot, if it is a plain DNS name
-/// (letters, digits, hyphens, non-empty labels; no port, no user).
-fn normalized_host(host: &str) -> Option<String> {
-    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-    let plain = !host.is_empty()
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && host.split('.').all(|label| !label.is_empty());
-    plain.then_some(host)
-}
-
-/// Whether `host` is `suffix` or a subdomain of it (label-wise: `xfcm.googleapis.com`
-/// is not under `fcm.googleapis.com`).
-fn under(host: &str, suffix: &str) -> bool {
-    host == suffix
-        || host.strip_suffix(suffix).is_some_and(|head| head.ends_with('.') && head.len() > 1)
-}
-
 /// The push service of an endpoint host, for metrics and quirks: `fcm`,
 /// `mozilla`, `apple`, `wns` or `other`.
 pub fn service_of(host: &str) -> &'static str {
     let Some(host) = normalized_host(host) else { return "other" };
     SERVICES.iter().find(|(suffix, _)| under(&host, suffix)).map_or("other", |(_, name)| name)
-}
-
-/// Whether an endpoint host (the bare host, no port) is one of
-/// [`ALLOWED_PUSH_HOSTS`] or a subdomain of one.
-pub fn host_allowed(host: &str) -> bool {
-    host_allowed_in(host, ALLOWED_PUSH_HOSTS)
-}
-
-/// [`host_allowed`] against another list of suffixes (the built-in list plus
-/// configured ones, e.g. a self-hosted autopush).
-pub fn host_allowed_in<S: AsRef<str>>(host: &str, suffixes: &[S]) -> bool {
-    let Some(host) = normalized_host(host) else { return false };
-    suffixes.iter().filter_map(|suffix| normalized_host(suffix.as_ref())).any(|s| under(&host, &s))
 }
 
 /// The `Topic` header for a message topic: the topic itself when it is
@@ -495,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn services_and_allowed_hosts() {
+    fn services() {
         assert_eq!(service_of("fcm.googleapis.com"), "fcm");
         assert_eq!(service_of("FCM.googleapis.com."), "fcm");
         assert_eq!(service_of("updates.push.services.mozilla.com"), "mozilla");
@@ -504,40 +472,8 @@ mod tests {
         assert_eq!(service_of("push.example.net"), "other");
         assert_eq!(service_of("xfcm.googleapis.com"), "other");
         for (suffix, _) in SERVICES {
-            assert!(ALLOWED_PUSH_HOSTS.contains(suffix));
+            assert!(crate::push::guard::ALLOWED_PUSH_HOSTS.contains(suffix));
         }
-
-        for good in [
-            "fcm.googleapis.com",
-            "Fcm.GoogleApis.com",
-            "fcm.googleapis.com.",
-            "updates.push.services.mozilla.com",
-            "web.push.apple.com",
-            "api.push.apple.com",
-            "wns2-par02p.notify.windows.com",
-        ] {
-            assert!(host_allowed(good), "{good}");
-        }
-        for bad in [
-            "xfcm.googleapis.com",
-            "evilfcm.googleapis.com.attacker",
-            "fcm.googleapis.com.attacker.net",
-            "googleapis.com",
-            "apple.com",
-            "push.apple.com.evil.io",
-            "fcm.googleapis.com:443",
-            "user@fcm.googleapis.com",
-            ".fcm.googleapis.com",
-            "a..fcm.googleapis.com",
-            "127.0.0.1",
-            "localhost",
-            "",
-        ] {
-            assert!(!host_allowed(bad), "{bad}");
-        }
-        assert!(host_allowed_in("push.example.net", &["push.example.net"]));
-        assert!(host_allowed_in("eu.push.example.net", &[String::from("push.example.net")]));
-        assert!(!host_allowed_in("fcm.googleapis.com", &["push.example.net"]));
     }
 
     #[test]

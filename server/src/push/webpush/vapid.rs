@@ -349,16 +349,21 @@ pub fn validate_subject(subject: &str) -> Result<()> {
 pub fn origin_of(endpoint: &str) -> Result<String> {
     let url = url::Url::parse(endpoint)
         .map_err(|e| Error::Subscription(format!("subscription.endpoint is not a URL ({e})")))?;
-    if !matches!(url.scheme(), "https" | "http") {
+    audience(&url)
+}
+
+/// [`origin_of`] an endpoint already parsed (as the sender's guard parses it).
+pub fn audience(endpoint: &url::Url) -> Result<String> {
+    if !matches!(endpoint.scheme(), "https" | "http") {
         return Err(Error::Subscription(format!(
             "subscription.endpoint must be https (or http in tests), not {}",
-            url.scheme()
+            endpoint.scheme()
         )));
     }
-    if url.host_str().is_none_or(str::is_empty) {
+    if endpoint.host_str().is_none_or(str::is_empty) {
         return Err(Error::Subscription("subscription.endpoint has no host".into()));
     }
-    Ok(url.origin().ascii_serialization())
+    Ok(endpoint.origin().ascii_serialization())
 }
 
 /// Checks an `Authorization: vapid t=…, k=…` value as a push service does:
@@ -628,7 +633,24 @@ mod tests {
             origin_of("https://push.example.net:80/x").unwrap(),
             "https://push.example.net:80"
         );
-        for bad in ["ftp://push.example.net/x", "mailto:a@b.c", "/relative/path", "https://", ""] {
+        // The sender's cases (it parses each endpoint once, for the guard, and
+        // takes the audience from that parse).
+        for (endpoint, origin) in [
+            ("https://fcm.googleapis.com/fcm/send/a", "https://fcm.googleapis.com"),
+            ("https://FCM.googleapis.com:443/b", "https://fcm.googleapis.com"),
+            ("https://push.example:8443/c?x", "https://push.example:8443"),
+        ] {
+            let parsed = url::Url::parse(endpoint).unwrap();
+            assert_eq!(audience(&parsed).unwrap(), origin, "{endpoint}");
+        }
+        for bad in [
+            "ftp://push.example.net/x",
+            "mailto:a@b.c",
+            "/relative/path",
+            "https://",
+            "",
+            "not a url",
+        ] {
             let err = origin_of(bad).unwrap_err();
             assert!(matches!(err, Error::Subscription(_)), "{bad}: {err}");
         }
