@@ -111,7 +111,7 @@ fn server() -> &'static Server {
                 write_limiter: limiter(),
                 admin_limiter: limiter(),
                 in_flight: nudge_server::http::admission::InFlight::new(
-                    nudge_server::http::admission::MAX_IN_FLIGHT,
+                    nudge_server::http::admission::MAX_API_REQUESTS_IN_FLIGHT,
                 ),
             }
         });

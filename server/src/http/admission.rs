@@ -10,7 +10,7 @@
 //!
 //! A request refused before its body is read (503 here; 401, 403 and 429 at
 //! the key check) first has its body read and discarded, up to
-//! [`DRAIN_LIMIT`] bytes for at most [`DRAIN_TIMEOUT`], without keeping it: a
+//! [`DRAIN_LIMIT_BYTES`] for at most [`DRAIN_TIMEOUT`], without keeping it: a
 //! connection closed with unread data is reset, and the reset can destroy the
 //! answer before the client reads it. A larger or slower body is not waited
 //! for (the connection is then closed after the answer), nor one whose client
@@ -31,13 +31,13 @@ use super::AppState;
 use crate::error::Error;
 
 /// Default most requests being worked on at once (`--max-in-flight`).
-pub const MAX_IN_FLIGHT: usize = 256;
+pub const MAX_API_REQUESTS_IN_FLIGHT: usize = 256;
 /// What a refused caller is told to wait before retrying, in seconds.
 pub const OVERLOAD_RETRY_AFTER_S: u64 = 1;
 /// Paths answered even when the server is at its in-flight limit.
 pub const EXEMPT_PATHS: [&str; 2] = ["/healthz", "/metrics"];
 /// Most body bytes read and discarded before a refusal is answered.
-pub const DRAIN_LIMIT: usize = 1024 * 1024;
+pub const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
 /// Longest a refusal waits for the body it discards.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -94,7 +94,7 @@ async fn drain(mut body: Body) {
     let mut read = 0;
     while let Some(Ok(frame)) = body.frame().await {
         read += frame.data_ref().map_or(0, |d| d.len());
-        if read > DRAIN_LIMIT {
+        if read > DRAIN_LIMIT_BYTES {
             return;
         }
     }

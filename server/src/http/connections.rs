@@ -11,7 +11,7 @@
 //!   bytes (hyper waits for them to tell HTTP/1 from HTTP/2 without a timer),
 //!   and an HTTP/2 connection with no request open.
 //! - A request body must keep arriving (no gap longer than the body-read
-//!   timeout) and a whole request must finish within [`REQUEST_TIMEOUT`].
+//!   timeout) and a whole request must finish within [`API_REQUEST_TIMEOUT`].
 //! - An error from `accept` (out of file descriptors) pauses the loop for
 //!   [`ACCEPT_ERROR_BACKOFF`] instead of spinning.
 
@@ -35,7 +35,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default longest pause while a request body arrives (`--body-read-timeout-ms`).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed for a whole request.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub const API_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long shutdown waits for requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (e.g. out of file descriptors).
@@ -133,7 +133,7 @@ pub async fn serve(
     let app = ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            API_REQUEST_TIMEOUT,
         ))
         .layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout))
         .service(router);

@@ -45,10 +45,10 @@ pub const VAPID_KEY_FILE: &str = "vapid.pk8";
 /// Default VAPID `sub` claim; set `--vapid-subject` to a real contact.
 pub const DEFAULT_VAPID_SUBJECT: &str = "mailto:push-operator@nudge-demo.dev";
 pub use connections::{
-    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT, SHUTDOWN_GRACE,
+    API_REQUEST_TIMEOUT, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, SHUTDOWN_GRACE,
 };
 /// Default requests per second admitted per key.
-pub const DEFAULT_RATE_LIMIT: u32 = 200_000;
+pub const DEFAULT_REQUESTS_PER_S: u32 = 200_000;
 
 /// What `nudge serve` was asked to do (its command-line flags).
 #[derive(Debug, Clone, clap::Args)]
@@ -72,13 +72,13 @@ pub struct ServeOptions {
     #[arg(long, env = "NUDGE_VAPID_SUBJECT", default_value = DEFAULT_VAPID_SUBJECT)]
     pub vapid_subject: String,
     /// Requests per second admitted for the write key.
-    #[arg(long, default_value_t = DEFAULT_RATE_LIMIT)]
-    pub write_rate_limit: u32,
+    #[arg(long = "write-rate-limit", visible_alias = "write-requests-per-s", default_value_t = DEFAULT_REQUESTS_PER_S)]
+    pub write_requests_per_s: u32,
     /// Requests per second admitted for the admin key.
-    #[arg(long, default_value_t = DEFAULT_RATE_LIMIT)]
-    pub admin_rate_limit: u32,
+    #[arg(long = "admin-rate-limit", visible_alias = "admin-requests-per-s", default_value_t = DEFAULT_REQUESTS_PER_S)]
+    pub admin_requests_per_s: u32,
     /// Most requests worked on at once; more are refused with 503 (`/healthz` and `/metrics` exempt).
-    #[arg(long, default_value_t = admission::MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    #[arg(long, default_value_t = admission::MAX_API_REQUESTS_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_in_flight: usize,
     /// Most connections open at once; more are closed as soon as they are accepted.
     #[arg(long, default_value_t = MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
@@ -167,8 +167,8 @@ pub fn run(options: ServeOptions) -> Result<()> {
         ingest: ingest::IngestQueue::start(engine.clone())
             .map_err(|e| Error::Io { context: "starting the ingest threads".into(), source: e })?,
         metrics: metrics.clone(),
-        write_limiter: limiter(options.write_rate_limit),
-        admin_limiter: limiter(options.admin_rate_limit),
+        write_limiter: limiter(options.write_requests_per_s),
+        admin_limiter: limiter(options.admin_requests_per_s),
         in_flight: admission::InFlight::new(options.max_in_flight),
     });
     let listener =
@@ -234,4 +234,30 @@ pub fn run(options: ServeOptions) -> Result<()> {
     engine.close()?;
     println!("nudge: stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeOptions,
+    }
+
+    #[test]
+    fn rate_flags_also_have_names_with_their_unit() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(std::iter::once("nudge").chain(args.iter().copied()));
+            let serve = cli.unwrap().serve;
+            (serve.write_requests_per_s, serve.admin_requests_per_s)
+        };
+        assert_eq!(parse(&[]), (DEFAULT_REQUESTS_PER_S, DEFAULT_REQUESTS_PER_S));
+        assert_eq!(parse(&["--write-rate-limit", "5", "--admin-rate-limit", "6"]), (5, 6));
+        assert_eq!(parse(&["--write-requests-per-s", "7", "--admin-requests-per-s", "8"]), (7, 8));
+    }
 }

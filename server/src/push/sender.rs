@@ -10,8 +10,8 @@
 //!   it is posted to, and every host name is resolved by a resolver that
 //!   refuses private, loopback and link-local addresses.
 //!   `--allow-insecure-push` lifts all three (tests only).
-//! - Concurrency: at most [`MAX_IN_FLIGHT`] requests, and at most
-//!   [`MAX_IN_FLIGHT_PER_ORIGIN`] to one push service.
+//! - Concurrency: at most [`MAX_PUSH_REQUESTS_IN_FLIGHT`] requests, and at most
+//!   [`MAX_PUSH_REQUESTS_IN_FLIGHT_PER_ORIGIN`] to one push service.
 //! - Answers map as web-push.md §6.3 says (`webpush::response::classify`):
 //!   404/410 remove the subscription, 429 waits for `Retry-After`, 5xx and
 //!   network errors back off (the engine's jittered backoff, until the TTL
@@ -47,11 +47,11 @@ use crate::error::{Error, Result};
 use crate::http::metrics::Metrics;
 
 /// Requests in flight at once, over all push services and webhooks.
-pub const MAX_IN_FLIGHT: usize = 512;
+pub const MAX_PUSH_REQUESTS_IN_FLIGHT: usize = 512;
 /// Requests in flight at once to one origin.
-pub const MAX_IN_FLIGHT_PER_ORIGIN: usize = 128;
+pub const MAX_PUSH_REQUESTS_IN_FLIGHT_PER_ORIGIN: usize = 128;
 /// Time allowed for one request, connection included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub const PUSH_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time allowed to connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle pooled connection is kept.
@@ -211,7 +211,7 @@ impl Sender {
             guard,
             clock,
             metrics,
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            in_flight: Arc::new(Semaphore::new(MAX_PUSH_REQUESTS_IN_FLIGHT)),
             per_origin: Mutex::new(HashMap::new()),
         })
     }
@@ -241,7 +241,7 @@ impl Sender {
         self.per_origin
             .lock()
             .entry(origin.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_ORIGIN)))
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_PUSH_REQUESTS_IN_FLIGHT_PER_ORIGIN)))
             .clone()
     }
 
@@ -407,7 +407,7 @@ impl Sender {
     /// Posts a request with the timeout; what came back, or why nothing did.
     async fn post(&self, request: Request<Full<Bytes>>) -> std::result::Result<Answer, PostError> {
         let started = Instant::now();
-        let sent = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let sent = tokio::time::timeout(PUSH_REQUEST_TIMEOUT, async {
             let response = self.client.request(request).await.map_err(|e| {
                 let mut text = e.to_string();
                 let mut refused = false;
@@ -449,7 +449,7 @@ impl Sender {
         })
         .await
         .unwrap_or_else(|_| {
-            Err(PostError::Network(format!("timed out after {} s", REQUEST_TIMEOUT.as_secs())))
+            Err(PostError::Network(format!("timed out after {} s", PUSH_REQUEST_TIMEOUT.as_secs())))
         });
         self.metrics.push_seconds.observe(started.elapsed().as_secs_f64());
         sent

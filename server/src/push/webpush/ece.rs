@@ -15,7 +15,7 @@
 //!
 //! A Web Push message is a single record whose `keyid` is the sender's
 //! ephemeral public key (65 bytes), so its header is always [`HEADER_LEN`]
-//! bytes; with `rs` = [`RECORD_SIZE`] at most [`MAX_PLAINTEXT`] bytes fit.
+//! bytes; with `rs` = [`RECORD_SIZE`] at most [`MAX_PLAINTEXT_BYTES`] bytes fit.
 //! [`encrypt`] uses a fresh ephemeral key and a fresh salt for every message
 //! (reusing either would repeat an AES-GCM key and nonce) and no padding.
 
@@ -27,7 +27,7 @@ use aws_lc_rs::{aead, hkdf};
 
 /// Largest plaintext one Web Push message carries (RFC 8291 §4): 4096 minus
 /// the 86-byte header, one delimiter byte and the 16-byte tag.
-pub const MAX_PLAINTEXT: usize = 3993;
+pub const MAX_PLAINTEXT_BYTES: usize = 3993;
 /// The record size written into every message (as the RFC example and the
 /// common implementations do).
 pub const RECORD_SIZE: u32 = 4096;
@@ -68,7 +68,7 @@ const NONCE_INFO: &[u8] = b"Content-Encoding: nonce\0";
 // The header length and plaintext limit must agree with one record of
 // RECORD_SIZE bytes, header included.
 const _: () = assert!(HEADER_LEN == 86);
-const _: () = assert!(HEADER_LEN + MAX_PLAINTEXT + 1 + TAG_LEN == RECORD_SIZE as usize);
+const _: () = assert!(HEADER_LEN + MAX_PLAINTEXT_BYTES + 1 + TAG_LEN == RECORD_SIZE as usize);
 
 fn push_error(what: impl Into<String>) -> Error {
     Error::Push(what.into())
@@ -144,9 +144,9 @@ impl ContentKeys {
 }
 
 fn check_plaintext(plaintext: &[u8]) -> Result<()> {
-    if plaintext.len() > MAX_PLAINTEXT {
+    if plaintext.len() > MAX_PLAINTEXT_BYTES {
         return Err(push_error(format!(
-            "payload is {} bytes, more than the {MAX_PLAINTEXT} a push message carries",
+            "payload is {} bytes, more than the {MAX_PLAINTEXT_BYTES} a push message carries",
             plaintext.len()
         )));
     }
@@ -192,7 +192,7 @@ fn not_on_curve() -> Error {
 /// [`RECORD_SIZE`], one record, no padding. The body is
 /// `HEADER_LEN + plaintext.len() + 17` bytes.
 ///
-/// Fails with [`Error::Push`] if the plaintext is over [`MAX_PLAINTEXT`]
+/// Fails with [`Error::Push`] if the plaintext is over [`MAX_PLAINTEXT_BYTES`]
 /// bytes or the OS gives no randomness, and with [`Error::Subscription`] if
 /// the keys are malformed or the point is not on the curve.
 pub fn encrypt(plaintext: &[u8], ua_public: &[u8], auth: &[u8]) -> Result<Vec<u8>> {
@@ -624,11 +624,11 @@ mod tests {
     fn size_budget_is_3993_bytes() {
         let (secret, ua_public) = random_receiver();
         let auth = [1u8; AUTH_LEN];
-        let largest = vec![b'x'; MAX_PLAINTEXT];
+        let largest = vec![b'x'; MAX_PLAINTEXT_BYTES];
         let body = encrypt(&largest, &ua_public, &auth).unwrap();
         assert_eq!(body.len(), RECORD_SIZE as usize);
         assert_eq!(decrypt(&body, &auth, &ua_public, |k| p256_ecdh(&secret, k)).unwrap(), largest);
-        let err = encrypt(&[b'x'; MAX_PLAINTEXT + 1], &ua_public, &auth).unwrap_err();
+        let err = encrypt(&[b'x'; MAX_PLAINTEXT_BYTES + 1], &ua_public, &auth).unwrap_err();
         assert!(matches!(err, Error::Push(_)), "{err}");
         assert!(err.to_string().contains("3994 bytes"), "{err}");
     }

@@ -29,7 +29,7 @@ pub mod response;
 pub mod vapid;
 
 pub use ece::{
-    HEADER_LEN, MAX_PLAINTEXT, RECORD_SIZE, decrypt, decrypt_aes128gcm, encrypt,
+    HEADER_LEN, MAX_PLAINTEXT_BYTES, RECORD_SIZE, decrypt, decrypt_aes128gcm, encrypt,
     validate_subscription_keys,
 };
 pub use response::{Outcome, classify, parse_retry_after, service_of, topic_header};

@@ -41,8 +41,10 @@ const BODY_SCAN_MAX: usize = 16 * 1024;
 /// A run of this many base64url-ish characters in a word looks like a
 /// subscription token and is redacted from reasons.
 const SECRET_RUN_MIN: usize = 24;
-/// Longest `Topic` header value the services accept (autopush: `[A-Za-z0-9]`).
-pub const MAX_TOPIC_LEN: usize = 32;
+/// Longest `Topic` header value the services accept, in characters of
+/// `[A-Za-z0-9]` (autopush's rule; so also in bytes). The engine checks a
+/// campaign's topic against its own `MAX_TOPIC_CHARS`.
+pub const MAX_TOPIC_CHARS: usize = 32;
 /// Apple's reason when the VAPID key is not the subscription's.
 const APPLE_KEY_MISMATCH: &[u8] = b"VapidPkHashMismatch";
 /// FCM's wording when the VAPID key is not the subscription's (lower case).
@@ -273,11 +275,11 @@ pub fn topic_header(topic: &str) -> Option<String> {
     if topic.is_empty() {
         return None;
     }
-    if topic.len() <= MAX_TOPIC_LEN && topic.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if topic.len() <= MAX_TOPIC_CHARS && topic.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Some(topic.to_owned());
     }
     let hash = digest::digest(&digest::SHA256, topic.as_bytes());
-    Some(hash.as_ref()[..MAX_TOPIC_LEN / 2].iter().map(|b| format!("{b:02x}")).collect())
+    Some(hash.as_ref()[..MAX_TOPIC_CHARS / 2].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
