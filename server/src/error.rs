@@ -20,11 +20,6 @@
 //! - [`Error::Push`]: a Web Push message could not be built or read (too
 //!   large, bad encryption or VAPID token, no randomness); the message is
 //!   dropped, the subscription is not at fault.
-//! - [`Error::Subscription`]: a Web Push subscription is unusable (bad keys or
-//!   endpoint); refuse it at registration, deactivate it at send time.
-//! - [`Error::Push`]: a Web Push message could not be built or read (too
-//!   large, bad encryption or VAPID token, no randomness); the message is
-//!   dropped, the subscription is not at fault.
 
 /// Result alias of the binary.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,15 +32,8 @@ pub enum Error {
     Usage(String),
     /// A request body field that is wrong: which field (a JSON path), what was
     /// wrong, and for batches which item.
-    #[error("{}invalid `{field}`: {reason}", index.map(|i| format!("item {i}: ")).unwrap_or_default())]
-    Invalid {
-        /// The JSON path of the field, e.g. `message.ttl`.
-        field: String,
-        /// What was wrong with it.
-        reason: String,
-        /// Position of the offending item in a batch.
-        index: Option<usize>,
-    },
+    #[error("{0}")]
+    Invalid(crate::json::FieldError),
     /// A query that does not parse: the rendered diagnostic.
     #[error("{0}")]
     Query(String),
@@ -101,12 +89,12 @@ pub enum Error {
 impl Error {
     /// An [`Error::Invalid`] for one field.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
-        Error::Invalid { field: field.into(), reason: reason.into(), index: None }
+        Error::Invalid(crate::json::FieldError::new(field, reason))
     }
 }
 
 impl From<crate::json::FieldError> for Error {
     fn from(e: crate::json::FieldError) -> Error {
-        Error::Invalid { field: e.field, reason: e.reason, index: None }
+        Error::Invalid(e)
     }
 }

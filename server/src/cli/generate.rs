@@ -7,7 +7,7 @@ use std::io::{BufWriter, Write};
 use nudge_engine::dataset::{self, DatasetSpec};
 
 use crate::error::{Error, Result};
-use crate::json::ndjson;
+use crate::json::{self, ndjson};
 
 /// Writes `users` users over `days` days of history, seeded by `seed`, ending at
 /// `now` (RFC 3339 or epoch ms; the generator's default end when `None`).
@@ -15,7 +15,7 @@ pub fn run(users: u64, days: u32, seed: u64, now: Option<String>) -> Result<()> 
     let mut spec = DatasetSpec { users, days, seed, ..DatasetSpec::new(users) };
     if let Some(text) = now {
         spec.now_ms =
-            ndjson::parse_timestamp_text(&text).map_err(|e| Error::Usage(format!("--now: {e}")))?;
+            json::parse_timestamp_text(&text).map_err(|e| Error::Usage(format!("--now: {e}")))?;
     }
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());

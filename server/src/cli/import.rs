@@ -108,9 +108,7 @@ pub fn run(data_dir: &Path, source: &str, options: EngineOptions) -> Result<Impo
         if text.is_empty() {
             continue;
         }
-        let json: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Error::Usage(format!("line {}: not valid JSON: {e}", summary.lines)))?;
-        let record = ndjson::decode(&json)
+        let record = ndjson::decode(text.as_bytes())
             .map_err(|e| Error::Usage(format!("line {}: {e}", summary.lines)))?;
         batch.push(record);
         batch_lines.push(summary.lines);

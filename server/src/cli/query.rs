@@ -29,7 +29,7 @@ pub fn open(data: &Path) -> Result<Engine> {
 pub fn local_options(now: Option<String>, limit: usize) -> Result<QueryOptions> {
     let now_ms = now
         .map(|text| {
-            crate::json::ndjson::parse_timestamp_text(&text)
+            crate::json::parse_timestamp_text(&text)
                 .map_err(|e| Error::Usage(format!("--now: {e}")))
         })
         .transpose()?;
@@ -39,17 +39,6 @@ pub fn local_options(now: Option<String>, limit: usize) -> Result<QueryOptions> 
         deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
         memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
         ..Default::default()
-    })
-}
-
-/// The JSON answer of `nudge query --json` (and `POST /v1/query`).
-pub fn answer_json(answer: &Answer) -> serde_json::Value {
-    serde_json::json!({
-        "count": answer.count,
-        "users": answer.users,
-        "took_us": answer.took_us,
-        "warnings": answer.warnings,
-        "now": answer.now_ms,
     })
 }
 
@@ -87,7 +76,7 @@ pub fn query(engine: &Engine, text: &str, options: &QueryOptions, json: bool) ->
     let answer = engine.query(text, options)?;
     print_warnings(&answer);
     if json {
-        println!("{}", answer_json(&answer));
+        println!("{}", crate::json::answer_to_json(&answer));
     } else {
         println!("{} users ({} µs)", answer.count, answer.took_us);
         for user in &answer.users {

@@ -32,6 +32,7 @@ pub mod assets;
 pub mod auth;
 pub mod connections;
 pub mod demo;
+pub mod extract;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;

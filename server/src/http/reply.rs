@@ -32,7 +32,7 @@ pub fn status_of(error: &Error) -> (StatusCode, &'static str) {
     use nudge_engine::Error as E;
     match error {
         Error::Usage(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-        Error::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+        Error::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_field"),
         Error::Subscription(_) => (StatusCode::BAD_REQUEST, "invalid_subscription"),
         Error::Push(_) => (StatusCode::INTERNAL_SERVER_ERROR, "push"),
         Error::Query(_) | Error::Engine(E::Query { .. }) => {
@@ -69,8 +69,8 @@ impl IntoResponse for Error {
             None => self.to_string(),
         };
         match self {
-            Error::Invalid { field, index, .. } => {
-                body(status, code, message, json!({"field": field, "index": index}))
+            Error::Invalid(error) => {
+                body(status, code, message, json!({"field": error.field, "index": error.index}))
             }
             Error::Engine(nudge_engine::Error::InvalidInput { index, field, .. }) => {
                 body(status, code, message, json!({"field": field, "index": index}))

@@ -15,7 +15,8 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 
 use super::settings::{CapsJson, DndJson};
-use super::{DurationMs, FieldError, decode, format_duration, present, timestamp_json};
+use super::values::{present, timestamp_json};
+use super::{DurationMs, FieldError, format_duration, from_value, parse_timestamp_text};
 
 /// The schedule `timezone` meaning each user's own zone (their `timezone`
 /// profile property, else the default one); also what an absent `timezone` means.
@@ -23,9 +24,11 @@ pub const USER_TIMEZONE: &str = "user";
 /// What an absent `schedule.if_passed` means.
 pub const DEFAULT_IF_PASSED: &str = "drop";
 
+/// The body of `PUT /v1/campaigns/{id}` as it is read, before its checks;
+/// [`CampaignJson::into_campaign`] makes the engine's campaign of it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a campaign object")]
-struct CampaignJson {
+pub struct CampaignJson {
     id: Option<String>,
     /// Read-only (pausing is `POST /v1/campaigns/{id}/pause`); accepted so
     /// that a campaign read with `GET` can be sent back with `PUT`.
@@ -252,74 +255,81 @@ pub fn campaign_from_json(
     body: &Value,
     default_timezone: &str,
 ) -> Result<Campaign, FieldError> {
-    let json: CampaignJson = decode(body)?;
-    if let Some(body_id) = &json.id
-        && body_id != id
-    {
-        return Err(FieldError::new(
-            "id",
-            format!("{body_id:?} does not match the campaign id of the path, {id:?}"),
-        ));
-    }
-    let Some(message) = json.message else {
-        return Err(FieldError::new("message", "is required"));
-    };
-    if message.title.is_none() {
-        return Err(FieldError::new("message.title", "is required"));
-    }
-    let message = message.over(&Message::default());
-    check_message("message", &message)?;
-    let mut variants = Vec::new();
-    let mut names = BTreeSet::new();
-    for (i, variant) in json.variants.unwrap_or_default().into_iter().enumerate() {
-        let path = format!("variants[{i}]");
-        if variant.name.is_empty() {
-            return Err(FieldError::new(format!("{path}.name"), "must not be empty"));
-        }
-        if !names.insert(variant.name.clone()) {
+    from_value::<CampaignJson>(body)?.into_campaign(id, default_timezone)
+}
+
+impl CampaignJson {
+    /// The campaign `id` of this body, checked; see [`campaign_from_json`].
+    pub fn into_campaign(self, id: &str, default_timezone: &str) -> Result<Campaign, FieldError> {
+        let json = self;
+        if let Some(body_id) = &json.id
+            && body_id != id
+        {
             return Err(FieldError::new(
-                format!("{path}.name"),
-                format!("another variant is named {:?} (stats are kept by name)", variant.name),
+                "id",
+                format!("{body_id:?} does not match the campaign id of the path, {id:?}"),
             ));
         }
-        let own = variant.message.map_or_else(|| message.clone(), |m| m.over(&message));
-        check_message(&format!("{path}.message"), &own)?;
-        variants.push(Variant { name: variant.name, weight: variant.weight, message: own });
+        let Some(message) = json.message else {
+            return Err(FieldError::new("message", "is required"));
+        };
+        if message.title.is_none() {
+            return Err(FieldError::new("message.title", "is required"));
+        }
+        let message = message.over(&Message::default());
+        check_message("message", &message)?;
+        let mut variants = Vec::new();
+        let mut names = BTreeSet::new();
+        for (i, variant) in json.variants.unwrap_or_default().into_iter().enumerate() {
+            let path = format!("variants[{i}]");
+            if variant.name.is_empty() {
+                return Err(FieldError::new(format!("{path}.name"), "must not be empty"));
+            }
+            if !names.insert(variant.name.clone()) {
+                return Err(FieldError::new(
+                    format!("{path}.name"),
+                    format!("another variant is named {:?} (stats are kept by name)", variant.name),
+                ));
+            }
+            let own = variant.message.map_or_else(|| message.clone(), |m| m.over(&message));
+            check_message(&format!("{path}.message"), &own)?;
+            variants.push(Variant { name: variant.name, weight: variant.weight, message: own });
+        }
+        let conversion = match json.conversion {
+            Some(c) if c.event.is_empty() => {
+                return Err(FieldError::new("conversion.event", "must not be empty"));
+            }
+            Some(c) => Some((c.event, c.within.0, c.revenue_prop)),
+            None => None,
+        };
+        let webhook = match json.webhook {
+            Some(w) if !is_http_url(&w.url) => {
+                return Err(FieldError::new("webhook.url", "must be an http:// or https:// URL"));
+            }
+            Some(w) if w.secret.is_empty() => {
+                return Err(FieldError::new("webhook.secret", "must not be empty"));
+            }
+            Some(w) => Some((w.url, w.secret)),
+            None => None,
+        };
+        let campaign = Campaign {
+            id: id.to_owned(),
+            name: json.name.unwrap_or_default(),
+            trigger: json.trigger,
+            audience: json.audience,
+            schedule: json.schedule.map(|s| schedule_from_json(s, default_timezone)).transpose()?,
+            message,
+            variants,
+            control_group_percent: json.control_group_percent.unwrap_or(0.0),
+            ignore_global_caps: json.ignore_global_caps.unwrap_or(false),
+            caps: json.caps.map(|c| (c.webpush_per_day, c.webpush_per_week)),
+            dnd: json.dnd.map(DndJson::into_engine),
+            conversion,
+            webhook,
+        };
+        campaign.validate().map_err(FieldError::from_engine)?;
+        Ok(campaign)
     }
-    let conversion = match json.conversion {
-        Some(c) if c.event.is_empty() => {
-            return Err(FieldError::new("conversion.event", "must not be empty"));
-        }
-        Some(c) => Some((c.event, c.within.0, c.revenue_prop)),
-        None => None,
-    };
-    let webhook = match json.webhook {
-        Some(w) if !is_http_url(&w.url) => {
-            return Err(FieldError::new("webhook.url", "must be an http:// or https:// URL"));
-        }
-        Some(w) if w.secret.is_empty() => {
-            return Err(FieldError::new("webhook.secret", "must not be empty"));
-        }
-        Some(w) => Some((w.url, w.secret)),
-        None => None,
-    };
-    let campaign = Campaign {
-        id: id.to_owned(),
-        name: json.name.unwrap_or_default(),
-        trigger: json.trigger,
-        audience: json.audience,
-        schedule: json.schedule.map(|s| schedule_from_json(s, default_timezone)).transpose()?,
-        message,
-        variants,
-        control_group_percent: json.control_group_percent.unwrap_or(0.0),
-        ignore_global_caps: json.ignore_global_caps.unwrap_or(false),
-        caps: json.caps.map(|c| (c.webpush_per_day, c.webpush_per_week)),
-        dnd: json.dnd.map(DndJson::into_engine),
-        conversion,
-        webhook,
-    };
-    campaign.validate().map_err(FieldError::from_engine)?;
-    Ok(campaign)
 }
 
 fn is_http_url(url: &str) -> bool {
@@ -429,7 +439,7 @@ fn schedule_from_json(json: ScheduleJson, default_timezone: &str) -> Result<Sche
 
 /// A one-off `at` time as the engine keeps it: a local date-time.
 fn local_at(field: &str, text: &str, zone: Option<&TimeZone>) -> Result<DateTime, FieldError> {
-    if let Ok(ms) = crate::json::ndjson::parse_timestamp_text(text) {
+    if let Ok(ms) = parse_timestamp_text(text) {
         let Some(zone) = zone else {
             return Err(FieldError::new(
                 field,
@@ -501,7 +511,7 @@ fn instant(
             ));
         }
     };
-    if let Ok(ms) = crate::json::ndjson::parse_timestamp_text(text) {
+    if let Ok(ms) = parse_timestamp_text(text) {
         return Ok(ms);
     }
     let local = civil(field, text)?;

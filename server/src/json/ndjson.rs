@@ -1,243 +1,355 @@
 //! NDJSON records (the format of `nudge gen`, `nudge import` and the HTTP
-//! bodies): decoding JSON into engine records and encoding records as JSON.
+//! ingest bodies): decoding JSON into engine records and encoding records as
+//! JSON.
 //!
 //! Decoding follows `shared/spec/interfaces.md`: `type` defaults to `event`;
 //! `ts` is RFC 3339 or epoch milliseconds and defaults to the engine clock;
-//! nested objects in `props`, `set`, `set_once` and `append` are flattened
-//! to dotted keys (`{"item": {"sku": 1}}` becomes `item.sku`); arrays hold
-//! scalars only. Every error names the field at fault.
+//! nested objects in `props`, `set`, `set_once`, `increment` and `append` are
+//! flattened to dotted keys (`{"item": {"sku": 1}}` becomes `item.sku`);
+//! arrays hold scalars only. Each record type is a derived
+//! `#[serde(deny_unknown_fields)]` struct, so an unknown field is refused by
+//! name, and every error names the field at fault ([`FieldError`]).
+//!
+//! The `type` tag is read first ([`decode`]) and picks the struct; serde's
+//! own internally tagged enums have no default variant and buffer every
+//! record. An endpoint that takes one type decodes its struct directly
+//! ([`decode_events`], or `ApiJson<ProfileJson>`), whose `type` field must
+//! then name that type.
+
+use std::fmt;
+use std::marker::PhantomData;
 
 use nudge_engine::{Event, ProfileUpdate, Record, Subscription, Value};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value as Json};
 
-/// Deepest nesting of objects accepted inside properties.
-pub const MAX_JSON_DEPTH: usize = 32;
+use super::values::{Accepts, Increments, Kind, Object, Props, Strict, Text, TimestampMs, Unset};
+use super::{FieldError, JsonError, from_slice, from_slice_seed};
 
-type Decoded<T> = std::result::Result<T, String>;
-
-fn field_error(field: &str, reason: impl std::fmt::Display) -> String {
-    format!("invalid `{field}`: {reason}")
+/// A record's JSON shape: its `type` name and the engine record it makes.
+pub trait RecordJson: for<'de> Deserialize<'de> {
+    /// The `type` of such records.
+    const TYPE: &'static str;
+    /// The engine's record.
+    fn into_record(self) -> Record;
 }
 
-/// Parses a timestamp: RFC 3339 text or epoch milliseconds.
-pub fn parse_timestamp(field: &str, value: &Json) -> Decoded<i64> {
-    match value {
-        Json::Number(n) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
-            })
-            .ok_or_else(|| {
-                field_error(field, format!("{n} is not a whole number of epoch milliseconds"))
-            }),
-        Json::String(s) => parse_timestamp_text(s).map_err(|e| field_error(field, e)),
-        other => Err(field_error(
-            field,
-            format!("expected RFC 3339 text or epoch milliseconds, found {}", kind(other)),
-        )),
-    }
-}
+/// A record's `type` field: it must name the type its struct decodes. (Over
+/// NDJSON the struct is picked by the type, so only a single-type endpoint
+/// can meet another.)
+struct Tag<R>(PhantomData<R>);
 
-/// Parses RFC 3339 text or decimal epoch milliseconds (the command line's `TS`).
-pub fn parse_timestamp_text(text: &str) -> Decoded<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    text.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|e| {
-        format!(
-            "{text:?} is neither RFC 3339 (e.g. 2026-11-01T10:00:00Z) nor epoch milliseconds ({e})"
-        )
-    })
-}
-
-fn kind(value: &Json) -> &'static str {
-    match value {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
-}
-
-fn scalar(field: &str, value: &Json) -> Decoded<Value> {
-    match value {
-        Json::Bool(b) => Ok(Value::Bool(*b)),
-        Json::Number(n) => {
-            n.as_f64().map(Value::Number).ok_or_else(|| field_error(field, "number out of range"))
+impl<'de, R: RecordJson> Deserialize<'de> for Tag<R> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Text(kind) = Text::deserialize(deserializer)?;
+        if kind != R::TYPE {
+            return Err(de::Error::custom(format_args!(
+                "this endpoint takes `{}` records, not {kind:?}",
+                R::TYPE
+            )));
         }
-        Json::String(s) => Ok(Value::String(s.clone())),
-        other => Err(field_error(
-            field,
-            format!("expected a string, number or boolean, found {}", kind(other)),
-        )),
+        Ok(Tag(PhantomData))
     }
 }
 
-fn flatten_into(
-    prefix: &str,
-    object: &Map<String, Json>,
-    depth: usize,
-    out: &mut Vec<(String, Value)>,
-) -> Decoded<()> {
-    if depth > MAX_JSON_DEPTH {
-        return Err(field_error(
-            prefix,
-            format!("objects nested deeper than {MAX_JSON_DEPTH} levels"),
-        ));
+/// An event: `{"type": "event"?, "user_id", "name", "ts"?, "props"?, "id"?}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventJson {
+    #[serde(rename = "type")]
+    _type: Option<Tag<EventJson>>,
+    user_id: Text,
+    name: Text,
+    ts: Option<TimestampMs>,
+    props: Option<Props>,
+    id: Option<Text>,
+}
+
+impl RecordJson for EventJson {
+    const TYPE: &'static str = "event";
+    fn into_record(self) -> Record {
+        Record::Event(Event {
+            user_id: self.user_id.0,
+            name: self.name.0,
+            ts_ms: self.ts.map(|t| t.0),
+            props: self.props.unwrap_or_default().0,
+            id: self.id.map(|id| id.0),
+        })
     }
-    for (key, value) in object {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        if key.is_empty() {
-            // `{"": {"a": 1}}` would otherwise become `a`, and `{"a": {"": 1}}` `a.`.
-            return Err(field_error(&path, "property names must not be empty"));
+}
+
+/// A profile update: `{"type": "profile"?, "user_id", "set"?, "set_once"?,
+/// "unset"?, "increment"?, "append"?}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileJson {
+    #[serde(rename = "type")]
+    _type: Option<Tag<ProfileJson>>,
+    user_id: Text,
+    set: Option<Props>,
+    set_once: Option<Props>,
+    unset: Option<Unset>,
+    increment: Option<Increments>,
+    append: Option<Props>,
+}
+
+impl RecordJson for ProfileJson {
+    const TYPE: &'static str = "profile";
+    fn into_record(self) -> Record {
+        Record::Profile(ProfileUpdate {
+            user_id: self.user_id.0,
+            set: self.set.unwrap_or_default().0,
+            set_once: self.set_once.unwrap_or_default().0,
+            unset: self.unset.unwrap_or_default().0,
+            increment: self.increment.unwrap_or_default().0,
+            append: self.append.unwrap_or_default().0,
+        })
+    }
+}
+
+/// A Web Push subscription: `{"type": "subscription"?, "user_id",
+/// "subscription": PushSubscription.toJSON()}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionJson {
+    #[serde(rename = "type")]
+    _type: Option<Tag<SubscriptionJson>>,
+    user_id: Text,
+    subscription: Object<PushSubscriptionJson>,
+}
+
+/// The browser's `PushSubscription.toJSON()`: `expirationTime` is accepted
+/// (and not used).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushSubscriptionJson {
+    endpoint: Text,
+    #[serde(rename = "expirationTime")]
+    _expiration_time: Option<IgnoredAny>,
+    keys: Object<PushKeysJson>,
+}
+
+/// The subscription's keys. The Push API makes `keys` an open record, so
+/// keys besides these two are not refused.
+#[derive(Deserialize)]
+struct PushKeysJson {
+    p256dh: Text,
+    auth: Text,
+}
+
+impl RecordJson for SubscriptionJson {
+    const TYPE: &'static str = "subscription";
+    fn into_record(self) -> Record {
+        let Object(subscription) = self.subscription;
+        let Object(keys) = subscription.keys;
+        Record::Subscribe {
+            user_id: self.user_id.0,
+            subscription: Subscription {
+                endpoint: subscription.endpoint.0,
+                p256dh: keys.p256dh.0,
+                auth: keys.auth.0,
+            },
         }
-        match value {
-            Json::Object(inner) => flatten_into(&path, inner, depth + 1, out)?,
-            Json::Array(items) => {
-                let items = items.iter().map(|v| scalar(&path, v)).collect::<Decoded<Vec<_>>>()?;
-                out.push((path, Value::Array(items)));
+    }
+}
+
+/// Defines a record struct of `type` `$name` with string fields, and its
+/// engine record.
+macro_rules! text_record {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, [$($field:ident),+], $record:expr) => {
+        $(#[$doc])*
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $ty {
+            #[serde(rename = "type")]
+            _type: Option<Tag<$ty>>,
+            $($field: Text,)+
+        }
+
+        impl RecordJson for $ty {
+            const TYPE: &'static str = $name;
+            fn into_record(self) -> Record {
+                let $ty { $($field: Text($field),)+ .. } = self;
+                $record
             }
-            Json::Null => {
-                return Err(field_error(
-                    &path,
-                    "null is not a property value (use unset to remove a profile property)",
-                ));
-            }
-            other => {
-                let value = scalar(&path, other)?;
-                out.push((path, value));
-            }
         }
-    }
-    Ok(())
-}
-
-/// Flattens an optional JSON object of properties.
-fn props(record: &Map<String, Json>, field: &str) -> Decoded<Vec<(String, Value)>> {
-    match record.get(field) {
-        None | Some(Json::Null) => Ok(Vec::new()),
-        Some(Json::Object(object)) => {
-            let mut out = Vec::new();
-            flatten_into("", object, 1, &mut out)
-                .map_err(|e| e.replacen("invalid `", &format!("invalid `{field}."), 1))?;
-            Ok(out)
-        }
-        Some(other) => {
-            Err(field_error(field, format!("expected an object, found {}", kind(other))))
-        }
-    }
-}
-
-fn string(record: &Map<String, Json>, field: &str) -> Decoded<String> {
-    match record.get(field) {
-        Some(Json::String(s)) => Ok(s.clone()),
-        Some(other) => Err(field_error(field, format!("expected a string, found {}", kind(other)))),
-        None => Err(field_error(field, "missing")),
-    }
-}
-
-fn optional_string(record: &Map<String, Json>, field: &str) -> Decoded<Option<String>> {
-    match record.get(field) {
-        None | Some(Json::Null) => Ok(None),
-        Some(_) => string(record, field).map(Some),
-    }
-}
-
-/// Decodes one JSON record.
-pub fn decode(value: &Json) -> Decoded<Record> {
-    let Json::Object(record) = value else {
-        return Err(format!("expected a JSON object, found {}", kind(value)));
     };
-    let kind_name = optional_string(record, "type")?.unwrap_or_else(|| "event".into());
-    match kind_name.as_str() {
-        "event" => Ok(Record::Event(Event {
-            user_id: string(record, "user_id")?,
-            name: string(record, "name")?,
-            ts_ms: record
-                .get("ts")
-                .filter(|v| !v.is_null())
-                .map(|v| parse_timestamp("ts", v))
-                .transpose()?,
-            props: props(record, "props")?,
-            id: optional_string(record, "id")?,
-        })),
-        "profile" => {
-            let unset = match record.get("unset") {
-                None | Some(Json::Null) => Vec::new(),
-                Some(Json::Array(keys)) => keys
-                    .iter()
-                    .map(|k| {
-                        k.as_str().map(str::to_owned).ok_or_else(|| {
-                            field_error("unset", "expected an array of property names")
-                        })
-                    })
-                    .collect::<Decoded<_>>()?,
-                Some(other) => {
-                    return Err(field_error(
-                        "unset",
-                        format!("expected an array, found {}", kind(other)),
-                    ));
+}
+
+text_record!(
+    /// `{"type": "unsubscribe", "endpoint"}`; also the body of `DELETE /v1/subscriptions`.
+    UnsubscribeJson, "unsubscribe", [endpoint], Record::Unsubscribe { endpoint }
+);
+text_record!(
+    /// `{"type": "segment", "name", "q"}`: a saved segment.
+    SegmentJson, "segment", [name, q], Record::SaveSegment { name, query: q }
+);
+text_record!(
+    /// `{"type": "segment_removed", "name"}`.
+    SegmentRemovedJson, "segment_removed", [name], Record::RemoveSegment { name }
+);
+text_record!(
+    /// `{"type": "trigger", "name", "trigger"}`: a saved trigger.
+    TriggerJson, "trigger", [name, trigger], Record::SaveTrigger { name, trigger }
+);
+text_record!(
+    /// `{"type": "trigger_removed", "name"}`.
+    TriggerRemovedJson, "trigger_removed", [name], Record::RemoveTrigger { name }
+);
+
+/// Decodes one record of type `R` from JSON text.
+pub fn decode_as<R: RecordJson>(text: &[u8]) -> Result<Record, JsonError> {
+    from_slice::<R>(text).map(R::into_record)
+}
+
+/// Decodes one record from JSON text.
+type Decoder = fn(&[u8]) -> Result<Record, JsonError>;
+
+/// The decoder of each record type NDJSON carries, in the order errors list them.
+const DECODERS: [(&str, Decoder); 8] = [
+    (EventJson::TYPE, decode_as::<EventJson>),
+    (ProfileJson::TYPE, decode_as::<ProfileJson>),
+    (SubscriptionJson::TYPE, decode_as::<SubscriptionJson>),
+    (UnsubscribeJson::TYPE, decode_as::<UnsubscribeJson>),
+    (SegmentJson::TYPE, decode_as::<SegmentJson>),
+    (SegmentRemovedJson::TYPE, decode_as::<SegmentRemovedJson>),
+    (TriggerJson::TYPE, decode_as::<TriggerJson>),
+    (TriggerRemovedJson::TYPE, decode_as::<TriggerRemovedJson>),
+];
+
+/// Only the `type` of a record (its other fields are skipped).
+#[derive(Deserialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: Option<Text>,
+}
+
+/// Decodes one NDJSON record: its `type` (default `event`) picks the struct.
+pub fn decode(text: &[u8]) -> Result<Record, JsonError> {
+    let TypeOnly { kind } = from_slice(text)?;
+    let kind = kind.map_or_else(|| EventJson::TYPE.to_owned(), |Text(kind)| kind);
+    match DECODERS.iter().find(|(name, _)| *name == kind) {
+        Some((_, decode)) => decode(text),
+        None => {
+            let names: Vec<&str> = DECODERS.iter().map(|(name, _)| *name).collect();
+            let reason = format!("{kind:?} is not one of {}", names.join(", "));
+            Err(JsonError::Field(FieldError::new("type", reason)))
+        }
+    }
+}
+
+/// The events of a `POST /v1/events` body: its first `limit` events decoded,
+/// and how many it holds.
+#[derive(Debug)]
+pub struct EventBatch {
+    /// The events, as records, up to the limit.
+    pub records: Vec<Record>,
+    /// How many events the body holds (past the limit, counted, not decoded).
+    pub count: usize,
+}
+
+/// Decodes the body of `POST /v1/events`: an array of events, or
+/// `{"events": [...]}`, each as [`EventJson`] (`type` may be left out). An
+/// error names the event (`index`) and its field. At most `limit` events are
+/// decoded; the rest are only counted, for the caller to refuse the body.
+pub fn decode_events(body: &[u8], limit: usize) -> Result<EventBatch, JsonError> {
+    from_slice_seed(body, BatchSeed { limit }, true)
+}
+
+/// The whole body: an array, or an object with `events` only.
+struct BatchSeed {
+    limit: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for BatchSeed {
+    type Value = EventBatch;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<EventBatch, D::Error> {
+        deserializer.deserialize_any(Strict(self))
+    }
+}
+
+impl<'de> Visitor<'de> for BatchSeed {
+    type Value = EventBatch;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of events or {\"events\": [...]}")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<EventBatch, A::Error> {
+        events(seq, self.limit)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventBatch, A::Error> {
+        let mut batch = None;
+        while map.next_key_seed(EventsKey)?.is_some() {
+            if batch.is_some() {
+                return Err(de::Error::duplicate_field("events"));
+            }
+            batch = Some(map.next_value_seed(ListSeed { limit: self.limit })?);
+        }
+        batch.ok_or_else(|| de::Error::missing_field("events"))
+    }
+}
+
+impl Accepts<'_> for BatchSeed {
+    const KINDS: &'static [Kind] = &[Kind::Array, Kind::Object];
+}
+
+/// The one key of `{"events": [...]}`; any other is refused by name.
+struct EventsKey;
+
+impl<'de> DeserializeSeed<'de> for EventsKey {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let Text(key) = Text::deserialize(deserializer)?;
+        if key == "events" { Ok(()) } else { Err(de::Error::unknown_field(&key, &["events"])) }
+    }
+}
+
+/// The array of `{"events": [...]}`.
+struct ListSeed {
+    limit: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ListSeed {
+    type Value = EventBatch;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<EventBatch, D::Error> {
+        deserializer.deserialize_any(Strict(self))
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed {
+    type Value = EventBatch;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of events")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<EventBatch, A::Error> {
+        events(seq, self.limit)
+    }
+}
+
+impl Accepts<'_> for ListSeed {
+    const KINDS: &'static [Kind] = &[Kind::Array];
+}
+
+/// Decodes up to `limit` events and counts the rest.
+fn events<'de, A: SeqAccess<'de>>(mut seq: A, limit: usize) -> Result<EventBatch, A::Error> {
+    let mut records = Vec::new();
+    let mut count = 0;
+    loop {
+        let more = if count < limit {
+            match seq.next_element::<Object<EventJson>>()? {
+                Some(Object(event)) => {
+                    records.push(event.into_record());
+                    true
                 }
-            };
-            let increment = props(record, "increment")?
-                .into_iter()
-                .map(|(k, v)| match v {
-                    Value::Number(n) => Ok((k, n)),
-                    _ => Err(field_error(&format!("increment.{k}"), "expected a number")),
-                })
-                .collect::<Decoded<_>>()?;
-            Ok(Record::Profile(ProfileUpdate {
-                user_id: string(record, "user_id")?,
-                set: props(record, "set")?,
-                set_once: props(record, "set_once")?,
-                unset,
-                increment,
-                append: props(record, "append")?,
-            }))
+                None => false,
+            }
+        } else {
+            seq.next_element::<IgnoredAny>()?.is_some()
+        };
+        if !more {
+            return Ok(EventBatch { records, count });
         }
-        "subscription" => {
-            let Some(Json::Object(sub)) = record.get("subscription") else {
-                return Err(field_error(
-                    "subscription",
-                    "expected an object with endpoint and keys",
-                ));
-            };
-            let Some(Json::Object(keys)) = sub.get("keys") else {
-                return Err(field_error(
-                    "subscription.keys",
-                    "expected an object with p256dh and auth",
-                ));
-            };
-            Ok(Record::Subscribe {
-                user_id: string(record, "user_id")?,
-                subscription: Subscription {
-                    endpoint: string(sub, "endpoint")
-                        .map_err(|e| e.replacen('`', "`subscription.", 1))?,
-                    p256dh: string(keys, "p256dh")
-                        .map_err(|e| e.replacen('`', "`subscription.keys.", 1))?,
-                    auth: string(keys, "auth")
-                        .map_err(|e| e.replacen('`', "`subscription.keys.", 1))?,
-                },
-            })
-        }
-        "unsubscribe" => Ok(Record::Unsubscribe { endpoint: string(record, "endpoint")? }),
-        "segment" => {
-            Ok(Record::SaveSegment { name: string(record, "name")?, query: string(record, "q")? })
-        }
-        "segment_removed" => Ok(Record::RemoveSegment { name: string(record, "name")? }),
-        "trigger" => Ok(Record::SaveTrigger {
-            name: string(record, "name")?,
-            trigger: string(record, "trigger")?,
-        }),
-        "trigger_removed" => Ok(Record::RemoveTrigger { name: string(record, "name")? }),
-        other => Err(field_error(
-            "type",
-            format!(
-                "{other:?} is not one of event, profile, subscription, unsubscribe, segment, segment_removed, trigger, trigger_removed"
-            ),
-        )),
+        count += 1;
     }
 }
 
@@ -363,10 +475,12 @@ pub fn encode(record: &Record) -> Json {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
-    fn decode_text(text: &str) -> Decoded<Record> {
-        decode(&serde_json::from_str(text).map_err(|e| e.to_string())?)
+    fn decode_text(text: &str) -> Result<Record, String> {
+        decode(text.as_bytes()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -385,8 +499,8 @@ mod tests {
         let Record::Profile(p) = &profile else { panic!("not a profile") };
         assert_eq!(p.increment, vec![("visits".to_string(), 1.0)]);
         assert_eq!(
-            decode(&encode(&profile)),
-            Ok(profile.clone()),
+            decode(encode(&profile).to_string().as_bytes()).ok(),
+            Some(profile.clone()),
             "encode then decode is identity"
         );
         let default_type = decode_text(r#"{"user_id": "u", "name": "E", "ts": 1700000000000}"#)
@@ -435,5 +549,108 @@ mod tests {
             let error = decode_text(text).expect_err(text);
             assert!(error.contains(expected), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name_in_every_record() {
+        let sub = r#""subscription": {"endpoint": "https://p.example/x", "keys": {"p256dh": "k", "auth": "a"}}"#;
+        let cases = [
+            (r#"{"user_id": "u", "name": "E", "prop": {"a": 1}}"#.to_owned(), "prop"),
+            (r#"{"user_id": "u", "name": "E", "timestamp": 1}"#.to_owned(), "timestamp"),
+            (r#"{"type": "profile", "user_id": "u", "sett": {"a": 1}}"#.to_owned(), "sett"),
+            (format!(r#"{{"type": "subscription", "user_id": "u", {sub}, "x": 1}}"#), "x"),
+            (
+                r#"{"type": "subscription", "user_id": "u", "subscription": {"endpont": "e", "keys": {"p256dh": "k", "auth": "a"}}}"#
+                    .to_owned(),
+                "subscription.endpont",
+            ),
+            (r#"{"type": "unsubscribe", "endpoint": "e", "user_id": "u"}"#.to_owned(), "user_id"),
+            (r#"{"type": "segment", "name": "s", "q": "did \"A\"", "public": true}"#.to_owned(), "public"),
+            (r#"{"type": "segment_removed", "name": "s", "q": "x"}"#.to_owned(), "q"),
+            (r#"{"type": "trigger", "name": "t", "trigger": "on \"A\"", "x": 1}"#.to_owned(), "x"),
+            (r#"{"type": "trigger_removed", "name": "t", "trigger": "x"}"#.to_owned(), "trigger"),
+        ];
+        for (text, field) in cases {
+            match decode(text.as_bytes()) {
+                Err(JsonError::Field(error)) => {
+                    assert_eq!(error.field, field, "{text}");
+                    assert!(error.reason.starts_with("unknown field `"), "{error}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // The browser's PushSubscription.toJSON(): expirationTime is known, and
+        // `keys` is an open record in the Push API.
+        let browser = r#"{"type": "subscription", "user_id": "u", "subscription": {"endpoint": "https://p.example/x", "expirationTime": null, "keys": {"p256dh": "k", "auth": "a", "future": "z"}}}"#;
+        let Ok(Record::Subscribe { subscription, .. }) = decode(browser.as_bytes()) else {
+            panic!("a browser's subscription is accepted")
+        };
+        assert_eq!((subscription.p256dh.as_str(), subscription.auth.as_str()), ("k", "a"));
+    }
+
+    #[test]
+    fn every_record_type_decodes_and_round_trips() {
+        for text in [
+            r#"{"type": "unsubscribe", "endpoint": "https://p.example/x"}"#,
+            r#"{"type": "segment", "name": "s", "q": "did \"A\""}"#,
+            r#"{"type": "segment_removed", "name": "s"}"#,
+            r#"{"type": "trigger", "name": "t", "trigger": "on \"A\""}"#,
+            r#"{"type": "trigger_removed", "name": "t"}"#,
+            r#"{"type": "subscription", "user_id": "u", "subscription": {"endpoint": "https://p.example/x", "keys": {"p256dh": "k", "auth": "a"}}}"#,
+            r#"{"type": "profile", "user_id": "u", "append": {"tags": ["a"]}, "increment": {"n": {"m": 2}}}"#,
+        ] {
+            let record = decode(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let again = decode(encode(&record).to_string().as_bytes()).unwrap();
+            assert_eq!(again, record, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_record_of_another_type_is_refused_by_its_type() {
+        // The type comes first here, so it is what is named.
+        let text = br#"{"type": "profile", "user_id": "u", "set": {"a": 1}}"#;
+        let Err(JsonError::Field(error)) = decode_as::<EventJson>(text) else { panic!("refused") };
+        assert_eq!(error.field, "type");
+        assert_eq!(error.reason, "this endpoint takes `event` records, not \"profile\"");
+        let Err(JsonError::Field(error)) = decode(br#"{"type": 5}"#) else { panic!("refused") };
+        assert_eq!(error.to_string(), "invalid `type`: expected a string, found a number");
+        assert!(matches!(decode(b"{\"type\": "), Err(JsonError::NotJson(_))));
+    }
+
+    fn batch_error(body: &str) -> FieldError {
+        match decode_events(body.as_bytes(), 3) {
+            Err(JsonError::Field(error)) => error,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_events_body_is_an_array_or_an_events_object_and_errors_name_the_event() {
+        let event = r#"{"user_id": "u", "name": "E"}"#;
+        for body in [format!("[{event}, {event}]"), format!(r#"{{"events": [{event}, {event}]}}"#)]
+        {
+            let batch = decode_events(body.as_bytes(), 3).unwrap();
+            assert_eq!((batch.records.len(), batch.count), (2, 2), "{body}");
+        }
+        let error =
+            batch_error(&format!(r#"[{event}, {{"user_id": "u", "name": "E", "ts": "x"}}]"#));
+        assert_eq!((error.index, error.field.as_str()), (Some(1), "ts"));
+        let error = batch_error(&format!(r#"{{"events": [{event}, {event}, {{"name": 1}}]}}"#));
+        assert_eq!((error.index, error.field.as_str()), (Some(2), "name"));
+        let error = batch_error(r#"[{"user_id": "u", "name": "E", "nmae": 1}]"#);
+        assert_eq!((error.index, error.field.as_str()), (Some(0), "nmae"));
+        let error = batch_error(r#"{"events": 3}"#);
+        assert_eq!((error.index, error.field.as_str()), (None, "events"));
+        assert_eq!(error.reason, "expected an array of events, found a number");
+        let error = batch_error(r#"{"evnets": []}"#);
+        assert_eq!((error.field.as_str(), &error.reason[..15]), ("evnets", "unknown field `"));
+        assert_eq!(batch_error("{}").field, "events");
+        assert_eq!(batch_error(r#""events""#).field, "");
+        let error = batch_error(r#"[{"type": "profile", "user_id": "u"}]"#);
+        assert_eq!((error.index, error.field.as_str()), (Some(0), "type"));
+        // Past the limit events are counted, not decoded (even bad ones).
+        let many = format!("[{event}, {event}, {event}, {event}, {{\"bad\": 1}}]");
+        let batch = decode_events(many.as_bytes(), 3).unwrap();
+        assert_eq!((batch.records.len(), batch.count), (3, 5));
     }
 }

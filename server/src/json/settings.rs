@@ -8,7 +8,7 @@ use nudge_engine::outbox::SettingsRecord;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{FieldError, decode};
+use super::{FieldError, from_value};
 
 /// The default time zone when the settings name none.
 pub const DEFAULT_TIMEZONE: &str = "UTC";
@@ -71,9 +71,11 @@ impl DndJson {
     }
 }
 
+/// The body of `PUT /v1/settings` as it is read, before its checks;
+/// [`SettingsJson::into_record`] makes the engine's record of it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SettingsJson {
+pub struct SettingsJson {
     caps: Option<CapsJson>,
     default_timezone: Option<String>,
     dnd: Option<DndJson>,
@@ -93,16 +95,22 @@ struct SettingsJson {
 /// the engine will use it (a known IANA zone, `HH:MM` times), and an error
 /// names the field (`default_timezone`, `dnd.from`, `caps.webpush_per_day`).
 pub fn settings_from_json(body: &Value) -> Result<SettingsRecord, FieldError> {
-    let json: SettingsJson = decode(body)?;
-    let caps = json.caps.unwrap_or_default();
-    let record = SettingsRecord {
-        webpush_per_day: caps.webpush_per_day,
-        webpush_per_week: caps.webpush_per_week,
-        default_timezone: json.default_timezone.unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned()),
-        dnd: json.dnd.map(DndJson::into_engine),
-    };
-    DeliverySettings::from_record(&record).map_err(FieldError::from_engine)?;
-    Ok(record)
+    from_value::<SettingsJson>(body)?.into_record()
+}
+
+impl SettingsJson {
+    /// The settings record of this body, checked; see [`settings_from_json`].
+    pub fn into_record(self) -> Result<SettingsRecord, FieldError> {
+        let caps = self.caps.unwrap_or_default();
+        let record = SettingsRecord {
+            webpush_per_day: caps.webpush_per_day,
+            webpush_per_week: caps.webpush_per_week,
+            default_timezone: self.default_timezone.unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned()),
+            dnd: self.dnd.map(DndJson::into_engine),
+        };
+        DeliverySettings::from_record(&record).map_err(FieldError::from_engine)?;
+        Ok(record)
+    }
 }
 
 /// Writes the settings in the shape [`settings_from_json`] reads: `caps`

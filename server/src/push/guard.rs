@@ -275,9 +275,9 @@ mod tests {
     fn refusal(guard: Guard, url: &str, target: Target) -> Option<String> {
         match guard.checked("f", url, target) {
             Ok(_) => None,
-            Err(Error::Invalid { field, reason, .. }) => {
-                assert_eq!(field, "f", "{url}");
-                Some(reason)
+            Err(Error::Invalid(error)) => {
+                assert_eq!(error.field, "f", "{url}");
+                Some(error.reason)
             }
             Err(other) => panic!("{url}: {other}"),
         }

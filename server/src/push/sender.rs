@@ -598,7 +598,7 @@ Ymzprw0T0CsD3uR4uuKJFZfQ9DC1
         assert!(sender.check_webhook_url("webhook.url", "https://hooks.example:8443/in").is_ok());
         let refused = sender.check_webhook_url("webhook.url", "https://127.0.0.1/in");
         assert!(
-            matches!(&refused, Err(Error::Invalid { field, .. }) if field == "webhook.url"),
+            matches!(&refused, Err(Error::Invalid(e)) if e.field == "webhook.url"),
             "{refused:?}"
         );
         // At send time a refused endpoint fails at once, never connected to.

@@ -7,29 +7,25 @@
 //!
 //! Write-key routes (events, profiles, subscriptions, track) answer CORS
 //! preflights and accept either key; every other `/v1` route needs the admin
-//! key (`http/auth.rs`). Bodies are read with a size limit and parsed here, so
-//! every refusal is a JSON error that names the field. Engine calls block (an
-//! ingest waits for its fsync), so they run on the blocking pool.
+//! key (`http/auth.rs`). Bodies are read with a size limit and decoded into
+//! derived structs (`http/extract.rs`), so every refusal is a JSON error that
+//! names the field, unknown fields included. Engine calls block (an ingest
+//! waits for its fsync), so they run on the blocking pool.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
-use serde_json::Value;
 use tower_http::cors::{Any, CorsLayer};
-
-use nudge_engine::Record;
 
 use super::AppState;
 use super::auth::{require_admin, require_write};
 use crate::error::{Error, Result};
-use crate::json::ndjson;
 
 mod campaigns;
 mod events;
@@ -41,10 +37,6 @@ mod track;
 
 pub use segments::{MAX_QUERY_DEADLINE_MS, MAX_QUERY_LIMIT, MAX_QUERY_MEMORY_LIMIT_BYTES};
 
-/// Largest body of `POST /v1/events`.
-pub const MAX_EVENTS_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// Largest body of every other request.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long browsers may cache a CORS preflight answer.
 pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -130,87 +122,9 @@ async fn count_requests(State(state): Shared, request: Request, next: Next) -> R
     response
 }
 
-/// Whether `error` or one of its causes is a `T`.
-fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if e.is::<T>() {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
-}
-
-/// Reads a JSON body of at most `limit` bytes.
-async fn read_json(body: Body, limit: usize) -> Result<Value> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if caused_by::<http_body_util::LengthLimitError>(&e) {
-            Error::TooLarge(format!("the body is larger than {limit} bytes"))
-        } else if caused_by::<tower_http::timeout::TimeoutError>(&e) {
-            Error::TimedOut("the request body stopped arriving; send it without pauses".into())
-        } else {
-            Error::Usage(format!("the request body could not be read: {e}"))
-        }
-    })?;
-    if bytes.is_empty() {
-        return Err(Error::Usage("the request body is empty; expected JSON".into()));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Usage(format!(
-            "the body is not valid JSON: {e} (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })
-}
-
 /// Runs blocking engine work off the async workers.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Usage(format!("the request was cancelled: {e}")))?
-}
-
-/// Splits ndjson's "invalid `field`: reason" into its parts.
-fn record_error(index: Option<usize>, message: String) -> Error {
-    if let Some(rest) = message.strip_prefix("invalid `")
-        && let Some((field, reason)) = rest.split_once("`: ")
-    {
-        return Error::Invalid { field: field.to_owned(), reason: reason.to_owned(), index };
-    }
-    Error::Invalid { field: String::new(), reason: message, index }
-}
-
-fn field<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
-    body.get(name).filter(|v| !v.is_null())
-}
-
-fn string_field(body: &Value, name: &str) -> Result<String> {
-    match field(body, name) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(_) => Err(Error::invalid(name, "expected a non-empty string")),
-        None => Err(Error::invalid(name, "missing")),
-    }
-}
-
-/// Decodes one record of a body, forcing its `type`.
-fn decode_as(mut value: Value, kind: &str, index: Option<usize>) -> Result<Record> {
-    let Some(object) = value.as_object_mut() else {
-        return Err(record_error(index, "expected a JSON object".into()));
-    };
-    match object.get("type") {
-        None | Some(Value::Null) => {
-            object.insert("type".into(), Value::String(kind.into()));
-        }
-        Some(Value::String(t)) if t == kind => {}
-        Some(other) => {
-            return Err(Error::Invalid {
-                field: "type".into(),
-                reason: format!("this endpoint takes `{kind}` records, not {other}"),
-                index,
-            });
-        }
-    }
-    ndjson::decode(&value).map_err(|e| record_error(index, e))
 }

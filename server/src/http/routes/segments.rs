@@ -5,17 +5,18 @@
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use nudge_engine::QueryOptions;
 
-use super::{MAX_BODY_BYTES, Shared, blocking, field, read_json, record_error, string_field};
+use super::{Shared, blocking};
 use crate::error::{Error, Result};
 use crate::http::AppState;
-use crate::json::ndjson;
+use crate::http::extract::ApiJson;
+use crate::json::{self, NonEmptyText, TimestampMs, WholeNumber};
 
 /// Most users a query answer lists.
 pub const MAX_QUERY_LIMIT: usize = 100_000;
@@ -24,40 +25,66 @@ pub const MAX_QUERY_DEADLINE_MS: u64 = 60_000;
 /// Largest memory limit a query may ask for (`memory_limit_bytes`): 1 GiB.
 pub const MAX_QUERY_MEMORY_LIMIT_BYTES: u64 = 1024 * 1024 * 1024;
 
-fn query_options(body: &Value) -> Result<QueryOptions> {
-    let now_ms = field(body, "now")
-        .map(|v| ndjson::parse_timestamp("now", v).map_err(|e| record_error(None, e)))
-        .transpose()?;
-    let limit = match field(body, "limit") {
-        None => None,
-        Some(v) => match v.as_u64() {
-            Some(n) if n as usize <= MAX_QUERY_LIMIT => Some(n as usize),
-            _ => {
+/// The body of `POST /v1/query`: `{"q": EXPR, "now": TS?, "limit": N?,
+/// "deadline_ms": N?, "memory_limit_bytes": N?}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct QueryBody {
+    q: NonEmptyText,
+    now: Option<TimestampMs>,
+    limit: Option<WholeNumber>,
+    deadline_ms: Option<WholeNumber>,
+    memory_limit_bytes: Option<WholeNumber>,
+}
+
+impl QueryBody {
+    /// The expression and its options, each within its limit.
+    fn into_query(self) -> Result<(String, QueryOptions)> {
+        let limit = match self.limit {
+            Some(WholeNumber(n)) if n > MAX_QUERY_LIMIT as u64 => {
                 return Err(Error::invalid(
                     "limit",
                     format!("expected a whole number from 0 to {MAX_QUERY_LIMIT}"),
                 ));
             }
-        },
-    };
-    let deadline_ms = whole_number(body, "deadline_ms", MAX_QUERY_DEADLINE_MS, "ms")?;
-    let memory_limit_bytes =
-        whole_number(body, "memory_limit_bytes", MAX_QUERY_MEMORY_LIMIT_BYTES, "bytes")?;
-    Ok(QueryOptions { now_ms, limit, deadline_ms, memory_limit_bytes, ..Default::default() })
+            limit => limit.map(|WholeNumber(n)| n as usize),
+        };
+        let options = QueryOptions {
+            now_ms: self.now.map(|TimestampMs(ms)| ms),
+            limit,
+            deadline_ms: within("deadline_ms", self.deadline_ms, MAX_QUERY_DEADLINE_MS, "ms")?,
+            memory_limit_bytes: within(
+                "memory_limit_bytes",
+                self.memory_limit_bytes,
+                MAX_QUERY_MEMORY_LIMIT_BYTES,
+                "bytes",
+            )?,
+            ..Default::default()
+        };
+        Ok((self.q.0, options))
+    }
 }
 
-/// An optional whole number from 1 to `max` in field `name`.
-fn whole_number(body: &Value, name: &str, max: u64, unit: &str) -> Result<Option<u64>> {
-    match field(body, name) {
+/// An optional whole number of field `name`, from 1 to `max`.
+fn within(name: &str, value: Option<WholeNumber>, max: u64, unit: &str) -> Result<Option<u64>> {
+    match value {
         None => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(Error::invalid(
-                name,
-                format!("expected a whole number of {unit} from 1 to {max}"),
-            )),
-        },
+        Some(WholeNumber(n)) if (1..=max).contains(&n) => Ok(Some(n)),
+        Some(_) => {
+            Err(Error::invalid(name, format!("expected a whole number of {unit} from 1 to {max}")))
+        }
     }
+}
+
+/// The body of `PUT /v1/segments/{name}`: `{"q": EXPR, "public": bool?}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SegmentBody {
+    q: NonEmptyText,
+    /// Part of the interface (`GET /v1/users/{id}/segments` lists public
+    /// segments); accepted, and not used until that endpoint is built.
+    #[serde(rename = "public")]
+    _public: Option<bool>,
 }
 
 async fn run_query(
@@ -73,12 +100,13 @@ async fn run_query(
 }
 
 /// `POST /v1/query`.
-pub(super) async fn post_query(State(state): Shared, body: Body) -> Result<Json<Value>> {
-    let body = read_json(body, MAX_BODY_BYTES).await?;
-    let q = string_field(&body, "q")?;
-    let options = query_options(&body)?;
+pub(super) async fn post_query(
+    State(state): Shared,
+    ApiJson(body): ApiJson<QueryBody>,
+) -> Result<Json<Value>> {
+    let (q, options) = body.into_query()?;
     let answer = run_query(&state, q, options).await?;
-    Ok(Json(crate::cli::query::answer_json(&answer)))
+    Ok(Json(json::answer_to_json(&answer)))
 }
 
 /// `GET /v1/segments`.
@@ -96,10 +124,9 @@ pub(super) async fn list_segments(State(state): Shared) -> Json<Value> {
 pub(super) async fn put_segment(
     State(state): Shared,
     Path(name): Path<String>,
-    body: Body,
+    ApiJson(body): ApiJson<SegmentBody>,
 ) -> Result<Json<Value>> {
-    let body = read_json(body, MAX_BODY_BYTES).await?;
-    let q = string_field(&body, "q")?;
+    let NonEmptyText(q) = body.q;
     let engine = state.engine.clone();
     let (n, text) = (name.clone(), q.clone());
     blocking(move || Ok(engine.save_segment(&n, &text)?)).await?;

@@ -3,18 +3,20 @@
 //! `json/settings.rs`.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
 use serde_json::Value;
 
-use super::{MAX_BODY_BYTES, Shared, blocking, read_json};
+use super::{Shared, blocking};
 use crate::error::Result;
-use crate::json;
+use crate::http::extract::ApiJson;
+use crate::json::{self, SettingsJson};
 
 /// `PUT /v1/settings`: replaces the settings; answers them.
-pub(super) async fn put_settings(State(state): Shared, body: Body) -> Result<Json<Value>> {
-    let body = read_json(body, MAX_BODY_BYTES).await?;
-    let settings = json::settings_from_json(&body)?;
+pub(super) async fn put_settings(
+    State(state): Shared,
+    ApiJson(body): ApiJson<SettingsJson>,
+) -> Result<Json<Value>> {
+    let settings = body.into_record()?;
     let engine = state.engine.clone();
     blocking(move || Ok(engine.save_delivery_settings(settings)?)).await?;
     Ok(Json(json::settings_to_json(&state.engine.delivery_settings())))
