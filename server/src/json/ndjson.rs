@@ -254,43 +254,50 @@ pub struct EventBatch {
 /// error names the event (`index`) and its field. At most `limit` events are
 /// decoded; the rest are only counted, for the caller to refuse the body.
 pub fn decode_events(body: &[u8], limit: usize) -> Result<EventBatch, JsonError> {
-    from_slice_seed(body, BatchSeed { limit }, true)
+    from_slice_seed(body, Events::<true> { limit }, true)
 }
 
-/// The whole body: an array, or an object with `events` only.
-struct BatchSeed {
+/// The events of a body: with `OUTER` the body itself (an array, or an
+/// object with `events` only), without it the array of `{"events": [...]}`.
+struct Events<const OUTER: bool> {
     limit: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for BatchSeed {
+impl<'de, const OUTER: bool> DeserializeSeed<'de> for Events<OUTER> {
     type Value = EventBatch;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<EventBatch, D::Error> {
         deserializer.deserialize_any(Strict(self))
     }
 }
 
-impl<'de> Visitor<'de> for BatchSeed {
+impl<'de, const OUTER: bool> Visitor<'de> for Events<OUTER> {
     type Value = EventBatch;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of events or {\"events\": [...]}")
+        f.write_str(if OUTER {
+            "an array of events or {\"events\": [...]}"
+        } else {
+            "an array of events"
+        })
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<EventBatch, A::Error> {
         events(seq, self.limit)
     }
+    /// Only the outer body is let through as an object (see `KINDS`).
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventBatch, A::Error> {
         let mut batch = None;
         while map.next_key_seed(EventsKey)?.is_some() {
             if batch.is_some() {
                 return Err(de::Error::duplicate_field("events"));
             }
-            batch = Some(map.next_value_seed(ListSeed { limit: self.limit })?);
+            batch = Some(map.next_value_seed(Events::<false> { limit: self.limit })?);
         }
         batch.ok_or_else(|| de::Error::missing_field("events"))
     }
 }
 
-impl Accepts<'_> for BatchSeed {
-    const KINDS: &'static [Kind] = &[Kind::Array, Kind::Object];
+impl<const OUTER: bool> Accepts<'_> for Events<OUTER> {
+    const KINDS: &'static [Kind] =
+        if OUTER { &[Kind::Array, Kind::Object] } else { &[Kind::Array] };
 }
 
 /// The one key of `{"events": [...]}`; any other is refused by name.
@@ -302,32 +309,6 @@ impl<'de> DeserializeSeed<'de> for EventsKey {
         let Text(key) = Text::deserialize(deserializer)?;
         if key == "events" { Ok(()) } else { Err(de::Error::unknown_field(&key, &["events"])) }
     }
-}
-
-/// The array of `{"events": [...]}`.
-struct ListSeed {
-    limit: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for ListSeed {
-    type Value = EventBatch;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<EventBatch, D::Error> {
-        deserializer.deserialize_any(Strict(self))
-    }
-}
-
-impl<'de> Visitor<'de> for ListSeed {
-    type Value = EventBatch;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of events")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<EventBatch, A::Error> {
-        events(seq, self.limit)
-    }
-}
-
-impl Accepts<'_> for ListSeed {
-    const KINDS: &'static [Kind] = &[Kind::Array];
 }
 
 /// Decodes up to `limit` events and counts the rest.

@@ -548,9 +548,9 @@ Ymzprw0T0CsD3uR4uuKJFZfQ9DC1
         (dir, sender.unwrap())
     }
 
-    #[test]
-    fn the_payload_has_the_service_worker_fields_and_leaves_out_what_is_unset() {
-        let mut item = OutboxItem {
+    /// A push item to `endpoint` with an empty notification.
+    fn push_item(endpoint: &str) -> OutboxItem {
+        OutboxItem {
             id: 1,
             delivery_id: "2a.00ff".into(),
             user: 42,
@@ -559,21 +559,27 @@ Ymzprw0T0CsD3uR4uuKJFZfQ9DC1
             variant: None,
             test: false,
             target: Target::WebPush {
-                endpoint: "https://fcm.googleapis.com/fcm/send/x".into(),
+                endpoint: endpoint.into(),
                 p256dh: String::new(),
                 auth: String::new(),
             },
-            notification: nudge_engine::outbox::Notification {
-                title: "Still \"there\"?".into(),
-                body: "Your cart".into(),
-                url: Some("https://shop.example/cart".into()),
-                actions: vec![("Pay".into(), "https://shop.example/pay".into())],
-                require_interaction: true,
-                ..Default::default()
-            },
+            notification: nudge_engine::outbox::Notification::default(),
             not_before_ms: 0,
             expires_at_ms: 0,
             attempts: 0,
+        }
+    }
+
+    #[test]
+    fn the_payload_has_the_service_worker_fields_and_leaves_out_what_is_unset() {
+        let mut item = push_item("https://fcm.googleapis.com/fcm/send/x");
+        item.notification = nudge_engine::outbox::Notification {
+            title: "Still \"there\"?".into(),
+            body: "Your cart".into(),
+            url: Some("https://shop.example/cart".into()),
+            actions: vec![("Pay".into(), "https://shop.example/pay".into())],
+            require_interaction: true,
+            ..Default::default()
         };
         let json: serde_json::Value = serde_json::from_slice(&Sender::payload(&item)).unwrap();
         assert_eq!(
@@ -602,24 +608,7 @@ Ymzprw0T0CsD3uR4uuKJFZfQ9DC1
             "{refused:?}"
         );
         // At send time a refused endpoint fails at once, never connected to.
-        let item = OutboxItem {
-            id: 1,
-            delivery_id: "2a.00ff".into(),
-            user: 42,
-            user_id: "ann".into(),
-            campaign: "cart".into(),
-            variant: None,
-            test: false,
-            target: Target::WebPush {
-                endpoint: "https://10.0.0.5/push/SECRET".into(),
-                p256dh: String::new(),
-                auth: String::new(),
-            },
-            notification: nudge_engine::outbox::Notification::default(),
-            not_before_ms: 0,
-            expires_at_ms: 0,
-            attempts: 0,
-        };
+        let item = push_item("https://10.0.0.5/push/SECRET");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         match runtime.block_on(sender.send_one(item)) {
             Attempt::Failed { status: None, reason, unsubscribe: false } => {
