@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use nudge_engine::rules::FireOutcome;
+use nudge_engine::FireOutcome;
 use nudge_engine::{Engine, EngineOptions, Event};
 
 fn main() {

@@ -344,7 +344,7 @@ impl BrowserKeys {
 
     /// Decrypts a push body (RFC 8291) as the browser would.
     pub fn decrypt(&self, body: &[u8]) -> Vec<u8> {
-        nudge_server::webpush::ece::decrypt(body, &self.auth, &self.public, |sender_public| {
+        nudge_server::push::webpush::ece::decrypt(body, &self.auth, &self.public, |sender_public| {
             let sender = p256::PublicKey::from_sec1_bytes(sender_public).ok()?;
             let shared =
                 p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), sender.as_affine());

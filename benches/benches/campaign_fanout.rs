@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
+use nudge_engine::campaign::SettingsRecord;
 use nudge_engine::campaign::{Campaign, Message, Schedule};
 use nudge_engine::clock::ManualClock;
-use nudge_engine::outbox::SettingsRecord;
 use nudge_engine::{Engine, EngineOptions, ProfileUpdate, Record, Subscription};
 
 #[global_allocator]

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
 use nudge_engine::OutboxLoop;
+use nudge_engine::campaign::Attempt;
 use nudge_engine::campaign::{Campaign, Message};
 use nudge_engine::clock::{Clock, SystemClock};
-use nudge_engine::outbox::Attempt;
 use nudge_engine::{Engine, EngineOptions, Event, FireLoop, Record, Subscription};
 
 #[global_allocator]

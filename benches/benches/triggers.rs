@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mimalloc::MiMalloc;
-use nudge_engine::dict::Dictionaries;
-use nudge_engine::props::{self, Value};
-use nudge_engine::state::DerivedState;
-use nudge_engine::wire::{self, LogBatch, LogEntry, LogEvent, LogTrigger, ValidatedBatch};
+use nudge_engine::internals::DerivedState;
+use nudge_engine::internals::dict::Dictionaries;
+use nudge_engine::internals::entry::{
+    self, LogBatch, LogEntry, LogEvent, LogTrigger, ValidatedBatch,
+};
+use nudge_engine::internals::props::{self, Value};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -79,7 +81,7 @@ fn setup() -> (Dictionaries, Vec<ValidatedBatch>) {
                 })
                 .collect();
             let batch = LogBatch { received_ms: RECEIVED_MS, entries, ..Default::default() };
-            ValidatedBatch::new(wire::encode_batch(&batch)).expect("valid")
+            ValidatedBatch::new(entry::encode_batch(&batch)).expect("valid")
         })
         .collect();
     (dicts, batches)
@@ -97,7 +99,7 @@ fn state_with(rules: usize, selective: bool, dicts: &Dictionaries) -> DerivedSta
         })
         .collect();
     let batch = LogBatch { received_ms: RECEIVED_MS, entries, ..Default::default() };
-    let batch = ValidatedBatch::new(wire::encode_batch(&batch)).expect("valid");
+    let batch = ValidatedBatch::new(entry::encode_batch(&batch)).expect("valid");
     state.apply(batch.get(), 1, dicts);
     state
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use nudge_engine::clock::{Clock, ManualClock, SystemClock};
 use nudge_engine::limits::MAX_BATCH_RECORDS;
-use nudge_engine::rules::{DEFAULT_FIRE_GRACE_MS, DEFAULT_FRESHNESS_MS, FireOutcome};
+use nudge_engine::{DEFAULT_FIRE_GRACE_MS, DEFAULT_FRESHNESS_MS, FireOutcome};
 use nudge_engine::{Durability, Engine, EngineOptions, Event, Fire, FireLoop, Record, Value};
 
 use crate::context::{Context, Part, Ratio, Result};

@@ -1,7 +1,8 @@
 //! The one error type of the engine, split by what the caller does about it.
 //!
 //! - [`Error::InvalidInput`]: the caller sent something wrong; fix the input. Nothing was stored.
-//! - [`Error::Query`]: a query does not parse; the error says where, as the language spec shows.
+//! - [`Error::Query`]: a query or trigger does not parse; the error names the field it came
+//!   from and says where, as the language spec shows (line, column, a rendered caret).
 //! - [`Error::Corrupt`]: stored data is damaged beyond the torn tail recovery repairs;
 //!   an operator must look (or open with `RecoveryMode::Salvage`).
 //! - [`Error::Locked`]: another process holds the data directory.
@@ -31,9 +32,11 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
-    /// A query that does not parse: fix the query.
+    /// A query or trigger that does not parse: fix it.
     #[error("{rendered}")]
     Query {
+        /// The field the text came from: `q` (a segment), `trigger`, `audience`.
+        field: String,
         /// Line of the fault, from 1.
         line: usize,
         /// Characters before the fault on its line (as the language spec counts).
@@ -114,9 +117,11 @@ impl Error {
         Error::InvalidInput { index, field: field.into(), reason: reason.into() }
     }
 
-    /// Builds an [`Error::Query`] from the language's error about `text`.
-    pub fn query(error: &nudge_query_lang::Error, text: &str) -> Self {
+    /// Builds an [`Error::Query`] from the language's error about `text`,
+    /// which came from `field`.
+    pub fn query(error: &nudge_query_lang::Error, text: &str, field: &str) -> Self {
         Error::Query {
+            field: field.to_owned(),
             line: error.line(),
             column: error.column(),
             message: error.message().to_string(),

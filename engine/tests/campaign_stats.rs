@@ -9,11 +9,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::NOW;
+use nudge_engine::campaign::Attempt;
+use nudge_engine::campaign::Delivery;
+use nudge_engine::campaign::Engagement;
 use nudge_engine::campaign::{Campaign, Message, Variant};
 use nudge_engine::clock::ManualClock;
-use nudge_engine::delivery::Delivery;
-use nudge_engine::outbox::Attempt;
-use nudge_engine::stats::Engagement;
 use nudge_engine::{Event, Record, Subscription};
 
 const HOUR: i64 = 3_600_000;

@@ -56,7 +56,7 @@ fn scheduled() -> Campaign {
 
 fn field_of(error: Error) -> String {
     match error {
-        Error::InvalidInput { field, .. } => field,
+        Error::InvalidInput { field, .. } | Error::Query { field, .. } => field,
         other => panic!("not an input error: {other}"),
     }
 }

@@ -6,10 +6,10 @@
 mod common;
 
 use common::NOW;
+use nudge_engine::campaign::{Attempt, OutboxItem, SettingsRecord, Target};
 use nudge_engine::campaign::{Campaign, Message, Variant};
+use nudge_engine::campaign::{Delivery, PUSH_SENT_EVENT};
 use nudge_engine::clock::ManualClock;
-use nudge_engine::delivery::{Delivery, PUSH_SENT_EVENT};
-use nudge_engine::outbox::{Attempt, OutboxItem, SettingsRecord, Target};
 use nudge_engine::{Engine, Event, ProfileUpdate, QueryOptions, Record, Subscription};
 
 const MIN: i64 = 60_000;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
+use nudge_engine::DEFAULT_DEDUPE_WINDOW_MS;
 use nudge_engine::clock::{DAY_MS, ManualClock};
-use nudge_engine::dedupe::DEFAULT_DEDUPE_WINDOW_MS;
-use nudge_engine::log::writer::IoOp;
-use nudge_engine::props::ValueRef;
+use nudge_engine::internals::log::writer::IoOp;
+use nudge_engine::internals::props::ValueRef;
 use nudge_engine::{
     Engine, EngineOptions, Error, Event, ProfileUpdate, Record, Subscription, Value,
 };
@@ -223,7 +223,7 @@ fn subscriptions_and_event_indexes_answer_what_was_ingested() {
     let timeline = reader.state.store.timelines.of(user("s1"));
     assert_eq!(timeline.len(), 1);
     assert_eq!(
-        nudge_engine::props::get(reader.state.store.timelines.props(&timeline[0]), mode),
+        nudge_engine::internals::props::get(reader.state.store.timelines.props(&timeline[0]), mode),
         Some(ValueRef::Str("upi"))
     );
 }

@@ -13,8 +13,8 @@ mod sim_log;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use nudge_engine::log::sim::{CrashModel, Fault, SimStorage};
-use nudge_engine::log::{Durability, RecoveryMode};
+use nudge_engine::internals::log::sim::{CrashModel, Fault, SimStorage};
+use nudge_engine::{Durability, RecoveryMode};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_log::*;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use common::*;
 use nudge_engine::clock::ManualClock;
-use nudge_engine::log::sim::{Fault, SimStorage};
+use nudge_engine::internals::log::sim::{Fault, SimStorage};
 use nudge_engine::{Engine, EngineOptions, Error};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -10,8 +10,8 @@
 mod sim_log;
 
 use nudge_engine::Error;
-use nudge_engine::log::sim::{Fault, SimStorage};
-use nudge_engine::log::{Durability, RecoveryMode};
+use nudge_engine::internals::log::sim::{Fault, SimStorage};
+use nudge_engine::{Durability, RecoveryMode};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::NOW;
 use crossbeam_channel::Receiver;
+use nudge_engine::campaign::{Attempt, OUTBOX_LEASE_MS, OutboxItem};
 use nudge_engine::campaign::{Campaign, Message};
 use nudge_engine::clock::ManualClock;
-use nudge_engine::outbox::{Attempt, OUTBOX_LEASE_MS, OutboxItem};
 use nudge_engine::{Engine, Event, QueryOptions, Record, Subscription};
 use nudge_engine::{MAX_ITEMS_IN_FLIGHT, OutboxLoop, OutboxReports};
 

@@ -150,9 +150,9 @@ fn a_frame_from_a_newer_version_is_refused_not_truncated() {
     let mut bytes = fs::read(&chunk).expect("read");
     // A well-formed frame of a kind this build does not know, appended at the tail.
     let mut frame = Vec::new();
-    nudge_engine::log::format::encode_frame(
+    nudge_engine::internals::log::format::encode_frame(
         &mut frame,
-        nudge_engine::log::format::RecordKind::Batch,
+        nudge_engine::internals::log::format::RecordKind::Batch,
         b"future",
     );
     frame[9] = 200; // the kind byte
@@ -203,9 +203,12 @@ fn a_new_chunk_whose_header_did_not_land_is_repaired_on_a_real_file_system() {
         assert_eq!(event_count(&engine), 6, "header {header:?}");
         assert_eq!(engine.open_report().truncated_bytes, header.len() as u64);
         drop(engine);
-        assert_eq!(fs::read(&next).expect("read"), nudge_engine::log::format::chunk_header());
+        assert_eq!(
+            fs::read(&next).expect("read"),
+            nudge_engine::internals::log::format::chunk_header()
+        );
     }
-    let mut newer = nudge_engine::log::format::chunk_header();
+    let mut newer = nudge_engine::internals::log::format::chunk_header();
     newer[8] = 9;
     fs::write(&next, newer).expect("write");
     match Engine::open(dir.path(), options(&ManualClock::new(NOW))) {

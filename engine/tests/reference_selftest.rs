@@ -8,7 +8,7 @@ mod reference;
 
 use std::collections::{BTreeSet, HashMap};
 
-use nudge_engine::record::validate_batch;
+use nudge_engine::validate_batch;
 use nudge_engine::{Event, ProfileUpdate, Record, Subscription, Value};
 use nudge_query_lang::{Expr, parse_segment};
 use reference::{

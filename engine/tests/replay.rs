@@ -104,7 +104,7 @@ fn a_truncated_or_damaged_snapshot_is_rejected_without_panicking() {
     let path = engine.snapshot().expect("snapshot");
     drop(engine);
     let bytes = std::fs::read(&path).expect("read");
-    let decode = |b: &[u8]| nudge_engine::snapshot::decode(b, b.len() as u64, 1000);
+    let decode = |b: &[u8]| nudge_engine::internals::snapshot::decode(b, b.len() as u64, 1000);
     assert!(decode(&bytes).is_ok());
     for cut in (0..bytes.len()).step_by(7) {
         assert!(decode(&bytes[..cut]).is_err(), "cut at {cut} accepted");

@@ -7,10 +7,10 @@
 mod common;
 
 use common::NOW;
+use nudge_engine::campaign::PUSH_SENT_EVENT;
 use nudge_engine::campaign::{Campaign, Message, Schedule};
 use nudge_engine::clock::ManualClock;
-use nudge_engine::delivery::PUSH_SENT_EVENT;
-use nudge_engine::outbox::{DeliveryRecord, ScheduleMark};
+use nudge_engine::internals::{DeliveryRecord, ScheduleMark};
 use nudge_engine::{Engine, ProfileUpdate, Record, Subscription};
 
 const MIN: i64 = 60_000;
@@ -210,7 +210,7 @@ fn a_run_resumes_after_its_last_mark_and_decides_each_user_once() {
     let mark = ScheduleMark {
         campaign: "digest".into(),
         zone: "(default)".into(),
-        occurrence,
+        occurrence_local_s: occurrence,
         next_user: Some(1200),
         dropped: None,
     };

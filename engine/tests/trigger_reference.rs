@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use common::NOW;
 use nudge_engine::clock::ManualClock;
-use nudge_engine::rules::{DEFAULT_FIRE_GRACE_MS, DEFAULT_FRESHNESS_MS, FireOutcome};
+use nudge_engine::{DEFAULT_FIRE_GRACE_MS, DEFAULT_FRESHNESS_MS, FireOutcome};
 use nudge_engine::{Event, Record};
 
 const MIN: i64 = 60_000;

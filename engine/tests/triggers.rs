@@ -8,8 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use common::NOW;
+use nudge_engine::FireOutcome;
 use nudge_engine::clock::ManualClock;
-use nudge_engine::rules::FireOutcome;
 use nudge_engine::{Engine, EngineOptions, Event, Fire, Record};
 
 const MIN: i64 = 60_000;

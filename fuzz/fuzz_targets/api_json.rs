@@ -1,6 +1,6 @@
 //! Fuzz target `api_json`: the JSON bodies of `PUT /v1/campaigns/{id}` and
 //! `PUT /v1/settings`, through the decoders and validation the handlers call
-//! (`api_json::campaign_from_json`, `api_json::settings_from_json`), without HTTP.
+//! (`json::campaign_from_json`, `json::settings_from_json`), without HTTP.
 //! `http_api` sends the same bodies through the router; this target is faster and so
 //! reaches deeper into the campaign and settings rules.
 //!
@@ -13,7 +13,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nudge_engine::campaign::{Campaign, StoredCampaign};
-use nudge_server::api_json;
+use nudge_server::json;
 
 /// The campaign id of the path.
 const ID: &str = "c";
@@ -24,19 +24,20 @@ fuzz_target!(|data: &[u8]| {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    if let Ok(campaign) = api_json::campaign_from_json(ID, &body, "UTC") {
+    if let Ok(campaign) = json::campaign_from_json(ID, &body, "UTC") {
         let stored =
             StoredCampaign { campaign: campaign.clone(), paused: false, saved_ms: SAVED_MS };
-        let json = api_json::campaign_to_json(&stored);
-        let back = api_json::campaign_from_json(ID, &json, "Asia/Kolkata")
-            .unwrap_or_else(|e| panic!("{json} (written from a valid campaign) is refused: {e}"));
-        assert_eq!(back, campaign, "JSON round trip through {json}");
+        let written = json::campaign_to_json(&stored);
+        let back = json::campaign_from_json(ID, &written, "Asia/Kolkata").unwrap_or_else(|e| {
+            panic!("{written} (written from a valid campaign) is refused: {e}")
+        });
+        assert_eq!(back, campaign, "JSON round trip through {written}");
         assert_eq!(Campaign::decode(&campaign.encode()).as_ref(), Some(&campaign), "log encoding");
     }
-    if let Ok(settings) = api_json::settings_from_json(&body) {
-        let json = api_json::settings_to_json(&settings);
-        let back = api_json::settings_from_json(&json)
-            .unwrap_or_else(|e| panic!("{json} (written from valid settings) is refused: {e}"));
-        assert_eq!(api_json::settings_to_json(&back), json, "settings round trip");
+    if let Ok(settings) = json::settings_from_json(&body) {
+        let written = json::settings_to_json(&settings);
+        let back = json::settings_from_json(&written)
+            .unwrap_or_else(|e| panic!("{written} (written from valid settings) is refused: {e}"));
+        assert_eq!(json::settings_to_json(&back), written, "settings round trip");
     }
 });

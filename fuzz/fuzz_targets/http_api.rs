@@ -1,5 +1,5 @@
 //! Fuzz target `http_api`: request bodies (and path tails) sent in-process through the
-//! real router of `nudge serve` (`serve::routes::router`, with tower's `oneshot`, no
+//! real router of `nudge serve` (`http::routes::router`, with tower's `oneshot`, no
 //! socket), over an engine in a scratch data directory that lives for the whole run.
 //! Every endpoint that reads a body is covered: events, profiles, subscriptions (add
 //! and remove), track, query, segments, campaigns (save and test) and settings.
@@ -20,9 +20,9 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
 use nudge_engine::{Durability, Engine, EngineOptions};
-use nudge_server::serve::keys::ApiKeys;
-use nudge_server::serve::{AppState, ingest::IngestQueue, metrics::Metrics, routes};
-use nudge_server::webpush::vapid::Vapid;
+use nudge_server::http::keys::ApiKeys;
+use nudge_server::http::{AppState, ingest::IngestQueue, metrics::Metrics, routes};
+use nudge_server::push::webpush::vapid::Vapid;
 use tower::ServiceExt;
 
 /// The admin key of the scratch server.
@@ -89,7 +89,7 @@ fn server() -> &'static Server {
         let public_key = vapid.public_key().to_owned();
         let metrics = Arc::new(Metrics::new());
         let state = runtime.block_on(async {
-            let sender = nudge_server::sender::Sender::with_roots(
+            let sender = nudge_server::push::sender::Sender::with_roots(
                 vapid,
                 false,
                 Vec::new(),
@@ -110,8 +110,8 @@ fn server() -> &'static Server {
                 metrics,
                 write_limiter: limiter(),
                 admin_limiter: limiter(),
-                in_flight: nudge_server::serve::admission::InFlight::new(
-                    nudge_server::serve::admission::MAX_IN_FLIGHT,
+                in_flight: nudge_server::http::admission::InFlight::new(
+                    nudge_server::http::admission::MAX_API_REQUESTS_IN_FLIGHT,
                 ),
             }
         });

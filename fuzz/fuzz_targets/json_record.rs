@@ -1,7 +1,8 @@
 //! Fuzz target `json_record`: one NDJSON line or HTTP ingest record, decoded exactly as
-//! `nudge import` (`server/src/import.rs`) and `POST /v1/events`, `/v1/profiles`,
-//! `/v1/subscriptions` (`server/src/serve/routes.rs`) decode it: `serde_json` into a value,
-//! `ndjson::decode` into an engine `Record`, then the engine's own `record::validate`.
+//! `nudge import` (`server/src/cli/import.rs`) decodes it, with the record structs that
+//! `POST /v1/events`, `/v1/profiles` and `/v1/subscriptions` (`server/src/http/routes/`)
+//! decode into: `ndjson::decode` from the bytes straight into an engine `Record` (its
+//! `type` picks the struct), then the engine's own `record::validate`.
 //!
 //! Failure means a panic, or a broken round trip: a record that validates must encode back
 //! to JSON (`ndjson::encode`) that decodes to the same record. Properties compare as sets:
@@ -11,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nudge_engine::Record;
-use nudge_server::ndjson;
+use nudge_server::json::ndjson;
 
 /// The record with every property list sorted by key.
 fn sorted(mut record: Record) -> Record {
@@ -31,18 +32,15 @@ fn sorted(mut record: Record) -> Record {
 
 fuzz_target!(|data: &[u8]| {
     // The import reads lines as text and trims them; the HTTP API reads bytes.
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(data) else {
+    let Ok(record) = ndjson::decode(data) else {
         return;
     };
-    let Ok(record) = ndjson::decode(&json) else {
-        return;
-    };
-    if nudge_engine::record::validate(&record).is_err() {
+    if nudge_engine::validate(&record).is_err() {
         return;
     }
-    let _ = nudge_engine::record::validate_batch(std::slice::from_ref(&record));
-    let encoded = ndjson::encode(&record);
-    let again = ndjson::decode(&encoded)
+    let _ = nudge_engine::validate_batch(std::slice::from_ref(&record));
+    let encoded = ndjson::encode(&record).to_string();
+    let again = ndjson::decode(encoded.as_bytes())
         .unwrap_or_else(|e| panic!("{encoded} (from a valid record) does not decode: {e}"));
     assert_eq!(sorted(again), sorted(record), "round trip through {encoded}");
 });

@@ -1,6 +1,6 @@
 //! Fuzz target `log_frame`: the log's record decoder, as replay runs it on every frame
 //! of a chunk: `format::FrameDecoder::decode` (length, checksum, version, kind, zstd),
-//! then `wire::ValidatedBatch::new` (rkyv validation of the body), then the property
+//! then `entry::ValidatedBatch::new` (rkyv validation of the body), then the property
 //! codec (`props::validate`, `props::iter`) on every blob the batch carries.
 //!
 //! The first byte picks how the rest is used:
@@ -16,9 +16,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nudge_engine::log::format::{self, FRAME_HEADER_BYTES, FrameDecoder, RecordKind};
-use nudge_engine::props;
-use nudge_engine::wire::{self, ArchivedLogBatch, ArchivedLogEntry, LogBatch, ValidatedBatch};
+use nudge_engine::internals::entry::{
+    self, ArchivedLogBatch, ArchivedLogEntry, LogBatch, ValidatedBatch,
+};
+use nudge_engine::internals::log::format::{self, FRAME_HEADER_BYTES, FrameDecoder, RecordKind};
+use nudge_engine::internals::props;
 
 /// Key count given to `props::validate`: blobs naming a higher key id are refused.
 const KEY_COUNT: u32 = 64;
@@ -53,8 +55,8 @@ fn check_body(body: rkyv::util::AlignedVec) {
     walk_props(archived);
     let batch: LogBatch = rkyv::deserialize::<LogBatch, rkyv::rancor::Error>(archived)
         .unwrap_or_else(|e| panic!("a validated batch does not deserialize: {e}"));
-    let encoded = wire::encode_batch(&batch);
-    let again = wire::access_batch(&encoded)
+    let encoded = entry::encode_batch(&batch);
+    let again = entry::access_batch(&encoded)
         .unwrap_or_else(|e| panic!("a re-encoded batch does not validate: {e}"));
     let again: LogBatch = rkyv::deserialize::<LogBatch, rkyv::rancor::Error>(again)
         .unwrap_or_else(|e| panic!("a re-encoded batch does not deserialize: {e}"));

@@ -22,10 +22,10 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use nudge_engine::RecoveryMode;
-use nudge_engine::log::format::{self, CHUNK_HEADER_BYTES, FRAME_HEADER_BYTES};
-use nudge_engine::log::recovery::{chunk_name, recover};
-use nudge_engine::log::storage::FsStorage;
-use nudge_engine::wire::ValidatedBatch;
+use nudge_engine::internals::entry::ValidatedBatch;
+use nudge_engine::internals::log::format::{self, CHUNK_HEADER_BYTES, FRAME_HEADER_BYTES};
+use nudge_engine::internals::log::recovery::{chunk_name, recover};
+use nudge_engine::internals::log::storage::FsStorage;
 
 /// Most chunk files one input becomes.
 const MAX_CHUNKS: usize = 3;

@@ -12,8 +12,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nudge_engine::dedupe::DEFAULT_DEDUPE_WINDOW_MS;
-use nudge_engine::snapshot;
+use nudge_engine::DEFAULT_DEDUPE_WINDOW_MS;
+use nudge_engine::internals::snapshot;
 
 /// Bytes of the checksum trailer.
 const TRAILER_BYTES: usize = 4;

@@ -3,7 +3,6 @@
 //!
 //! - [`Error::Usage`] and [`Error::Invalid`]: the command line, an input file
 //!   or a request body is wrong; fix it and retry (HTTP 400).
-//! - [`Error::Query`]: a query does not parse; the rendered error shows where.
 //! - [`Error::Unauthorized`] / [`Error::Forbidden`]: use the right key (401 / 403).
 //! - [`Error::NotFound`]: no such segment, campaign or path (404).
 //! - [`Error::TooLarge`]: send less per request (413).
@@ -20,11 +19,6 @@
 //! - [`Error::Push`]: a Web Push message could not be built or read (too
 //!   large, bad encryption or VAPID token, no randomness); the message is
 //!   dropped, the subscription is not at fault.
-//! - [`Error::Subscription`]: a Web Push subscription is unusable (bad keys or
-//!   endpoint); refuse it at registration, deactivate it at send time.
-//! - [`Error::Push`]: a Web Push message could not be built or read (too
-//!   large, bad encryption or VAPID token, no randomness); the message is
-//!   dropped, the subscription is not at fault.
 
 /// Result alias of the binary.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,18 +31,8 @@ pub enum Error {
     Usage(String),
     /// A request body field that is wrong: which field (a JSON path), what was
     /// wrong, and for batches which item.
-    #[error("{}invalid `{field}`: {reason}", index.map(|i| format!("item {i}: ")).unwrap_or_default())]
-    Invalid {
-        /// The JSON path of the field, e.g. `message.ttl`.
-        field: String,
-        /// What was wrong with it.
-        reason: String,
-        /// Position of the offending item in a batch.
-        index: Option<usize>,
-    },
-    /// A query that does not parse: the rendered diagnostic.
     #[error("{0}")]
-    Query(String),
+    Invalid(crate::json::FieldError),
     /// No key, or a key that is not one of this server's.
     #[error("{0}")]
     Unauthorized(String),
@@ -101,12 +85,12 @@ pub enum Error {
 impl Error {
     /// An [`Error::Invalid`] for one field.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
-        Error::Invalid { field: field.into(), reason: reason.into(), index: None }
+        Error::Invalid(crate::json::FieldError::new(field, reason))
     }
 }
 
-impl From<crate::api_json::FieldError> for Error {
-    fn from(e: crate::api_json::FieldError) -> Error {
-        Error::Invalid { field: e.field, reason: e.reason, index: None }
+impl From<crate::json::FieldError> for Error {
+    fn from(e: crate::json::FieldError) -> Error {
+        Error::Invalid(e)
     }
 }

@@ -1,18 +1,19 @@
-//! The `nudge` command line: one binary for generating, importing and
-//! querying a Nudge data directory (and, in later work, serving it). Commands and
-//! flags follow `shared/spec/interfaces.md` and are documented in `docs/cli.md`.
+//! The `nudge` command line: one binary for generating, importing, querying
+//! and serving a Nudge data directory. This file only parses the command line
+//! (clap) and calls the library: `nudge_server::cli` for the local commands,
+//! `nudge_server::http` for `nudge serve`. Commands and flags follow
+//! `shared/spec/interfaces.md` and are documented in `docs/cli.md`.
 
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 use nudge_engine::EngineOptions;
-use nudge_engine::dataset::{self, DatasetSpec};
 
+use nudge_server::cli::{generate, import, query, repl};
 use nudge_server::error::{Error, Result};
-use nudge_server::{DEFAULT_DATA_DIR, import, ndjson, query, repl, serve};
+use nudge_server::{DEFAULT_DATA_DIR, http};
 
 /// mimalloc does not return freed bitmap buffers to the OS on every free, which
 /// glibc's trimming does at a measured 3–10× cost (performance.md §1).
@@ -87,7 +88,7 @@ enum Command {
         data: PathBuf,
     },
     /// Run the HTTP server: the API, the trigger and outbox loops, and Web Push delivery.
-    Serve(serve::ServeOptions),
+    Serve(http::ServeOptions),
     /// Load NDJSON records into a data directory (fires no triggers).
     Import {
         /// Data directory.
@@ -99,54 +100,21 @@ enum Command {
     },
 }
 
-fn generate(users: u64, days: u32, seed: u64, now: Option<String>) -> Result<()> {
-    let mut spec = DatasetSpec { users, days, seed, ..DatasetSpec::new(users) };
-    if let Some(text) = now {
-        spec.now_ms =
-            ndjson::parse_timestamp_text(&text).map_err(|e| Error::Usage(format!("--now: {e}")))?;
-    }
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    let io =
-        |e: std::io::Error| Error::Io { context: "writing to standard output".into(), source: e };
-    for record in dataset::records(spec) {
-        serde_json::to_writer(&mut out, &ndjson::encode(&record)).map_err(|e| io(e.into()))?;
-        out.write_all(b"\n").map_err(io)?;
-    }
-    out.flush().map_err(io)
-}
-
-fn query_options(now: Option<String>, limit: usize) -> Result<nudge_engine::QueryOptions> {
-    let now_ms = now
-        .map(|text| {
-            ndjson::parse_timestamp_text(&text).map_err(|e| Error::Usage(format!("--now: {e}")))
-        })
-        .transpose()?;
-    Ok(nudge_engine::QueryOptions {
-        now_ms,
-        limit: Some(limit),
-        // A local command: the one waiting is the one who asked (Ctrl-C stops it).
-        deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
-        memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
-        ..Default::default()
-    })
-}
-
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Query { data, now, limit, json, expr } => {
-            query::query(&query::open(&data)?, &expr, &query_options(now, limit)?, json)
+            query::query(&query::open(&data)?, &expr, &query::local_options(now, limit)?, json)
         }
         Command::Explain { data, now, expr } => {
-            query::explain(&query::open(&data)?, &expr, &query_options(now, 0)?)
+            query::explain(&query::open(&data)?, &expr, &query::local_options(now, 0)?)
         }
         Command::Check { expr } => {
             println!("{}", query::check(&expr)?);
             Ok(())
         }
         Command::Repl { data } => repl::run(&query::open(&data)?, &data),
-        Command::Serve(options) => serve::run(options),
-        Command::Gen { users, days, seed, now } => generate(users, days, seed, now),
+        Command::Serve(options) => http::run(options),
+        Command::Gen { users, days, seed, now } => generate::run(users, days, seed, now),
         Command::Import { data, file } => {
             let summary = import::run(&data, &file, EngineOptions::default())?;
             eprintln!(
@@ -167,9 +135,7 @@ fn main() -> ExitCode {
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS
         }
-        Err(
-            Error::Query(rendered) | Error::Engine(nudge_engine::Error::Query { rendered, .. }),
-        ) => {
+        Err(Error::Engine(nudge_engine::Error::Query { rendered, .. })) => {
             eprintln!("{rendered}");
             ExitCode::FAILURE
         }

@@ -123,3 +123,19 @@ fn import_errors_name_the_line_and_keep_what_came_before() {
     let missing = nudge(&["query", "--data", "/nonexistent/nudge", "did \"E\""], None);
     assert!(text(&missing.stderr).contains("holds no Nudge data"), "{}", text(&missing.stderr));
 }
+
+#[test]
+fn import_refuses_an_unknown_field_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    // `timestamp` for `ts` would have been dropped (the event stored at import time).
+    let input = b"{\"user_id\": \"a\", \"name\": \"E\", \"timestamp\": 1}\n";
+    let failed = nudge(&["import", "--data", data], Some(input));
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        text(&failed.stderr).contains("line 1: invalid `timestamp`: unknown field `timestamp`"),
+        "{}",
+        text(&failed.stderr)
+    );
+}

@@ -106,6 +106,17 @@ fn keys_cors_errors_and_limits() {
     assert!(
         headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("www-authenticate") && v == "Bearer")
     );
+    // The scheme is case-insensitive (RFC 7235): every spelling of Bearer is the same key.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let admin = format!("{scheme} {TEST_ADMIN_KEY}");
+        let (status, answer, _) =
+            call_raw("GET", &server.url("/v1/segments"), &[("Authorization", &admin)], None);
+        assert_eq!(status, 200, "{scheme}: {answer}");
+        let write = format!("{scheme} {TEST_WRITE_KEY}");
+        let (status, answer, _) =
+            call_raw("GET", &server.url("/v1/segments"), &[("Authorization", &write)], None);
+        assert_eq!(status, 403, "{scheme} with the write key is that key: {answer}");
+    }
 
     // CORS: preflights are answered on write endpoints only.
     let preflight = [
@@ -366,4 +377,155 @@ fn rate_limits_answer_429_with_retry_after() {
     }
     // The admin key has its own budget.
     assert_eq!(call("GET", &server.url("/v1/segments"), Some(TEST_ADMIN_KEY), None).0, 200);
+}
+
+#[test]
+fn unknown_fields_are_refused_by_name_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NudgeServer::start(dir.path(), &[]);
+    let refused = |method: &str, path: &str, key: &str, body: Value, field: &str| {
+        let (status, answer) = call(method, &server.url(path), Some(key), Some(body));
+        assert_eq!(status, 400, "{method} {path}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_field", "{method} {path}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{method} {path}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("unknown field `{}`", field.rsplit('.').next().unwrap())),
+            "{message}"
+        );
+    };
+
+    // A typo in a query option was silently ignored before.
+    refused("POST", "/v1/query", TEST_ADMIN_KEY, json!({"q": "did \"A\"", "limt": 5}), "limt");
+
+    refused(
+        "POST",
+        "/v1/profiles",
+        TEST_WRITE_KEY,
+        json!({"user_id": "u1", "set": {"plan": "gold"}, "sett": {"city": "Delhi"}}),
+        "sett",
+    );
+    assert_eq!(count(&server, "user.plan == \"gold\""), 0, "the profile is not stored");
+
+    refused(
+        "POST",
+        "/v1/events",
+        TEST_WRITE_KEY,
+        json!([{"user_id": "u1", "name": "Viewed"}, {"user_id": "u1", "name": "Viewed", "prop": {"a": 1}}]),
+        "prop",
+    );
+    assert_eq!(count(&server, "did \"Viewed\""), 0, "nothing of the batch is stored");
+
+    // The write key's engagement report: checked before the delivery is looked up.
+    refused(
+        "POST",
+        "/v1/track",
+        TEST_WRITE_KEY,
+        json!({"delivery_id": "1f.00", "type": "click", "actoin": "a0"}),
+        "actoin",
+    );
+
+    let keys = json!({"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4", "auth": "BTBZMqHH6r4Tts7J_aSIgg"});
+    let endpoint = "https://fcm.googleapis.com/fcm/send/abc";
+    refused(
+        "POST",
+        "/v1/subscriptions",
+        TEST_WRITE_KEY,
+        json!({"user_id": "u1", "subscription": {"endpoint": endpoint, "keys": keys}, "usr": "u2"}),
+        "usr",
+    );
+    refused(
+        "POST",
+        "/v1/subscriptions",
+        TEST_WRITE_KEY,
+        json!({"user_id": "u1", "subscription": {"endpoint": endpoint, "key": keys}}),
+        "subscription.key",
+    );
+    assert_eq!(count(&server, "reachable via webpush"), 0, "no subscription is stored");
+    // What a browser sends (PushSubscription.toJSON(), with expirationTime) is accepted.
+    let (status, answer) = call(
+        "POST",
+        &server.url("/v1/subscriptions"),
+        Some(TEST_WRITE_KEY),
+        Some(
+            json!({"user_id": "u1", "subscription": {"endpoint": endpoint, "expirationTime": null, "keys": keys}}),
+        ),
+    );
+    assert_eq!(status, 200, "{answer}");
+    refused(
+        "DELETE",
+        "/v1/subscriptions",
+        TEST_WRITE_KEY,
+        json!({"endpoint": endpoint, "all": true}),
+        "all",
+    );
+    assert_eq!(count(&server, "reachable via webpush"), 1, "the subscription is kept");
+
+    refused(
+        "PUT",
+        "/v1/segments/s",
+        TEST_ADMIN_KEY,
+        json!({"q": "did \"A\"", "query": "x"}),
+        "query",
+    );
+    assert_eq!(call("GET", &server.url("/v1/segments/s"), Some(TEST_ADMIN_KEY), None).0, 404);
+    // `public` is part of the segment body in interfaces.md.
+    let (status, answer) = call(
+        "PUT",
+        &server.url("/v1/segments/s"),
+        Some(TEST_ADMIN_KEY),
+        Some(json!({"q": "did \"A\"", "public": false})),
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    let campaign = json!({"name": "c", "trigger": "on \"A\"", "message": {"title": "t"}});
+    let (status, answer) =
+        call("PUT", &server.url("/v1/campaigns/c"), Some(TEST_ADMIN_KEY), Some(campaign));
+    assert_eq!(status, 200, "{answer}");
+    refused("POST", "/v1/campaigns/c/test", TEST_ADMIN_KEY, json!({"user": "u1"}), "user");
+    refused(
+        "PUT",
+        "/v1/settings",
+        TEST_ADMIN_KEY,
+        json!({"default_timezon": "UTC"}),
+        "default_timezon",
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_query_mistake_gets_the_same_answer_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NudgeServer::start(dir.path(), &[]);
+    // The same mistake (a window without a unit) wherever a query is written.
+    let bad = "did \"A\" in last 7";
+    let same = |method: &str, path: &str, body: Value, field: &str, column: u64| {
+        let (status, answer) = call(method, &server.url(path), Some(TEST_ADMIN_KEY), Some(body));
+        assert_eq!(status, 400, "{method} {path}: {answer}");
+        let error = &answer["error"];
+        assert_eq!(error["code"], "invalid_query", "{method} {path}: {answer}");
+        assert_eq!(error["field"], field, "{method} {path}: {answer}");
+        assert_eq!(error["line"], 1, "{method} {path}: {answer}");
+        assert_eq!(error["column"], column, "{method} {path}: {answer}");
+        let rendered = error["rendered"].as_str().unwrap_or_default();
+        assert!(rendered.contains("^"), "a caret under the fault: {rendered}");
+        error["message"].as_str().unwrap_or_default().to_owned()
+    };
+    let column = 16;
+    let from_query = same("POST", "/v1/query", json!({"q": bad}), "q", column);
+    let from_segment = same("PUT", "/v1/segments/s", json!({"q": bad}), "q", column);
+    let audience = json!({"name": "c", "audience": bad,
+        "schedule": {"at": ["2099-01-01T09:00:00"], "timezone": "UTC"},
+        "message": {"title": "t"}});
+    let from_audience = same("PUT", "/v1/campaigns/c", audience, "audience", column);
+    let trigger =
+        json!({"name": "c", "trigger": format!("on \"A\" if {bad}"), "message": {"title": "t"}});
+    let from_trigger = same("PUT", "/v1/campaigns/c", trigger, "trigger", column + 10);
+    assert_eq!(from_query, from_segment);
+    assert_eq!(from_query, from_audience);
+    assert_eq!(from_query, from_trigger);
+    let (status, _) = call("GET", &server.url("/v1/segments/s"), Some(TEST_ADMIN_KEY), None);
+    assert_eq!(status, 404, "the segment is not stored");
+    let (status, _) = call("GET", &server.url("/v1/campaigns/c"), Some(TEST_ADMIN_KEY), None);
+    assert_eq!(status, 404, "the campaign is not stored");
 }

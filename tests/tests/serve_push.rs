@@ -25,7 +25,7 @@ fn now_secs() -> u64 {
 /// non-default port, `exp` within 24 h) and Web Push headers.
 fn check_push_request(request: &Received, receiver: &Receiver, vapid_key: &str) {
     let authorization = request.headers.get("authorization").expect("an Authorization header");
-    let claims = nudge_server::webpush::vapid::verify(authorization, Some(now_secs()))
+    let claims = nudge_server::push::webpush::vapid::verify(authorization, Some(now_secs()))
         .expect("the VAPID token verifies");
     assert_eq!(claims.aud, receiver.base, "aud is the push service's origin, port included");
     assert_eq!(claims.key, vapid_key, "k is the server's VAPID public key");
@@ -236,14 +236,14 @@ fn campaign_webhooks_are_signed_and_retried() {
     assert_eq!(calls.len(), 2, "the 503 was retried");
     for call in &calls {
         let signature = call.headers.get("nudge-signature").expect("a signature header");
-        assert!(nudge_server::webhook::verify(
+        assert!(nudge_server::push::webhook::verify(
             "s3cret",
             signature,
             &call.body,
             now_secs() as i64,
             300
         ));
-        assert!(!nudge_server::webhook::verify(
+        assert!(!nudge_server::push::webhook::verify(
             "wrong",
             signature,
             &call.body,

@@ -167,3 +167,79 @@ fn the_layer_check_finds_an_upward_edge_and_a_file_outside_the_layers() {
     std::fs::remove_dir_all(&root).expect("clean up");
     assert!(outside.is_err(), "a file in no layer must be refused");
 }
+
+/// Top-level folders a path in ARCHITECTURE.md starts from; shorter names
+/// (`log/`, `routes/`) are relative to the section they are in.
+const TOP_LEVEL: &[&str] =
+    &["engine/", "query-lang/", "server/", "benches/", "tests/", "docs/", "fuzz/", ".ci/"];
+
+/// The backticked paths ARCHITECTURE.md names from the workspace root, with
+/// `{a,b}` lists expanded; globs are left out.
+fn architecture_paths(text: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    for (i, chunk) in text.split('`').enumerate() {
+        let looks_like_path = chunk.contains('/')
+            && !chunk.contains(' ')
+            && !chunk.contains("://")
+            && !chunk.contains('*')
+            && TOP_LEVEL.iter().any(|top| chunk.starts_with(top));
+        if i % 2 == 0 || !looks_like_path {
+            continue;
+        }
+        match (chunk.find('{'), chunk.find('}')) {
+            (Some(open), Some(close)) if open < close => {
+                for item in chunk[open + 1..close].split(',') {
+                    paths.push(format!("{}{}{}", &chunk[..open], item, &chunk[close + 1..]));
+                }
+            }
+            _ => paths.push(chunk.to_owned()),
+        }
+    }
+    paths
+}
+
+/// Whether ARCHITECTURE.md's code map covers `relative` (a source file): by
+/// its path, or by its name where its folder's path is named too.
+fn code_map_covers(text: &str, relative: &str) -> bool {
+    let (folder, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+    text.contains(&format!("`{relative}`"))
+        || text.contains(&format!("{relative}`"))
+        || (name == "mod.rs" && text.contains(&format!("`{folder}/`")))
+        || (text.contains(&format!("`{folder}/")) && text.contains(&format!("`{name}`")))
+}
+
+#[test]
+fn architecture_names_only_paths_that_exist_and_maps_every_source_file() {
+    let root = workspace_root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let missing: Vec<String> = architecture_paths(&text)
+        .into_iter()
+        .filter(|path| !root.join(path.trim_end_matches('/')).exists())
+        .collect();
+    assert!(missing.is_empty(), "ARCHITECTURE.md names paths that do not exist: {missing:?}");
+    let mut files = Vec::new();
+    for dir in ["engine/src", "query-lang/src", "server/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let unmapped: Vec<String> = files
+        .iter()
+        .map(|f| f.strip_prefix(&root).unwrap_or(f).display().to_string())
+        .filter(|relative| !code_map_covers(&text, relative))
+        .collect();
+    assert!(
+        unmapped.is_empty(),
+        "source files missing from ARCHITECTURE.md's code map: {unmapped:?}"
+    );
+}
+
+#[test]
+fn the_code_map_check_sees_a_wrong_path_and_an_unmapped_file() {
+    let text = "See `engine/src/{store,nowhere}/` and `engine/src/store/` with `record.rs`.";
+    assert_eq!(
+        architecture_paths(text),
+        ["engine/src/store/", "engine/src/nowhere/", "engine/src/store/"]
+    );
+    assert!(code_map_covers(text, "engine/src/store/record.rs"));
+    assert!(!code_map_covers(text, "engine/src/store/meta.rs"), "a folder alone is not enough");
+    assert!(!code_map_covers("`engine/src/lib.rs`", "engine/src/store/record.rs"));
+}

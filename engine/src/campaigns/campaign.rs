@@ -147,11 +147,11 @@ impl Campaign {
         }
         if let Some(trigger) = &self.trigger {
             nudge_query_lang::parse_trigger(trigger)
-                .map_err(|e| invalid("trigger", e.render(trigger)))?;
+                .map_err(|e| Error::query(&e, trigger, "trigger"))?;
         }
         if let Some(audience) = &self.audience {
             nudge_query_lang::parse_segment(audience)
-                .map_err(|e| invalid("audience", e.render(audience)))?;
+                .map_err(|e| Error::query(&e, audience, "audience"))?;
         }
         if let Some(schedule) = &self.schedule {
             if schedule.at.is_empty() && schedule.recurring.is_none() {

@@ -144,6 +144,8 @@ impl Caps {
 }
 
 /// What to do when a scheduled local delivery time has already passed today.
+/// (A tested building block: `schedule.rs` applies `if_passed` itself today.)
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfPassed {
     /// Skip this user.
@@ -153,6 +155,7 @@ pub enum IfPassed {
 }
 
 /// When to deliver "at `time`, local" on `date` to a user in `tz`, seen at `now_ms`.
+#[cfg(test)]
 pub fn local_delivery(
     date: Date,
     time: Time,

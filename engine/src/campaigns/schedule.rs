@@ -335,7 +335,7 @@ fn mark_record(
     outbox::record(DeliveryRecord::Schedule(ScheduleMark {
         campaign: campaign.to_owned(),
         zone: zone.to_owned(),
-        occurrence,
+        occurrence_local_s: occurrence,
         next_user,
         dropped: dropped.map(str::to_owned),
     }))

@@ -20,7 +20,7 @@ impl Engine {
         let mut records: Vec<Input> = Vec::new();
         if let Some(trigger) = &campaign.trigger {
             records.push(triggers::saved_entry(&campaign.trigger_name(), trigger)?.into());
-        } else if self.read().state.triggers.trigger(&campaign.trigger_name()).is_some() {
+        } else if self.read_state().state.triggers.trigger(&campaign.trigger_name()).is_some() {
             records.push(triggers::removed_entry(&campaign.trigger_name()).into());
         }
         records.push(campaign.saved_entry().into());
@@ -51,12 +51,12 @@ impl Engine {
 
     /// One campaign.
     pub fn campaign(&self, id: &str) -> Option<StoredCampaign> {
-        self.read().state.campaigns.campaigns.get(id).cloned()
+        self.read_state().state.campaigns.campaigns.get(id).cloned()
     }
 
     /// Every campaign, by id.
     pub fn campaigns(&self) -> Vec<StoredCampaign> {
-        self.read().state.campaigns.campaigns.values().cloned().collect()
+        self.read_state().state.campaigns.campaigns.values().cloned().collect()
     }
 
     /// Sends a campaign's message to one user now, marked as a test: no
@@ -65,7 +65,7 @@ impl Engine {
     pub fn test_send(&self, campaign: &str, user_id: &str) -> Result<Option<Delivery>> {
         let now = self.options.clock.now_ms();
         let (delivery, records) = {
-            let reader = self.read();
+            let reader = self.read_state();
             let (dicts, state) = (&*reader.dicts, &*reader.state);
             let Some(stored) = state.campaigns.campaigns.get(campaign) else { return Ok(None) };
             let Some(user) = dicts.users.get(user_id) else {
@@ -83,7 +83,7 @@ impl Engine {
     /// A campaign's statistics, now; `None` when there is no such campaign.
     pub fn campaign_stats(&self, id: &str) -> Option<CampaignStats> {
         let now = self.options.clock.now_ms();
-        let reader = self.read();
+        let reader = self.read_state();
         stats::campaign_stats(&reader.dicts, &reader.state.store, &reader.state.campaigns, id, now)
     }
 
@@ -91,7 +91,7 @@ impl Engine {
     /// became of it, oldest first; only `campaign`'s when given. Empty for an
     /// unknown user.
     pub fn decisions(&self, user_id: &str, campaign: Option<&str>) -> Vec<DecisionEntry> {
-        let reader = self.read();
+        let reader = self.read_state();
         stats::decisions(&reader.dicts, &reader.state.store, user_id, campaign)
     }
 
@@ -102,7 +102,7 @@ impl Engine {
     pub fn track(&self, delivery_id: &str, kind: Engagement, action: Option<&str>) -> Result<bool> {
         let now = self.options.clock.now_ms();
         let event = {
-            let reader = self.read();
+            let reader = self.read_state();
             stats::engagement_event(
                 &reader.dicts,
                 &reader.state.store,

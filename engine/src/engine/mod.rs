@@ -459,8 +459,21 @@ impl Engine {
         &self.options.clock
     }
 
-    /// Read access to dictionaries and derived state.
+    /// Read access to dictionaries and derived state, consistent with each
+    /// other (test support: the `internals` feature).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
     pub fn read(&self) -> StateReader<'_> {
+        self.read_state()
+    }
+
+    /// How many users the engine knows (every id seen in a record).
+    pub fn user_count(&self) -> u32 {
+        self.dicts.read().users.len()
+    }
+
+    /// Read access to dictionaries and derived state, consistent with each other.
+    pub(crate) fn read_state(&self) -> StateReader<'_> {
         let dicts = self.dicts.read();
         let state = self.state.read();
         StateReader { dicts, state }

@@ -10,7 +10,7 @@ use crate::error::Result;
 impl Engine {
     /// Messages queued and not settled.
     pub fn outbox_len(&self) -> usize {
-        self.read().state.campaigns.outbox.len()
+        self.read_state().state.campaigns.outbox.len()
     }
 
     /// Items claimed and not yet reported, leases that ran out excluded.
@@ -21,7 +21,7 @@ impl Engine {
 
     /// When the next queued message falls due.
     pub fn next_outbox_due(&self) -> Option<i64> {
-        self.read().state.campaigns.outbox.next_due()
+        self.read_state().state.campaigns.outbox.next_due()
     }
 
     /// Takes up to `limit` due items for sending and leases them for
@@ -31,7 +31,7 @@ impl Engine {
     pub fn claim_outbox(&self, limit: usize) -> Result<Vec<OutboxItem>> {
         let now = self.options.clock.now_ms();
         let (claimed, expired) = {
-            let reader = self.read();
+            let reader = self.read_state();
             let mut leases = self.outbox_leases.lock();
             outbox::claim(&reader.state.campaigns.outbox, &mut leases, limit, now)
         };
@@ -49,7 +49,7 @@ impl Engine {
     pub fn report_outbox(&self, reports: Vec<(u64, Attempt)>) -> Result<()> {
         let now = self.options.clock.now_ms();
         let records = {
-            let reader = self.read();
+            let reader = self.read_state();
             outbox::report_records(&reader.state.campaigns.outbox, &reports, now)
         };
         for chunk in records.chunks(crate::limits::MAX_BATCH_RECORDS) {
@@ -70,6 +70,6 @@ impl Engine {
 
     /// The delivery settings in force.
     pub fn delivery_settings(&self) -> SettingsRecord {
-        self.read().state.campaigns.outbox.settings.clone()
+        self.read_state().state.campaigns.outbox.settings.clone()
     }
 }

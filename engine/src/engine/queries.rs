@@ -12,7 +12,7 @@ impl Engine {
     pub fn query(&self, text: &str, options: &QueryOptions) -> Result<Answer> {
         let now = options.now_ms.unwrap_or_else(|| self.options.clock.now_ms());
         let limit = options.limit.unwrap_or(query::DEFAULT_ANSWER_LIMIT);
-        let reader = self.read();
+        let reader = self.read_state();
         let deadline = query::Deadline::after(
             options.deadline_ms.unwrap_or(crate::limits::DEFAULT_QUERY_DEADLINE_MS),
         );
@@ -33,13 +33,13 @@ impl Engine {
     /// Saves (or replaces) a named segment, durably. The expression must parse,
     /// and must not make saved segments refer to each other in a cycle.
     pub fn save_segment(&self, name: &str, query: &str) -> Result<IngestOutcome> {
-        let entry = self.read().state.queries.segments.save_entry(name, query)?;
+        let entry = self.read_state().state.queries.segments.save_entry(name, query)?;
         self.ingest_inputs(vec![entry.into()])
     }
 
     /// Removes a saved segment; `Ok(None)` when there was none by that name.
     pub fn remove_segment(&self, name: &str) -> Result<Option<IngestOutcome>> {
-        let Some(entry) = self.read().state.queries.segments.remove_entry(name) else {
+        let Some(entry) = self.read_state().state.queries.segments.remove_entry(name) else {
             return Ok(None);
         };
         self.ingest_inputs(vec![entry.into()]).map(Some)
@@ -47,6 +47,6 @@ impl Engine {
 
     /// The saved segments, by name.
     pub fn segments(&self) -> BTreeMap<String, String> {
-        self.read().state.queries.segments.by_name().clone()
+        self.read_state().state.queries.segments.by_name().clone()
     }
 }

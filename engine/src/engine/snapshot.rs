@@ -225,14 +225,14 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
     }
     let parts = state.triggers.parts();
     out.len(parts.len());
-    for (trigger, user, cause, due_ms, ts_ms, props_at, kind) in parts {
-        out.str(&trigger);
-        out.u32(user);
-        out.u64(cause);
-        out.i64(due_ms);
-        out.i64(ts_ms);
-        out.u64(props_at);
-        out.u32(u32::from(kind));
+    for part in parts {
+        out.str(&part.trigger);
+        out.u32(part.user);
+        out.u64(part.cause);
+        out.i64(part.due_ms);
+        out.i64(part.ts_ms);
+        out.u64(part.props_offset);
+        out.u32(part.kind as u32);
     }
     // Campaigns, by id: definition (rkyv), paused flag.
     out.len(state.campaigns.campaigns.len());
@@ -477,15 +477,16 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
     }
     for _ in 0..input.len()? {
         let trigger: std::sync::Arc<str> = input.str()?.into();
-        let part = (
+        let part = crate::triggers::StoredPending {
             trigger,
-            input.u32()?,
-            input.u64()?,
-            input.i64()?,
-            input.i64()?,
-            input.u64()?,
-            u8::try_from(input.u32()?).map_err(|_| "a pending fire of unknown kind".to_string())?,
-        );
+            user: input.u32()?,
+            cause: input.u64()?,
+            due_ms: input.i64()?,
+            ts_ms: input.i64()?,
+            props_offset: input.u64()?,
+            kind: crate::triggers::PendingKind::from_number(input.u32()?)
+                .ok_or_else(|| "a pending fire of unknown kind".to_string())?,
+        };
         rules.restore(part);
     }
     let mut campaigns = std::collections::BTreeMap::new();

@@ -70,7 +70,7 @@ impl Engine {
 
     /// Removes a trigger and its pending fires; `Ok(None)` when there was none.
     pub fn remove_trigger(&self, name: &str) -> Result<Option<IngestOutcome>> {
-        if self.read().state.triggers.trigger(name).is_none() {
+        if self.read_state().state.triggers.trigger(name).is_none() {
             return Ok(None);
         }
         self.ingest_inputs(vec![triggers::removed_entry(name).into()]).map(Some)
@@ -78,18 +78,18 @@ impl Engine {
 
     /// The saved triggers: (name, text).
     pub fn triggers(&self) -> Vec<(String, String)> {
-        let reader = self.read();
+        let reader = self.read_state();
         reader.state.triggers.triggers().map(|t| (t.name.to_string(), t.text.clone())).collect()
     }
 
     /// Fires pending, due or not.
     pub fn pending_fires(&self) -> usize {
-        self.read().state.triggers.pending()
+        self.read_state().state.triggers.pending()
     }
 
     /// When the next pending fire falls due, if any.
     pub fn next_fire_due(&self) -> Option<i64> {
-        self.read().state.triggers.next_due()
+        self.read_state().state.triggers.next_due()
     }
 
     /// Decides every pending fire due by the engine clock: dropped when it is
@@ -102,7 +102,7 @@ impl Engine {
         let now = self.options.clock.now_ms();
         let grace = self.options.fire_grace_ms;
         let (groups, fires) = {
-            let reader = self.read();
+            let reader = self.read_state();
             let (dicts, state) = (&*reader.dicts, &*reader.state);
             let source = state.source();
             let decisions = decide_due(dicts, source, &state.triggers, now, grace)?;
@@ -159,7 +159,7 @@ impl Engine {
         // Each round decides at most one batch, with the state read afresh.
         for _ in 0..1_000_000 {
             let (records, more) = {
-                let reader = self.read();
+                let reader = self.read_state();
                 let (dicts, state) = (&*reader.dicts, &*reader.state);
                 schedule::next_batch(
                     dicts,

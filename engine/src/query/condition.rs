@@ -116,12 +116,6 @@ fn list(value: &ql::Value, event: EventRefs<'_>) -> Vec<Literal> {
     }
 }
 
-/// Binds a parsed test (`event.P` values, which segments cannot have, bind to a
-/// test that never holds).
-pub fn bind_test(test: &Test) -> BoundTest {
-    bind_test_with(test, None)
-}
-
 /// Binds a parsed test, reading `event.P` from `event` (a reference to a
 /// missing property binds to a test that never holds).
 pub fn bind_test_with(test: &Test, event: EventRefs<'_>) -> BoundTest {

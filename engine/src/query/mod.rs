@@ -31,7 +31,7 @@ use crate::store::dict::Dictionaries;
 use crate::store::log::entry::ArchivedLogEntry;
 use crate::store::state::StoreState;
 pub use day_rows::ColumnCache;
-pub use saved::{SavedSegments, check_references};
+pub use saved::SavedSegments;
 
 /// What a query reads: the store's derived state, and the query layer's cache
 /// of views built from it. Dereferences to the store's state.
@@ -236,16 +236,11 @@ impl MemoryBudget {
             Ok(())
         }
     }
-
-    /// Bytes counted so far.
-    pub fn used_bytes(&self) -> u64 {
-        self.used_bytes
-    }
 }
 
 /// Parses a segment expression, turning a syntax error into [`Error::Query`].
 pub fn parse(text: &str) -> Result<nudge_query_lang::Expr> {
-    nudge_query_lang::parse_segment(text).map_err(|e| Error::query(&e, text))
+    nudge_query_lang::parse_segment(text).map_err(|e| Error::query(&e, text, "q"))
 }
 
 /// Evaluates `text` against one consistent view of the engine, within its

@@ -38,11 +38,6 @@ impl SavedSegments {
         SavedSegments { by_name }
     }
 
-    /// The expression saved under `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.by_name.get(name).map(String::as_str)
-    }
-
     /// Checks a segment about to be saved (its name, its expression, and that
     /// it forms no cycle with the segments saved now), and returns its log entry.
     pub fn save_entry(&self, name: &str, query: &str) -> Result<LogEntry> {

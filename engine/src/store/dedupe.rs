@@ -58,11 +58,13 @@ impl Dedupe {
         }
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Ids held.
     pub fn len(&self) -> usize {
         self.seen.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()

@@ -44,6 +44,7 @@ impl Dictionary {
         u32::try_from(self.names.len()).unwrap_or(u32::MAX)
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// True when nothing was assigned yet.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()

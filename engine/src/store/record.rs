@@ -88,7 +88,13 @@ pub struct Subscription {
 
 /// A record a caller may ingest: what users do, who they are, how to reach
 /// them. Definitions (segments, triggers, campaigns) have their own calls, and
-/// what the engine records itself (fires, outbox progress) is never input.
+/// what the engine records itself (fires, outbox progress) is never input, so
+/// a forged fire cannot settle a pending one:
+///
+/// ```compile_fail
+/// # use nudge_engine::Record;
+/// let forged = Record::Fire { trigger: "cart".into(), user: 0, cause: 0, due_ms: 0 };
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     /// A behavioural event.

@@ -101,9 +101,47 @@ pub struct PendingFire {
     pub props_at: u64,
 }
 
-/// A pending fire or armed event as snapshots store it: (trigger, user,
-/// cause, due or 0, event time, properties, kind: 0 due, 1 unless, 2 then).
-pub(crate) type StoredPending = (Arc<str>, UserId, u64, i64, i64, u64, u8);
+/// A pending fire or armed event as snapshots store it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct StoredPending {
+    /// The trigger's name.
+    pub trigger: Arc<str>,
+    /// Dense user id.
+    pub user: UserId,
+    /// The triggering event ([`cause`]).
+    pub cause: u64,
+    /// When it falls due (0 for an armed `then` event), epoch ms.
+    pub due_ms: i64,
+    /// The armed event's time (`then` only, else 0), epoch ms.
+    pub ts_ms: i64,
+    /// Where the triggering event's properties are in the arena.
+    pub props_offset: u64,
+    /// Which of the three it is.
+    pub kind: PendingKind,
+}
+
+/// What a [`StoredPending`] is; its number is what snapshots store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum PendingKind {
+    /// A fire due at a time (`on`, a completed `then`, `at`).
+    Due = 0,
+    /// An `unless` fire, cancelled by a later event.
+    Unless = 1,
+    /// An event armed for `then`, waiting for its completion.
+    Then = 2,
+}
+
+impl PendingKind {
+    /// The kind of number `n`, as snapshots store it.
+    pub(crate) fn from_number(n: u32) -> Option<PendingKind> {
+        match n {
+            0 => Some(PendingKind::Due),
+            1 => Some(PendingKind::Unless),
+            2 => Some(PendingKind::Then),
+            _ => None,
+        }
+    }
+}
 
 /// Orders pending fires by due time; the rest makes keys unique.
 type DueKey = (i64, TriggerId, UserId, u64);
@@ -175,7 +213,7 @@ impl Default for TriggerState {
 
 /// Parses a trigger, turning a syntax error into [`Error::Query`].
 pub fn parse(text: &str) -> Result<nudge_query_lang::Trigger> {
-    nudge_query_lang::parse_trigger(text).map_err(|e| Error::query(&e, text))
+    nudge_query_lang::parse_trigger(text).map_err(|e| Error::query(&e, text, "trigger"))
 }
 
 /// Checks a trigger about to be saved (its name and its text) and returns its log entry.
@@ -442,26 +480,42 @@ impl TriggerState {
     /// order (by name, not by id, which depends on history).
     pub(crate) fn parts(&self) -> Vec<StoredPending> {
         let name = |id: &TriggerId| Arc::clone(&self.names[*id as usize]);
+        let part = |trigger, user, cause, (due_ms, ts_ms), props_offset, kind| StoredPending {
+            trigger,
+            user,
+            cause,
+            due_ms,
+            ts_ms,
+            props_offset,
+            kind,
+        };
         let mut due: Vec<_> = self
             .due
             .iter()
-            .map(|((due, t, u, c), at)| (name(t), *u, *c, *due, 0, *at, 0))
+            .map(|((due, t, u, c), at)| part(name(t), *u, *c, (*due, 0), *at, PendingKind::Due))
             .collect();
-        due.sort_by(|a, b| (a.3, &a.0, a.1, a.2).cmp(&(b.3, &b.0, b.1, b.2)));
+        due.sort_by(|a, b| {
+            (a.due_ms, &a.trigger, a.user, a.cause).cmp(&(b.due_ms, &b.trigger, b.user, b.cause))
+        });
         let mut unless: Vec<_> = self
             .unless
             .iter()
-            .map(|s| (name(&s.trigger), s.user, s.cause, s.due_ms, 0, s.props_at, 1))
+            .map(|s| {
+                let when = (s.due_ms, 0);
+                part(name(&s.trigger), s.user, s.cause, when, s.props_at, PendingKind::Unless)
+            })
             .collect();
         unless.sort();
         let mut then: Vec<_> = self
             .then
             .iter()
             .flat_map(|((t, u), list)| {
-                list.iter().map(move |a| (name(t), *u, a.cause, 0, a.ts_ms, a.props_at, 2))
+                list.iter().map(move |a| {
+                    part(name(t), *u, a.cause, (0, a.ts_ms), a.props_at, PendingKind::Then)
+                })
             })
             .collect();
-        then.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        then.sort_by(|a, b| (&a.trigger, a.user).cmp(&(&b.trigger, b.user)));
         due.extend(unless);
         due.extend(then);
         due
@@ -469,16 +523,17 @@ impl TriggerState {
 
     /// Restores one of [`TriggerState::parts`].
     pub(crate) fn restore(&mut self, part: StoredPending) {
-        let (trigger, user, cause, due_ms, ts_ms, props_at, kind) = part;
+        let StoredPending { trigger, user, cause, due_ms, ts_ms, props_offset: props_at, kind } =
+            part;
         let trigger = self.intern(&trigger);
         match kind {
-            0 => {
+            PendingKind::Due => {
                 self.due.insert((due_ms, trigger, user, cause), props_at);
             }
-            1 => {
+            PendingKind::Unless => {
                 self.unless.insert(unless::Slot { due_ms, cause, props_at, trigger, user });
             }
-            _ => {
+            PendingKind::Then => {
                 self.then.entry((trigger, user)).or_default().push(Armed { cause, ts_ms, props_at })
             }
         }

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
-use nudge_engine::log::format::{self, RecordKind};
-use nudge_engine::log::recovery::{self, Recovered};
-use nudge_engine::log::sim::SimStorage;
-use nudge_engine::log::writer::{self, Request, WriterConfig, Written};
-use nudge_engine::log::{Durability, RecoveryMode};
+use nudge_engine::internals::log::format::{self, RecordKind};
+use nudge_engine::internals::log::recovery::{self, Recovered};
+use nudge_engine::internals::log::sim::SimStorage;
+use nudge_engine::internals::log::writer::{self, Request, WriterConfig, Written};
+use nudge_engine::{Durability, RecoveryMode};
 use nudge_engine::{Error, Result};
 
 /// The log directory inside the simulated disk.

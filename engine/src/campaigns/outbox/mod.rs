@@ -135,8 +135,9 @@ pub struct ScheduleMark {
     pub campaign: String,
     /// The IANA zone.
     pub zone: String,
-    /// The occurrence (local civil time, seconds since 1970-01-01T00:00 local).
-    pub occurrence: i64,
+    /// The occurrence, in local civil time: seconds since 1970-01-01T00:00
+    /// local (seconds, not ms: a civil time is no instant; the log stores it so).
+    pub occurrence_local_s: i64,
     /// `None`: the occurrence is done. `Some(u)`: users below dense id `u` are done.
     pub next_user: Option<u32>,
     /// Why the whole occurrence was skipped in this zone: `passed` (before the
@@ -257,7 +258,8 @@ impl OutboxState {
             }
             DeliveryRecord::Settings(settings) => self.settings = settings,
             DeliveryRecord::Schedule(mark) => {
-                self.marks.insert((mark.campaign, mark.zone), (mark.occurrence, mark.next_user));
+                self.marks
+                    .insert((mark.campaign, mark.zone), (mark.occurrence_local_s, mark.next_user));
             }
         }
     }
@@ -267,6 +269,7 @@ impl OutboxState {
         self.items.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
@@ -311,7 +314,7 @@ impl OutboxState {
                 .map(|((campaign, zone), &(occurrence, next_user))| ScheduleMark {
                     campaign: campaign.clone(),
                     zone: zone.clone(),
-                    occurrence,
+                    occurrence_local_s: occurrence,
                     next_user,
                     dropped: None,
                 })
@@ -542,7 +545,7 @@ mod tests {
         state.apply(DeliveryRecord::Schedule(ScheduleMark {
             campaign: "c".into(),
             zone: "UTC".into(),
-            occurrence: 9,
+            occurrence_local_s: 9,
             next_user: Some(4),
             dropped: None,
         }));

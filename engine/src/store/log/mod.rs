@@ -24,6 +24,7 @@
 pub mod entry;
 pub mod format;
 pub mod recovery;
+#[cfg(any(test, feature = "internals"))]
 pub mod sim;
 pub mod storage;
 pub mod writer;

@@ -118,6 +118,7 @@ impl ValueUserIds {
         !self.overflowed
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Distinct values indexed.
     pub fn distinct_values(&self) -> usize {
         self.bitmaps.len()

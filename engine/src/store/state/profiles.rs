@@ -43,6 +43,7 @@ impl Profiles {
         props::get(self.get(user), key)
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Number of user slots.
     pub fn user_slots(&self) -> usize {
         self.by_user.len()

@@ -67,16 +67,19 @@ impl Subscriptions {
             .unwrap_or_default()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// The subscription with this endpoint.
     pub fn by_endpoint(&self, endpoint: &str) -> Option<&StoredSubscription> {
         self.by_endpoint.get(endpoint)
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Number of active subscriptions.
     pub fn len(&self) -> usize {
         self.by_endpoint.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
         self.by_endpoint.is_empty()

@@ -158,6 +158,7 @@ impl Timelines {
         self.arena.get(entry.props_at())
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Events stored.
     pub fn event_count(&self) -> u64 {
         self.events

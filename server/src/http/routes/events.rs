@@ -1,0 +1,44 @@
+//! The ingest routes of the write key: `POST /v1/events` (a batch) and
+//! `POST /v1/profiles` (one profile update). Both hand their records to the
+//! coalescing ingest queue (`http/ingest.rs`) and answer after the fsync.
+//!
+//! The events body is decoded event by event straight into engine records
+//! (`json::ndjson::decode_events`), with no JSON tree in between; a bad event
+//! refuses the whole batch, naming its `index` and field.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::Shared;
+use crate::error::{Error, Result};
+use crate::http::extract::{ApiJson, MAX_EVENTS_BODY_BYTES, body_error, read_body};
+use crate::json::ndjson::{self, ProfileJson, RecordJson};
+
+/// `POST /v1/events`: an array of events, or `{"events": [...]}`, stored atomically.
+pub(super) async fn post_events(State(state): Shared, body: Body) -> Result<Json<Value>> {
+    let bytes = read_body(body, MAX_EVENTS_BODY_BYTES).await?;
+    let limit = nudge_engine::limits::MAX_BATCH_RECORDS;
+    let batch = ndjson::decode_events(&bytes, limit).map_err(body_error)?;
+    if batch.count > limit {
+        return Err(Error::TooLarge(format!(
+            "{} events in one request; at most {limit}",
+            batch.count
+        )));
+    }
+    let outcome = state.ingest.ingest(batch.records).await?;
+    state.metrics.ingest_batches.inc();
+    state.metrics.ingest_events.inc_by(outcome.accepted as u64);
+    state.metrics.ingest_duplicates.inc_by(outcome.duplicates as u64);
+    Ok(Json(json!({"accepted": outcome.accepted, "duplicates": outcome.duplicates})))
+}
+
+/// `POST /v1/profiles`: one profile record (`type` may be left out).
+pub(super) async fn post_profile(
+    State(state): Shared,
+    ApiJson(profile): ApiJson<ProfileJson>,
+) -> Result<Json<Value>> {
+    let outcome = state.ingest.ingest(vec![profile.into_record()]).await?;
+    Ok(Json(json!({"accepted": outcome.accepted})))
+}
