@@ -17,10 +17,14 @@
 //!   `unreachable`, `expired`, `control` ("would have sent"), `dnd`, `capped`,
 //!   `template`, `passed`, `late`.
 
+pub use crate::campaigns::events::{
+    CAMPAIGN_FIRED_EVENT, PUSH_DELAYED_EVENT, PUSH_DROPPED_EVENT, PUSH_SENT_EVENT,
+};
 use std::collections::HashMap;
 
 use crate::campaigns::CampaignState;
 use crate::campaigns::campaign::StoredCampaign;
+use crate::campaigns::events::keys;
 use crate::campaigns::outbox::{self, DeliveryRecord, OutboxItem, SettingsRecord, Target};
 use crate::campaigns::policy::{self, Caps, Decision, DeliveryRules, QuietHours, QuietMode};
 use crate::campaigns::template;
@@ -31,14 +35,6 @@ use crate::store::props::{self, KeyId, ValueRef};
 use crate::store::record::Event;
 use crate::store::sequencer::Input;
 
-/// The event recorded when a campaign targets a user.
-pub const CAMPAIGN_FIRED_EVENT: &str = "$campaign_fired";
-/// The event recorded when a campaign does not send (`reason`).
-pub const PUSH_DROPPED_EVENT: &str = "$push_dropped";
-/// The event recorded when quiet hours hold a message (`until`).
-pub const PUSH_DELAYED_EVENT: &str = "$push_delayed";
-/// The event recorded for each message queued, at the time it goes out; caps count these.
-pub const PUSH_SENT_EVENT: &str = "$push_sent";
 /// Most records one decision writes: `$campaign_fired`, one per
 /// subscription, the webhook, `$push_delayed` and `$push_sent`.
 pub const MAX_RECORDS_PER_DECISION: usize = crate::limits::MAX_SUBSCRIPTIONS_PER_USER + 4;
@@ -154,7 +150,7 @@ impl<'a> Planner<'a> {
                 .unwrap_or_else(|_| fallback_settings()),
             now,
             timezone_key: key("timezone"),
-            test_key: key("test"),
+            test_key: key(keys::TEST),
             sent_event: dicts.events.get(PUSH_SENT_EVENT),
             audiences: HashMap::new(),
             sent_now: FastMap::default(),
@@ -209,14 +205,14 @@ impl<'a> Planner<'a> {
         let user_id = self.dicts.users.name(user).unwrap_or_default().to_owned();
         let event = |name: &str| {
             let mut e =
-                Event::new(user_id.clone(), name).at(now).prop("campaign", campaign.id.clone());
+                Event::new(user_id.clone(), name).at(now).prop(keys::CAMPAIGN, campaign.id.clone());
             if cause.test {
-                e = e.prop("test", true);
+                e = e.prop(keys::TEST, true);
             }
             e
         };
         let dropped = |out: &mut Vec<Input>, reason: &'static str| {
-            out.push(event(PUSH_DROPPED_EVENT).prop("reason", reason).into());
+            out.push(event(PUSH_DROPPED_EVENT).prop(keys::REASON, reason).into());
             Delivery::Dropped { user_id: user_id.clone(), reason }
         };
         if !cause.test {
@@ -245,7 +241,7 @@ impl<'a> Planner<'a> {
                     return Ok(dropped(out, "audience"));
                 }
             }
-            out.push(event(CAMPAIGN_FIRED_EVENT).prop("fire_id", cause.key.clone()).into());
+            out.push(event(CAMPAIGN_FIRED_EVENT).prop(keys::FIRE_ID, cause.key.clone()).into());
             if campaign.schedule.as_ref().and_then(|s| s.cutoff_ms).is_some_and(|c| now > c) {
                 return Ok(dropped(out, "cutoff"));
             }
@@ -309,7 +305,7 @@ impl<'a> Planner<'a> {
             Err(error) => {
                 out.push(
                     event(PUSH_DROPPED_EVENT)
-                        .prop("reason", "template")
+                        .prop(keys::REASON, "template")
                         .prop("error", error)
                         .into(),
                 );
@@ -332,7 +328,9 @@ impl<'a> Planner<'a> {
                 match template::for_safari(&notification) {
                     Ok(n) => n,
                     Err(reason) => {
-                        out.push(event(outbox::PUSH_FAILED_EVENT).prop("reason", reason).into());
+                        out.push(
+                            event(outbox::PUSH_FAILED_EVENT).prop(keys::REASON, reason).into(),
+                        );
                         continue;
                     }
                 }
@@ -370,15 +368,16 @@ impl<'a> Planner<'a> {
         if send_at > now {
             out.push(
                 event(PUSH_DELAYED_EVENT)
-                    .prop("reason", "dnd")
+                    .prop(keys::REASON, "dnd")
                     .prop("until", send_at)
-                    .prop("delivery_id", delivery_id.clone())
+                    .prop(keys::DELIVERY_ID, delivery_id.clone())
                     .into(),
             );
         }
-        let mut sent = event(PUSH_SENT_EVENT).at(send_at).prop("delivery_id", delivery_id.clone());
+        let mut sent =
+            event(PUSH_SENT_EVENT).at(send_at).prop(keys::DELIVERY_ID, delivery_id.clone());
         if let Some(name) = &variant_name {
-            sent = sent.prop("variant", name.clone());
+            sent = sent.prop(keys::VARIANT, name.clone());
         }
         out.push(sent.into());
         if !cause.test {

@@ -6,6 +6,7 @@
 
 pub mod campaign;
 pub mod delivery;
+pub mod events;
 pub mod outbox;
 pub mod policy;
 pub mod schedule;

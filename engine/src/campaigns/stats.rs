@@ -14,10 +14,12 @@
 //!
 //! Test sends are left out. Every figure is also available per variant.
 
+pub use crate::campaigns::events::{PUSH_CLICKED_EVENT, PUSH_CLOSED_EVENT, PUSH_VIEWED_EVENT};
 use std::collections::BTreeMap;
 
 use crate::campaigns::CampaignState;
 use crate::campaigns::delivery::{CAMPAIGN_FIRED_EVENT, PUSH_DROPPED_EVENT, PUSH_SENT_EVENT};
+use crate::campaigns::events::keys;
 use crate::campaigns::outbox::{PUSH_DELIVERED_EVENT, PUSH_FAILED_EVENT};
 use crate::error::{Error, Result};
 use crate::store::dict::Dictionaries;
@@ -25,12 +27,6 @@ use crate::store::props::{self, KeyId, ValueRef};
 use crate::store::record::Event;
 use crate::store::state::StoreState;
 
-/// The event a notification shown records.
-pub const PUSH_VIEWED_EVENT: &str = "$push_viewed";
-/// The event a notification clicked records.
-pub const PUSH_CLICKED_EVENT: &str = "$push_clicked";
-/// The event a notification closed records.
-pub const PUSH_CLOSED_EVENT: &str = "$push_closed";
 /// Longest action name in a track report, in bytes.
 pub const MAX_ACTION_BYTES: usize = 128;
 
@@ -166,8 +162,8 @@ pub fn campaign_stats(
     let stored = campaigns.campaigns.get(id)?;
     let key = |name: &str| dicts.keys.get(name).and_then(|k| KeyId::try_from(k).ok());
     let (campaign_key, delivery_key, variant_key) =
-        (key("campaign"), key("delivery_id"), key("variant"));
-    let (reason_key, test_key) = (key("reason"), key("test"));
+        (key(keys::CAMPAIGN), key(keys::DELIVERY_ID), key(keys::VARIANT));
+    let (reason_key, test_key) = (key(keys::REASON), key(keys::TEST));
     let event = |name: &str| dicts.events.get(name);
     let [fired, sent, dropped, delivered, failed, viewed, clicked] = [
         CAMPAIGN_FIRED_EVENT,
@@ -281,7 +277,7 @@ pub fn decisions(
 ) -> Vec<DecisionEntry> {
     let Some(user) = dicts.users.get(user_id) else { return Vec::new() };
     let wanted: Vec<u32> = DECISION_EVENTS.iter().filter_map(|n| dicts.events.get(n)).collect();
-    let campaign_key = dicts.keys.get("campaign").and_then(|k| KeyId::try_from(k).ok());
+    let campaign_key = dicts.keys.get(keys::CAMPAIGN).and_then(|k| KeyId::try_from(k).ok());
     let mut entries = Vec::new();
     for entry in state.timelines.of(user) {
         if !wanted.contains(&entry.event()) {
@@ -326,30 +322,30 @@ pub fn engagement_event(
             let timeline = state.timelines.of(user);
             let entry = timeline.iter().rev().find(|e| {
                 e.event() == sent
-                    && text(state.timelines.props(e), key("delivery_id")) == Some(delivery_id)
+                    && text(state.timelines.props(e), key(keys::DELIVERY_ID)) == Some(delivery_id)
             })?;
             let blob = state.timelines.props(entry);
             Some((
                 dicts.users.name(user)?.to_owned(),
-                text(blob, key("campaign")).unwrap_or_default().to_owned(),
-                text(blob, key("variant")).map(str::to_owned),
-                key("test").and_then(|k| props::get(blob, k)) == Some(ValueRef::Bool(true)),
+                text(blob, key(keys::CAMPAIGN)).unwrap_or_default().to_owned(),
+                text(blob, key(keys::VARIANT)).map(str::to_owned),
+                key(keys::TEST).and_then(|k| props::get(blob, k)) == Some(ValueRef::Bool(true)),
             ))
         })
     };
     let Some((user_id, campaign, variant, test)) = found else { return Ok(None) };
     let mut event = Event::new(user_id, kind.event())
         .at(now)
-        .prop("campaign", campaign)
-        .prop("delivery_id", delivery_id.to_owned());
+        .prop(keys::CAMPAIGN, campaign)
+        .prop(keys::DELIVERY_ID, delivery_id.to_owned());
     if let Some(variant) = variant {
-        event = event.prop("variant", variant);
+        event = event.prop(keys::VARIANT, variant);
     }
     if let Some(action) = action {
-        event = event.prop("action", action.to_owned());
+        event = event.prop(keys::ACTION, action.to_owned());
     }
     if test {
-        event = event.prop("test", true);
+        event = event.prop(keys::TEST, true);
     }
     Ok(Some(event))
 }

@@ -18,10 +18,14 @@
 //! The same entries carry the delivery settings (caps, default time zone,
 //! quiet hours) and the progress of scheduled campaigns (`schedule.rs`).
 
+pub use crate::campaigns::events::{
+    PUSH_DELIVERED_EVENT, PUSH_FAILED_EVENT, WEBHOOK_DELIVERED_EVENT, WEBHOOK_FAILED_EVENT,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+use crate::campaigns::events::keys;
 use crate::store::log::entry::{LogDelivery, LogEntry};
 use crate::store::record::{Event, Record};
 use crate::store::sequencer::Input;
@@ -56,15 +60,6 @@ impl Leases {
         self.until.get(&id).is_some_and(|until| *until > now)
     }
 }
-
-/// The event recorded when the push service accepted a message.
-pub const PUSH_DELIVERED_EVENT: &str = "$push_delivered";
-/// The event recorded when a message failed for good (`reason`, `status`).
-pub const PUSH_FAILED_EVENT: &str = "$push_failed";
-/// The event recorded when a webhook call succeeded.
-pub const WEBHOOK_DELIVERED_EVENT: &str = "$webhook_delivered";
-/// The event recorded when a webhook call failed for good.
-pub const WEBHOOK_FAILED_EVENT: &str = "$webhook_failed";
 
 /// A rendered notification: the campaign's message with its templates filled
 /// in for one user; what the service worker shows.
@@ -381,18 +376,18 @@ pub fn backoff_ms(item: u64, attempts: u32) -> i64 {
 fn outcome_event(item: &OutboxItem, name: &str, now: i64) -> Event {
     let mut event = Event::new(item.user_id.clone(), name)
         .at(now)
-        .prop("campaign", item.campaign.clone())
-        .prop("delivery_id", item.delivery_id.clone());
+        .prop(keys::CAMPAIGN, item.campaign.clone())
+        .prop(keys::DELIVERY_ID, item.delivery_id.clone());
     if let Target::WebPush { endpoint, .. } = &item.target {
         // The push service, never the endpoint (it is a capability URL).
         let service = endpoint.split('/').nth(2).unwrap_or_default().to_owned();
         event = event.prop("service", service);
     }
     if let Some(variant) = &item.variant {
-        event = event.prop("variant", variant.clone());
+        event = event.prop(keys::VARIANT, variant.clone());
     }
     if item.test {
-        event = event.prop("test", true);
+        event = event.prop(keys::TEST, true);
     }
     event
 }
@@ -460,9 +455,9 @@ pub fn report_records(outbox: &OutboxState, reports: &[(u64, Attempt)], now: i64
             (PUSH_DELIVERED_EVENT, PUSH_FAILED_EVENT)
         };
         let failure = |status: Option<u16>, reason: &str| {
-            let event = outcome_event(item, failed, now).prop("reason", reason.to_owned());
+            let event = outcome_event(item, failed, now).prop(keys::REASON, reason.to_owned());
             match status {
-                Some(status) => event.prop("status", f64::from(status)),
+                Some(status) => event.prop(keys::STATUS, f64::from(status)),
                 None => event,
             }
         };
@@ -470,7 +465,9 @@ pub fn report_records(outbox: &OutboxState, reports: &[(u64, Attempt)], now: i64
             Attempt::Delivered { status } => {
                 records.push(record(DeliveryRecord::Settle { item: *id }));
                 records.push(
-                    outcome_event(item, delivered, now).prop("status", f64::from(*status)).into(),
+                    outcome_event(item, delivered, now)
+                        .prop(keys::STATUS, f64::from(*status))
+                        .into(),
                 );
             }
             Attempt::Failed { status, reason, unsubscribe } => {
