@@ -219,7 +219,7 @@ fn push_fanout(mode: FanOut) -> f64 {
     let engine = Arc::new(Engine::open(dir.path(), EngineOptions::default()).expect("open"));
     let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
     let public = secret.public_key().to_encoded_point(false);
-    let b64 = |bytes: &[u8]| nudge_server::webpush::b64u_encode(bytes);
+    let b64 = |bytes: &[u8]| nudge_server::push::webpush::b64u_encode(bytes);
     let (p256dh, auth) = (b64(public.as_bytes()), b64(&[7u8; 16]));
     let records: Vec<Record> = (0..FANOUT_USERS)
         .map(|u| Record::Subscribe {
@@ -234,7 +234,7 @@ fn push_fanout(mode: FanOut) -> f64 {
     for chunk in records.chunks(10_000) {
         engine.ingest(chunk.to_vec()).expect("subscriptions");
     }
-    let campaign = nudge_server::api_json::campaign_from_json(
+    let campaign = nudge_server::json::campaign_from_json(
         "fanout",
         &serde_json::json!({"name": "Fan-out", "trigger": "on \"Go\"", "message": {"title": "Hi {{ user_id | default('') }}", "body": "A message", "url": "https://shop.example/", "ttl": "1h"}}),
         "UTC",
@@ -256,15 +256,15 @@ fn push_fanout(mode: FanOut) -> f64 {
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let metrics = Arc::new(nudge_server::serve::metrics::Metrics::new());
+    let metrics = Arc::new(nudge_server::http::metrics::Metrics::new());
     let vapid_dir = tempfile::tempdir().expect("temp dir");
-    let vapid = nudge_server::webpush::vapid::Vapid::load_or_create(
+    let vapid = nudge_server::push::webpush::vapid::Vapid::load_or_create(
         &vapid_dir.path().join("vapid.pk8"),
         "mailto:bench@nudge-demo.dev",
     )
     .expect("vapid");
     let sender = Arc::new(
-        nudge_server::sender::Sender::new(vapid, true, engine.clock().clone(), metrics)
+        nudge_server::push::sender::Sender::new(vapid, true, engine.clock().clone(), metrics)
             .expect("sender"),
     );
     let _fires = nudge_engine::FireLoop::spawn(engine.clone(), |_| {}, |e| eprintln!("fire: {e}"))

@@ -33,7 +33,7 @@ use p256::elliptic_curve::rand_core::{OsRng, RngCore};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use serde_json::{Value, json};
 
-use nudge_server::webpush::{b64u_encode, ece, vapid};
+use nudge_server::push::webpush::{b64u_encode, ece, vapid};
 
 use crate::context::{Context, Part, Ratio, Result, run_captured};
 use crate::fail;

@@ -17,14 +17,5 @@ pub mod http;
 pub mod json;
 pub mod push;
 
-// The paths before the server was split into folders, kept for `benches/`
-// (which this change does not touch) until it uses the new ones.
-#[doc(hidden)]
-pub use http as serve;
-#[doc(hidden)]
-pub use json as api_json;
-#[doc(hidden)]
-pub use push::{sender, webpush};
-
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "./nudge-data";

@@ -1,4 +1,4 @@
-//! Clause evaluation over event-major day rows (`state/day_rows.rs`) instead
+//! Clause evaluation over event-major day rows (`day_rows.rs`) instead
 //! of per-user timelines, for when many candidates must be checked.
 //!
 //! - Counts and aggregates are one pass over the rows of the event's days in

@@ -11,7 +11,7 @@
 //!
 //! The semantics are specified in `docs/query-language.md` ("Evaluation
 //! semantics"). Syntax is `query-lang`'s business; this module binds names to
-//! dictionary ids and reads the indexes and timelines of `state/`.
+//! dictionary ids and reads the indexes and timelines of the store (`store/state/`) through [`Source`], with the query cache (`day_rows.rs`) beside them.
 
 mod aggregate;
 mod columnar;

@@ -13,7 +13,7 @@
 //! [`Engine::report_outbox`]. Sending is therefore at least once per item; the
 //! item's `delivery_id` (the Web Push notification tag, the webhook
 //! idempotency key) lets the receiver drop a repeat. [`OutboxLoop`]
-//! (`sending.rs`) runs claim → send → report as a pipeline on two threads.
+//! (`engine/loops.rs`) runs claim → send → report as a pipeline on two threads.
 //!
 //! The same entries carry the delivery settings (caps, default time zone,
 //! quiet hours) and the progress of scheduled campaigns (`schedule.rs`).

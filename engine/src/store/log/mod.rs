@@ -18,8 +18,8 @@
 //! - `sim.rs`: test support, `SimStorage`, an in-memory storage that simulates
 //!   crashes (unsynced data lost or torn), failing operations and a full disk.
 //!
-//! What this module does not do: decide what a record means (`state/`), or
-//! assign ids (`engine.rs`).
+//! What this module does not do: decide what a record means (each layer's state), or
+//! assign ids (`sequencer.rs`).
 
 pub mod entry;
 pub mod format;

@@ -1,14 +1,15 @@
-//! Derived state: everything the engine knows that is not the log itself.
+//! The store's derived state: timelines, bitmap indexes, profiles and
+//! subscriptions, folded from the core log entries.
 //!
-//! [`DerivedState`] is a pure fold of log batches: [`DerivedState::apply`]
-//! takes one batch (already durable) and updates timelines, bitmap indexes,
-//! profiles and subscriptions. Ingest calls it for new batches; open calls it
-//! for the batches a snapshot does not cover. The same function on the same
-//! batches in the same order gives the same state, which the replay tests
-//! check bit for bit (`snapshot::encode` of both must be equal).
+//! [`StoreState::apply_entry`] applies one entry of a durable batch (events,
+//! profile updates, subscription changes; the rest belong to higher layers)
+//! and hands back an event as it was applied, for the triggers layer. The
+//! facade's `DerivedState` calls it for every entry in log order, on ingest
+//! and at replay. The same entries in the same order give the same state,
+//! which the replay tests check bit for bit.
 //!
 //! Dictionaries and the idempotency index are derived too, but they are
-//! updated earlier, when a batch is sequenced (`engine.rs`), because they
+//! updated earlier, when a batch is sequenced (`sequencer.rs`), because they
 //! decide what the batch contains.
 
 mod day_changes;
