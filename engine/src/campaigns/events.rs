@@ -28,6 +28,22 @@ pub const PUSH_CLICKED_EVENT: &str = "$push_clicked";
 /// The event a notification closed records.
 pub const PUSH_CLOSED_EVENT: &str = "$push_closed";
 
+/// The events that explain what happened to a user's messages, in the order
+/// a decision and its outcome record them.
+pub const DECISION_EVENTS: [&str; 11] = [
+    CAMPAIGN_FIRED_EVENT,
+    PUSH_DELAYED_EVENT,
+    PUSH_SENT_EVENT,
+    PUSH_DROPPED_EVENT,
+    PUSH_DELIVERED_EVENT,
+    PUSH_FAILED_EVENT,
+    PUSH_VIEWED_EVENT,
+    PUSH_CLICKED_EVENT,
+    PUSH_CLOSED_EVENT,
+    WEBHOOK_DELIVERED_EVENT,
+    WEBHOOK_FAILED_EVENT,
+];
+
 /// The property keys of the system events.
 pub mod keys {
     /// The campaign's id.

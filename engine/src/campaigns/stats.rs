@@ -14,7 +14,9 @@
 //!
 //! Test sends are left out. Every figure is also available per variant.
 
-pub use crate::campaigns::events::{PUSH_CLICKED_EVENT, PUSH_CLOSED_EVENT, PUSH_VIEWED_EVENT};
+pub use crate::campaigns::events::{
+    DECISION_EVENTS, PUSH_CLICKED_EVENT, PUSH_CLOSED_EVENT, PUSH_VIEWED_EVENT,
+};
 use std::collections::BTreeMap;
 
 use crate::campaigns::CampaignState;
@@ -135,21 +137,6 @@ pub struct DecisionEntry {
     /// Its properties: campaign, delivery id, reason, variant, status…
     pub props: Vec<(String, crate::store::props::Value)>,
 }
-
-/// The events that explain what happened to a user's messages.
-pub const DECISION_EVENTS: [&str; 11] = [
-    CAMPAIGN_FIRED_EVENT,
-    crate::campaigns::delivery::PUSH_DELAYED_EVENT,
-    PUSH_SENT_EVENT,
-    PUSH_DROPPED_EVENT,
-    PUSH_DELIVERED_EVENT,
-    PUSH_FAILED_EVENT,
-    PUSH_VIEWED_EVENT,
-    PUSH_CLICKED_EVENT,
-    PUSH_CLOSED_EVENT,
-    crate::campaigns::outbox::WEBHOOK_DELIVERED_EVENT,
-    crate::campaigns::outbox::WEBHOOK_FAILED_EVENT,
-];
 
 /// A campaign's statistics at `now`; `None` when there is no such campaign.
 pub fn campaign_stats(

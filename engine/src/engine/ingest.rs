@@ -30,22 +30,14 @@ impl Engine {
 
     fn ingest_records(&self, records: Vec<Record>, mode: IngestMode) -> Result<IngestOutcome> {
         record::validate_batch(&records)?;
-        self.ingest_with(records.into_iter().map(Input::Record).collect(), mode)
+        // Straight into the sequencer: no second vector of the batch.
+        self.ingest_with(records.into_iter().map(Input::Record), mode)
     }
 
     /// Stores what a layer built: its records are validated like a caller's,
     /// its log entries were checked when they were built.
     pub(crate) fn ingest_inputs(&self, inputs: Vec<Input>) -> Result<IngestOutcome> {
-        if inputs.len() > MAX_BATCH_RECORDS {
-            return Err(Error::invalid(
-                None,
-                "records",
-                format!(
-                    "{} records, more than the limit of {MAX_BATCH_RECORDS} per batch",
-                    inputs.len()
-                ),
-            ));
-        }
+        record::check_batch_len(inputs.len())?;
         for (index, input) in inputs.iter().enumerate() {
             if let Input::Record(record) = input {
                 record::validate(record).map_err(|e| e.at_index(index))?;
@@ -63,7 +55,7 @@ impl Engine {
         &self,
         entries: Vec<crate::store::log::entry::LogEntry>,
     ) -> Result<IngestOutcome> {
-        self.ingest_with(entries.into_iter().map(Input::Entry).collect(), IngestMode::Live)
+        self.ingest_with(entries.into_iter().map(Input::Entry), IngestMode::Live)
     }
 
     /// Ingests groups of inputs, never splitting a group across batches.
@@ -85,7 +77,11 @@ impl Engine {
 
     /// Sequences validated inputs, hands the batch to the writer and waits
     /// until it is durable and applied.
-    fn ingest_with(&self, inputs: Vec<Input>, mode: IngestMode) -> Result<IngestOutcome> {
+    fn ingest_with(
+        &self,
+        inputs: impl IntoIterator<Item = Input>,
+        mode: IngestMode,
+    ) -> Result<IngestOutcome> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let (accepted, duplicate_indexes) = {
             let mut sequencer = self.sequencer.lock();

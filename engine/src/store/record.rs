@@ -294,18 +294,21 @@ pub fn validate(record: &Record) -> Result<()> {
     }
 }
 
-/// Checks a whole batch; the first bad record's error carries its index.
-pub fn validate_batch(records: &[Record]) -> Result<()> {
-    if records.len() > MAX_BATCH_RECORDS {
+/// Checks that a batch of `len` records is within [`MAX_BATCH_RECORDS`].
+pub fn check_batch_len(len: usize) -> Result<()> {
+    if len > MAX_BATCH_RECORDS {
         return Err(Error::invalid(
             None,
             "records",
-            format!(
-                "{} records, more than the limit of {MAX_BATCH_RECORDS} per batch",
-                records.len()
-            ),
+            format!("{len} records, more than the limit of {MAX_BATCH_RECORDS} per batch"),
         ));
     }
+    Ok(())
+}
+
+/// Checks a whole batch; the first bad record's error carries its index.
+pub fn validate_batch(records: &[Record]) -> Result<()> {
+    check_batch_len(records.len())?;
     records.iter().enumerate().try_for_each(|(i, r)| validate(r).map_err(|e| e.at_index(i)))
 }
 

@@ -59,7 +59,7 @@ pub enum IngestMode {
 pub fn sequence(
     dictionaries: &RwLock<Dictionaries>,
     dedupe: &mut Dedupe,
-    inputs: Vec<Input>,
+    inputs: impl IntoIterator<Item = Input>,
     now: i64,
     mode: IngestMode,
 ) -> Result<(LogBatch, Vec<usize>)> {
