@@ -279,3 +279,90 @@ pub fn paused_entry(id: &str, paused: bool) -> LogEntry {
 pub fn campaign_of_trigger(trigger: &str) -> Option<&str> {
     trigger.strip_prefix(TRIGGER_PREFIX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaigns::outbox::{DeliveryRecord, OutboxItem, SettingsRecord, Target};
+
+    fn hex(bytes: &[u8]) -> String {
+        let lines: Vec<String> = bytes
+            .chunks(32)
+            .map(|chunk| chunk.iter().map(|b| format!("{b:02x}")).collect())
+            .collect();
+        lines.join("\n") + "\n"
+    }
+
+    fn message() -> Message {
+        Message {
+            title: "Hi {{ name }}".into(),
+            body: "Your cart".into(),
+            url: Some("/cart".into()),
+            icon: None,
+            image: Some("https://img.example/1.png".into()),
+            actions: vec![("Pay".into(), "/pay".into()), ("Later".into(), "/later".into())],
+            require_interaction: true,
+            ttl_ms: Some(3_600_000),
+            urgency: Some("high".into()),
+            topic: Some("cart".into()),
+        }
+    }
+
+    /// The stored forms of a campaign, the delivery settings and an outbox
+    /// item are part of the log's format: a change of layout fails here
+    /// (rewrite the file only with a new format version and a reader for the old).
+    #[test]
+    fn stored_forms_keep_their_layout() {
+        let campaign = Campaign {
+            id: "cart".into(),
+            name: "Cart".into(),
+            trigger: None,
+            audience: Some("did \"Visit\"".into()),
+            schedule: Some(Schedule {
+                at: vec!["2026-12-01T09:00:00".into()],
+                recurring: Some(("week".into(), "09:30".into(), vec!["mon".into(), "thu".into()])),
+                timezone: "Europe/Paris".into(),
+                if_passed: "next_day".into(),
+                start_ms: Some(1),
+                end_ms: None,
+                cutoff_ms: Some(3),
+            }),
+            message: message(),
+            variants: vec![Variant { name: "B".into(), weight: 2, message: Message::default() }],
+            control_group_percent: 12.5,
+            ignore_global_caps: true,
+            caps: Some((Some(1), None)),
+            dnd: Some(("21:00".into(), "09:00".into(), "discard".into())),
+            conversion: Some(("Charged".into(), 86_400_000, Some("amount".into()))),
+            webhook: Some(("https://hooks.example/in".into(), "s3cret".into())),
+        };
+        let settings = DeliveryRecord::Settings(SettingsRecord {
+            webpush_per_day: Some(2),
+            webpush_per_week: None,
+            default_timezone: "Asia/Tokyo".into(),
+            dnd: Some(("22:00".into(), "07:30".into(), "delay".into())),
+        });
+        let item = DeliveryRecord::Queue(Box::new(OutboxItem {
+            id: 7,
+            delivery_id: "d-1".into(),
+            user: 3,
+            user_id: "u3".into(),
+            campaign: "cart".into(),
+            variant: Some("B".into()),
+            test: false,
+            target: Target::Webhook { url: "https://hooks.example/in".into(), secret: "s".into() },
+            notification: message(),
+            not_before_ms: 10,
+            expires_at_ms: 20,
+            attempts: 1,
+        }));
+        let rendering = format!(
+            "# campaign\n{}# settings\n{}# outbox item\n{}",
+            hex(&campaign.encode()),
+            hex(&settings.encode()),
+            hex(&item.encode())
+        );
+        crate::golden::check("src/campaigns/testdata/stored_forms_v1.hex", &rendering);
+        assert_eq!(Campaign::decode(&campaign.encode()), Some(campaign));
+    }
+}
