@@ -15,8 +15,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
-use nudge_engine::campaign::SettingsRecord;
-use nudge_engine::campaign::{Campaign, Message, Schedule};
+use nudge_engine::campaign::{
+    Campaign, Caps, DeliverySettings, IfPassed, Message, QuietHours, QuietMode, Schedule,
+    ScheduleZone,
+};
 use nudge_engine::clock::ManualClock;
 use nudge_engine::{Engine, EngineOptions, ProfileUpdate, Record, Subscription};
 
@@ -65,10 +67,13 @@ fn main() {
         engine.ingest(records).expect("setup");
     }
     engine
-        .save_delivery_settings(SettingsRecord {
-            webpush_per_day: Some(3),
-            webpush_per_week: Some(10),
-            dnd: Some(("22:00".into(), "07:00".into(), "delay".into())),
+        .save_delivery_settings(&DeliverySettings {
+            caps: Caps { per_day: Some(3), per_week: Some(10) },
+            dnd: Some(QuietHours {
+                from: jiff::civil::time(22, 0, 0, 0),
+                to: jiff::civil::time(7, 0, 0, 0),
+                mode: QuietMode::Delay,
+            }),
             ..Default::default()
         })
         .expect("settings");
@@ -77,9 +82,9 @@ fn main() {
         name: "Digest".into(),
         audience: Some(r#"reachable via webpush"#.into()),
         schedule: Some(Schedule {
-            at: vec!["2026-11-01T09:00:00".into()],
-            timezone: "user".into(),
-            if_passed: "drop".into(),
+            at: vec![jiff::civil::date(2026, 11, 1).at(9, 0, 0, 0)],
+            timezone: ScheduleZone::User,
+            if_passed: IfPassed::Drop,
             ..Default::default()
         }),
         message: Message {

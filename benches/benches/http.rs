@@ -237,7 +237,7 @@ fn push_fanout(mode: FanOut) -> f64 {
     let campaign = nudge_server::json::campaign_from_json(
         "fanout",
         &serde_json::json!({"name": "Fan-out", "trigger": "on \"Go\"", "message": {"title": "Hi {{ user_id | default('') }}", "body": "A message", "url": "https://shop.example/", "ttl": "1h"}}),
-        "UTC",
+        &jiff::tz::TimeZone::UTC,
     )
     .expect("campaign");
     engine.save_campaign(campaign).expect("save");

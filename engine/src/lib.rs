@@ -90,8 +90,10 @@ pub use triggers::{
 /// events every decision and outcome records.
 pub mod campaign {
     pub use crate::campaigns::campaign::{
-        Campaign, MAX_CAMPAIGN_ID_BYTES, MAX_TOPIC_CHARS, MAX_VARIANTS, Message, Schedule,
-        StoredCampaign, Variant,
+        Action, Campaign, Caps, Conversion, Every, IfPassed, MAX_CAMPAIGN_ID_BYTES,
+        MAX_TOPIC_CHARS, MAX_VARIANTS, Message, QuietHours, QuietMode, Recurring, Schedule,
+        ScheduleZone, StoredCampaign, USER_ZONE_NAME, Variant, Webhook, format_local_time,
+        parse_local_time, weekday_name, weekday_of_name,
     };
     pub use crate::campaigns::delivery::{
         CAMPAIGN_FIRED_EVENT, Delivery, DeliverySettings, PUSH_DELAYED_EVENT, PUSH_DROPPED_EVENT,
@@ -99,7 +101,7 @@ pub mod campaign {
     };
     pub use crate::campaigns::outbox::{
         Attempt, DEFAULT_EXPIRY_MS, MAX_ATTEMPTS, Notification, OUTBOX_LEASE_MS, OutboxItem,
-        PUSH_DELIVERED_EVENT, PUSH_FAILED_EVENT, SettingsRecord, Target, WEBHOOK_DELIVERED_EVENT,
+        PUSH_DELIVERED_EVENT, PUSH_FAILED_EVENT, Target, WEBHOOK_DELIVERED_EVENT,
         WEBHOOK_FAILED_EVENT,
     };
     pub use crate::campaigns::policy::{DEFAULT_TIMEZONE, parse_timezone};
@@ -117,6 +119,7 @@ pub mod campaign {
 #[doc(hidden)]
 pub mod internals {
     pub use crate::campaigns::outbox::{DeliveryRecord, ScheduleMark};
+    pub use crate::campaigns::stored::SettingsRecord;
     pub use crate::engine::state::DerivedState;
     pub use crate::engine::{StateReader, snapshot};
     pub use crate::store::log::entry;

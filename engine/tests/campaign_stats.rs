@@ -12,7 +12,7 @@ use common::NOW;
 use nudge_engine::campaign::Attempt;
 use nudge_engine::campaign::Delivery;
 use nudge_engine::campaign::Engagement;
-use nudge_engine::campaign::{Campaign, Message, Variant};
+use nudge_engine::campaign::{Campaign, Conversion, Message, Variant};
 use nudge_engine::clock::ManualClock;
 use nudge_engine::{Event, Record, Subscription};
 
@@ -44,7 +44,11 @@ fn stats_count_what_happened_per_variant_and_for_the_control_group() {
             Variant { name: "B".into(), weight: 50, message: message("b") },
         ],
         control_group_percent: 20.0,
-        conversion: Some(("Charged".into(), 24 * HOUR, Some("amount".into()))),
+        conversion: Some(Conversion {
+            event: "Charged".into(),
+            within_ms: 24 * HOUR,
+            revenue_property: Some("amount".into()),
+        }),
         ..Default::default()
     };
     engine.save_campaign(campaign).expect("save");

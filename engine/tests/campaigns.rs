@@ -7,7 +7,11 @@ mod common;
 use std::sync::Arc;
 
 use common::NOW;
-use nudge_engine::campaign::{Campaign, Message, Schedule, Variant};
+use jiff::civil::{Weekday, date, time};
+use nudge_engine::campaign::{
+    Campaign, Conversion, Every, IfPassed, Message, QuietHours, QuietMode, Recurring, Schedule,
+    ScheduleZone, Variant, Webhook,
+};
 use nudge_engine::clock::ManualClock;
 use nudge_engine::{Engine, EngineOptions, Error};
 
@@ -31,8 +35,16 @@ fn live() -> Campaign {
             Variant { name: "B".into(), weight: 50, message: Message::default() },
         ],
         control_group_percent: 10.0,
-        dnd: Some(("21:00".into(), "09:00".into(), "delay".into())),
-        conversion: Some(("Charged".into(), 86_400_000, Some("amount".into()))),
+        dnd: Some(QuietHours {
+            from: time(21, 0, 0, 0),
+            to: time(9, 0, 0, 0),
+            mode: QuietMode::Delay,
+        }),
+        conversion: Some(Conversion {
+            event: "Charged".into(),
+            within_ms: 86_400_000,
+            revenue_property: Some("amount".into()),
+        }),
         ..Default::default()
     }
 }
@@ -43,10 +55,14 @@ fn scheduled() -> Campaign {
         name: "Weekly digest".into(),
         audience: Some(r#"did "App Launched" in last 30d"#.into()),
         schedule: Some(Schedule {
-            at: vec!["2026-12-01T09:00:00".into()],
-            recurring: Some(("week".into(), "09:00".into(), vec!["mon".into()])),
-            timezone: "user".into(),
-            if_passed: "next_day".into(),
+            at: vec![date(2026, 12, 1).at(9, 0, 0, 0)],
+            recurring: Some(Recurring {
+                every: Every::Week,
+                time: time(9, 0, 0, 0),
+                days: vec![Weekday::Monday],
+            }),
+            timezone: ScheduleZone::User,
+            if_passed: IfPassed::NextDay,
             ..Default::default()
         }),
         message: Message { title: "This week".into(), body: "…".into(), ..Default::default() },
@@ -73,8 +89,22 @@ fn bad_campaigns_are_refused_with_the_field_at_fault_and_nothing_stored() {
         (Campaign { control_group_percent: 101.0, ..live() }, "control_group_percent"),
         (Campaign { id: String::new(), ..live() }, "id"),
         (
-            Campaign { dnd: Some(("25:00".into(), "09:00".into(), "delay".into())), ..live() },
-            "dnd.from",
+            Campaign {
+                conversion: Some(Conversion {
+                    event: String::new(),
+                    within_ms: 1,
+                    revenue_property: None,
+                }),
+                ..live()
+            },
+            "conversion.event",
+        ),
+        (
+            Campaign {
+                webhook: Some(Webhook { url: "ftp://x.example/".into(), secret: "s".into() }),
+                ..live()
+            },
+            "webhook.url",
         ),
         (
             Campaign {
@@ -108,9 +138,20 @@ fn bad_campaigns_are_refused_with_the_field_at_fault_and_nothing_stored() {
     }
     let mut bad_zone = scheduled();
     if let Some(schedule) = bad_zone.schedule.as_mut() {
-        schedule.timezone = "Mars/Olympus".into();
+        schedule.timezone = ScheduleZone::Named("Mars/Olympus".into());
     }
     assert_eq!(field_of(engine.save_campaign(bad_zone).expect_err("zone")), "schedule.timezone");
+    let mut daily_on_days = scheduled();
+    if let Some(recurring) = daily_on_days.schedule.as_mut().and_then(|s| s.recurring.as_mut()) {
+        recurring.every = Every::Day;
+    }
+    let error = engine.save_campaign(daily_on_days).expect_err("days");
+    assert_eq!(field_of(error), "schedule.recurring.days");
+    let mut ends_first = scheduled();
+    if let Some(schedule) = ends_first.schedule.as_mut() {
+        (schedule.start_ms, schedule.end_ms) = (Some(NOW), Some(NOW - 1));
+    }
+    assert_eq!(field_of(engine.save_campaign(ends_first).expect_err("end")), "schedule.end");
     assert!(engine.campaigns().is_empty());
     assert!(engine.triggers().is_empty());
 }

@@ -6,13 +6,24 @@
 mod common;
 
 use common::NOW;
-use nudge_engine::campaign::{Attempt, OutboxItem, SettingsRecord, Target};
-use nudge_engine::campaign::{Campaign, Message, Variant};
+use nudge_engine::campaign::{Action, Attempt, OutboxItem, Target};
+use nudge_engine::campaign::{
+    Campaign, Caps, DeliverySettings, Message, QuietHours, QuietMode, Variant, Webhook,
+};
 use nudge_engine::campaign::{Delivery, PUSH_SENT_EVENT};
 use nudge_engine::clock::ManualClock;
 use nudge_engine::{Engine, Event, ProfileUpdate, QueryOptions, Record, Subscription};
 
 const MIN: i64 = 60_000;
+
+/// Quiet hours from `from_h:from_m` to `to_h:to_m`.
+fn quiet(from_h: i8, from_m: i8, to_h: i8, to_m: i8, mode: QuietMode) -> QuietHours {
+    QuietHours {
+        from: jiff::civil::time(from_h, from_m, 0, 0),
+        to: jiff::civil::time(to_h, to_m, 0, 0),
+        mode,
+    }
+}
 const HOUR: i64 = 60 * MIN;
 
 fn campaign(id: &str) -> Campaign {
@@ -96,10 +107,13 @@ fn each_rule_decides_in_order_and_every_decision_is_an_event() {
         ])
         .expect("setup");
     engine
-        .save_delivery_settings(SettingsRecord { webpush_per_day: Some(1), ..Default::default() })
+        .save_delivery_settings(&DeliverySettings {
+            caps: Caps { per_day: Some(1), per_week: None },
+            ..Default::default()
+        })
         .expect("settings");
     let mut night = campaign("night");
-    night.dnd = Some(("19:00".into(), "07:00".into(), "delay".into()));
+    night.dnd = Some(quiet(19, 0, 7, 0, QuietMode::Delay));
     night.variants = vec![
         Variant { name: "A".into(), weight: 1, message: Message::default() },
         Variant { name: "B".into(), weight: 0, message: Message::default() },
@@ -123,12 +137,18 @@ fn each_rule_decides_in_order_and_every_decision_is_an_event() {
     engine.remove_campaign("night").expect("remove");
     assert_eq!(reasons(&engine, &deliver(&engine, &["ann"])), [("ann".into(), "capped".into())]);
     engine
-        .save_delivery_settings(SettingsRecord { webpush_per_day: Some(5), ..Default::default() })
+        .save_delivery_settings(&DeliverySettings {
+            caps: Caps { per_day: Some(5), per_week: None },
+            ..Default::default()
+        })
         .expect("settings");
     assert_eq!(reasons(&engine, &deliver(&engine, &["ann"])), [("ann".into(), "send ".into())]);
     // A campaign's own caps override the global ones.
     engine
-        .save_campaign(Campaign { caps: Some((Some(1), None)), ..campaign("day") })
+        .save_campaign(Campaign {
+            caps: Some(Caps { per_day: Some(1), per_week: None }),
+            ..campaign("day")
+        })
         .expect("save");
     assert_eq!(reasons(&engine, &deliver(&engine, &["ann"])), [("ann".into(), "capped".into())]);
     engine.save_campaign(campaign("day")).expect("save");
@@ -148,10 +168,7 @@ fn each_rule_decides_in_order_and_every_decision_is_an_event() {
         .expect("save");
     assert_eq!(reasons(&engine, &deliver(&engine, &["bob"])), [("bob".into(), "control".into())]);
     // Quiet hours that discard.
-    let discard = Campaign {
-        dnd: Some(("19:00".into(), "07:00".into(), "discard".into())),
-        ..campaign("day")
-    };
+    let discard = Campaign { dnd: Some(quiet(19, 0, 7, 0, QuietMode::Discard)), ..campaign("day") };
     engine.save_campaign(discard).expect("save");
     assert_eq!(reasons(&engine, &deliver(&engine, &["bob"])), [("bob".into(), "dnd".into())]);
     // Every decision is a queryable event of the user.
@@ -183,8 +200,8 @@ fn quiet_hours_hold_a_message_in_the_outbox_until_they_end() {
     let engine = common::open(dir.path(), &clock);
     engine.ingest(vec![subscribe("ann")]).expect("setup");
     engine
-        .save_delivery_settings(SettingsRecord {
-            dnd: Some(("22:00".into(), "06:30".into(), "delay".into())),
+        .save_delivery_settings(&DeliverySettings {
+            dnd: Some(quiet(22, 0, 6, 30, QuietMode::Delay)),
             ..Default::default()
         })
         .expect("global quiet hours");
@@ -228,7 +245,10 @@ fn messages_are_personalized_and_safari_gets_its_rules() {
                     .into(),
             url: Some("https://shop.example/cart/{{ event.cart_id }}".into()),
             icon: Some("https://shop.example/i.png".into()),
-            actions: vec![("Checkout".into(), "https://shop.example/pay".into())],
+            actions: vec![Action {
+                title: "Checkout".into(),
+                url: "https://shop.example/pay".into(),
+            }],
             ttl_ms: Some(HOUR),
             urgency: Some("high".into()),
             topic: Some("cart".into()),
@@ -311,7 +331,10 @@ fn the_outbox_leases_retries_fails_and_survives_restarts() {
         let engine = common::open(dir.path(), &clock);
         engine.ingest(vec![subscribe("ann"), subscribe("bob")]).expect("setup");
         let hooked = Campaign {
-            webhook: Some(("https://hooks.example/nudge".into(), "s3cret".into())),
+            webhook: Some(Webhook {
+                url: "https://hooks.example/nudge".into(),
+                secret: "s3cret".into(),
+            }),
             message: Message { ttl_ms: Some(10 * MIN), ..campaign("c").message },
             ..campaign("c")
         };
@@ -401,7 +424,10 @@ fn test_sends_skip_the_rules_and_stay_out_of_caps() {
     let engine = common::open(dir.path(), &clock);
     engine.ingest(vec![subscribe("ann"), profile("ann", "first_name", "Ann")]).expect("setup");
     engine
-        .save_delivery_settings(SettingsRecord { webpush_per_day: Some(1), ..Default::default() })
+        .save_delivery_settings(&DeliverySettings {
+            caps: Caps { per_day: Some(1), per_week: None },
+            ..Default::default()
+        })
         .expect("settings");
     let held_out = Campaign {
         control_group_percent: 100.0,

@@ -8,7 +8,9 @@ mod common;
 
 use common::NOW;
 use nudge_engine::campaign::PUSH_SENT_EVENT;
-use nudge_engine::campaign::{Campaign, Message, Schedule};
+use nudge_engine::campaign::{
+    Campaign, Every, IfPassed, Message, QuietHours, QuietMode, Recurring, Schedule, ScheduleZone,
+};
 use nudge_engine::clock::ManualClock;
 use nudge_engine::internals::{DeliveryRecord, ScheduleMark};
 use nudge_engine::{Engine, ProfileUpdate, Record, Subscription};
@@ -40,14 +42,22 @@ fn scheduled(schedule: Schedule) -> Campaign {
         id: "digest".into(),
         name: "Daily digest".into(),
         audience: Some(r#"user.plan == "pro""#.into()),
-        schedule: Some(Schedule { timezone: "user".into(), if_passed: "drop".into(), ..schedule }),
+        schedule: Some(Schedule {
+            timezone: ScheduleZone::User,
+            if_passed: IfPassed::Drop,
+            ..schedule
+        }),
         message: Message { title: "Your digest".into(), body: "…".into(), ..Default::default() },
         ..Default::default()
     }
 }
 
 fn daily(time: &str) -> Schedule {
-    Schedule { recurring: Some(("day".into(), time.into(), Vec::new())), ..Default::default() }
+    let time = time.parse().expect("a local time");
+    Schedule {
+        recurring: Some(Recurring { every: Every::Day, time, days: Vec::new() }),
+        ..Default::default()
+    }
 }
 
 /// Every `$push_sent` time of a user.
@@ -118,7 +128,7 @@ fn a_daily_local_time_follows_each_zone_across_the_dst_change() {
 
 #[test]
 fn passed_times_are_dropped_or_moved_and_missed_ones_are_recorded() {
-    for if_passed in ["drop", "next_day"] {
+    for if_passed in [IfPassed::Drop, IfPassed::NextDay] {
         let dir = tempfile::tempdir().expect("tempdir");
         // Saved at 05:00Z: 09:00 in Kolkata (03:30Z) has passed; New York's
         // (14:00Z) and UTC's have not.
@@ -129,19 +139,19 @@ fn passed_times_are_dropped_or_moved_and_missed_ones_are_recorded() {
         setup.extend(user("utc", None, "pro"));
         engine.ingest(setup).expect("setup");
         let once = Schedule {
-            at: vec!["2026-11-01T09:00:00".into()],
-            if_passed: if_passed.into(),
+            at: vec![jiff::civil::date(2026, 11, 1).at(9, 0, 0, 0)],
+            if_passed,
             ..Default::default()
         };
         let mut campaign = scheduled(once.clone());
-        campaign.schedule.as_mut().expect("schedule").if_passed = if_passed.into();
+        campaign.schedule.as_mut().expect("schedule").if_passed = if_passed;
         engine.save_campaign(campaign).expect("save");
         run_until(&engine, &clock, NOW + 2 * DAY, 5 * MIN);
         assert_eq!(sends(&engine, "ny"), [NOW + 14 * HOUR]);
         assert_eq!(sends(&engine, "utc"), [NOW + 9 * HOUR]);
         let occurrence = (NOW + 9 * HOUR) / 1000; // 09:00 local, as civil seconds
         let kolkata = engine.read().state.campaigns.outbox.mark("digest", "Asia/Kolkata");
-        if if_passed == "drop" {
+        if if_passed == IfPassed::Drop {
             assert!(sends(&engine, "kol").is_empty());
             assert_eq!(kolkata, Some((occurrence, None)));
         } else {
@@ -157,12 +167,12 @@ fn occurrences_missed_while_down_are_dropped_as_late_and_end_and_cutoff_bound_se
     let engine = common::open(dir.path(), &clock);
     engine.ingest(user("utc", None, "pro")).expect("setup");
     let bounded = Schedule {
-        timezone: "UTC".into(),
+        timezone: ScheduleZone::Named("UTC".into()),
         end_ms: Some(NOW + 2 * DAY + 12 * HOUR),
         ..daily("09:00")
     };
     let mut campaign = scheduled(bounded);
-    campaign.schedule.as_mut().expect("schedule").timezone = "UTC".into();
+    campaign.schedule.as_mut().expect("schedule").timezone = ScheduleZone::Named("UTC".into());
     engine.save_campaign(campaign).expect("save");
     // Down from 08:00 to 10:00 on the first day: that occurrence is late.
     clock.set(NOW + 8 * HOUR);
@@ -180,14 +190,18 @@ fn occurrences_missed_while_down_are_dropped_as_late_and_end_and_cutoff_bound_se
     );
     // A cut-off drops what would go out after it.
     let cut = Schedule {
-        timezone: "UTC".into(),
+        timezone: ScheduleZone::Named("UTC".into()),
         cutoff_ms: Some(NOW + 5 * DAY + 8 * HOUR),
         ..daily("07:00")
     };
     let mut campaign = scheduled(cut);
     campaign.id = "cut".into();
-    campaign.schedule.as_mut().expect("schedule").timezone = "UTC".into();
-    campaign.dnd = Some(("06:00".into(), "09:00".into(), "delay".into()));
+    campaign.schedule.as_mut().expect("schedule").timezone = ScheduleZone::Named("UTC".into());
+    campaign.dnd = Some(QuietHours {
+        from: jiff::civil::time(6, 0, 0, 0),
+        to: jiff::civil::time(9, 0, 0, 0),
+        mode: QuietMode::Delay,
+    });
     engine.save_campaign(campaign).expect("save");
     run_until(&engine, &clock, NOW + 6 * DAY, 5 * MIN);
     let stats = engine.campaign_stats("cut").expect("stats");
@@ -203,7 +217,8 @@ fn a_run_resumes_after_its_last_mark_and_decides_each_user_once() {
     let users: Vec<String> = (0..2500).map(|i| format!("u{i:04}")).collect();
     let setup: Vec<Record> = users.iter().flat_map(|u| user(u, None, "pro")).collect();
     engine.ingest(setup).expect("setup");
-    let once = Schedule { at: vec!["2026-11-01T01:00:00".into()], ..Default::default() };
+    let once =
+        Schedule { at: vec![jiff::civil::date(2026, 11, 1).at(1, 0, 0, 0)], ..Default::default() };
     engine.save_campaign(scheduled(once)).expect("save");
     // As if a run had stopped after deciding the users below dense id 1200.
     let occurrence = (NOW + HOUR) / 1000;

@@ -11,6 +11,7 @@
 
 #![no_main]
 
+use jiff::tz::TimeZone;
 use libfuzzer_sys::fuzz_target;
 use nudge_engine::campaign::{Campaign, StoredCampaign};
 use nudge_server::json;
@@ -24,11 +25,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    if let Ok(campaign) = json::campaign_from_json(ID, &body, "UTC") {
+    let kolkata = TimeZone::get("Asia/Kolkata").expect("a bundled zone");
+    if let Ok(campaign) = json::campaign_from_json(ID, &body, &TimeZone::UTC) {
         let stored =
             StoredCampaign { campaign: campaign.clone(), paused: false, saved_ms: SAVED_MS };
         let written = json::campaign_to_json(&stored);
-        let back = json::campaign_from_json(ID, &written, "Asia/Kolkata").unwrap_or_else(|e| {
+        let back = json::campaign_from_json(ID, &written, &kolkata).unwrap_or_else(|e| {
             panic!("{written} (written from a valid campaign) is refused: {e}")
         });
         assert_eq!(back, campaign, "JSON round trip through {written}");

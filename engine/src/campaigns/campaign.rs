@@ -9,8 +9,10 @@
 //! `schedule.rs`. Pausing is a record too. What a campaign does for one user
 //! is decided in `delivery.rs`.
 
+use jiff::civil::{DateTime, Time, Weekday};
 use rkyv::{Archive, Deserialize, Serialize};
 
+pub use crate::campaigns::policy::{Caps, QuietHours, QuietMode};
 use crate::error::{Error, Result};
 use crate::store::log::entry::{LogCampaign, LogCampaignPaused, LogCampaignRemoved, LogEntry};
 
@@ -22,6 +24,15 @@ pub const MAX_CAMPAIGN_ID_BYTES: usize = 128;
 pub const MAX_VARIANTS: usize = 16;
 /// Longest Web Push `Topic` (RFC 8030 §5.4: 32 characters of the URL-safe base64 alphabet).
 pub const MAX_TOPIC_CHARS: usize = 32;
+
+/// An action button of a notification. Texts are templates.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Action {
+    /// The button's label.
+    pub title: String,
+    /// Where a click on it leads.
+    pub url: String,
+}
 
 /// A message's content and Web Push options. Texts are templates.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
@@ -36,8 +47,8 @@ pub struct Message {
     pub icon: Option<String>,
     /// Image URL.
     pub image: Option<String>,
-    /// Action buttons: (title, url).
-    pub actions: Vec<(String, String)>,
+    /// Action buttons.
+    pub actions: Vec<Action>,
     /// Keep the notification until the user acts.
     pub require_interaction: bool,
     /// Time to live, ms.
@@ -59,27 +70,93 @@ pub struct Variant {
     pub message: Message,
 }
 
+/// How often a recurring schedule comes round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Every {
+    /// Every day.
+    Day,
+    /// Every week, on the schedule's days (Monday when it names none).
+    Week,
+    /// Every month, on the day of the month of the schedule's start
+    /// (clamped to the month's last day; the 1st without a start).
+    Month,
+}
+
+/// A recurring schedule: every day, week or month at a local time of day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recurring {
+    /// How often.
+    pub every: Every,
+    /// The local time of day.
+    pub time: Time,
+    /// Weekly schedules: the days (none means Monday). Empty for the others.
+    pub days: Vec<Weekday>,
+}
+
+/// Whose clock a schedule's local times are read on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ScheduleZone {
+    /// Each user's: their `timezone` profile property when it is a valid
+    /// IANA name, else the settings' default zone.
+    #[default]
+    User,
+    /// One IANA zone for everyone (`Europe/Paris`).
+    Named(String),
+}
+
+/// What a scheduled occurrence does for users whose local time had already
+/// passed when the campaign was saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfPassed {
+    /// Skip them this time.
+    #[default]
+    Drop,
+    /// Send at that local time the next day (one-off `at` times only).
+    NextDay,
+}
+
 /// When a scheduled campaign sends.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Schedule {
-    /// One-off local date-times (`2026-12-01T09:00:00`).
-    pub at: Vec<String>,
-    /// `day`, `week` or `month`, with a local `HH:MM` and, weekly, the days (`mon`…).
-    pub recurring: Option<(String, String, Vec<String>)>,
-    /// `user` (each user's `timezone` property, else the default) or an IANA name.
-    pub timezone: String,
-    /// `drop` or `next_day` when the local time has passed for a user.
-    pub if_passed: String,
-    /// Start, end and cut-off, epoch ms.
+    /// One-off local date-times.
+    pub at: Vec<DateTime>,
+    /// A recurring local time.
+    pub recurring: Option<Recurring>,
+    /// Whose local time.
+    pub timezone: ScheduleZone,
+    /// What a passed local time does.
+    pub if_passed: IfPassed,
+    /// Not before this instant, epoch ms.
     pub start_ms: Option<i64>,
-    /// See `start_ms`.
+    /// Not after this instant, epoch ms.
     pub end_ms: Option<i64>,
-    /// See `start_ms`.
+    /// Nothing is sent after this instant, epoch ms (an occurrence still
+    /// running stops).
     pub cutoff_ms: Option<i64>,
 }
 
+/// What counts as a conversion of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversion {
+    /// The event (`Charged`).
+    pub event: String,
+    /// Counted when it happens within this long after a send, ms.
+    pub within_ms: i64,
+    /// The event property that holds revenue (`amount`), if any.
+    pub revenue_property: Option<String>,
+}
+
+/// A campaign's webhook: every send is also posted there, signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// The HMAC-SHA256 signing secret.
+    pub secret: String,
+}
+
 /// A campaign.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Campaign {
     /// Its id (the path segment of `/v1/campaigns/{id}`).
     pub id: String,
@@ -99,24 +176,116 @@ pub struct Campaign {
     pub control_group_percent: f64,
     /// Whether the global frequency caps do not apply.
     pub ignore_global_caps: bool,
-    /// This campaign's own caps (per local day, per local week), instead of the global ones.
-    pub caps: Option<(Option<u32>, Option<u32>)>,
-    /// Quiet hours: (from `HH:MM`, to `HH:MM`, `delay` or `discard`).
-    pub dnd: Option<(String, String, String)>,
-    /// Conversion: (event, within ms, revenue property).
-    pub conversion: Option<(String, i64, Option<String>)>,
-    /// Webhook: (url, secret).
-    pub webhook: Option<(String, String)>,
+    /// This campaign's own caps, instead of the global ones.
+    pub caps: Option<Caps>,
+    /// This campaign's own quiet hours, instead of the global ones.
+    pub dnd: Option<QuietHours>,
+    /// What counts as a conversion (for its statistics).
+    pub conversion: Option<Conversion>,
+    /// Where every send is also posted.
+    pub webhook: Option<Webhook>,
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> Error {
     Error::invalid(None, field, reason.into())
 }
 
-/// A local time of day (`09:00`); the error names `field`.
-pub(crate) fn local_time(field: &str, text: &str) -> Result<jiff::civil::Time> {
-    text.parse::<jiff::civil::Time>()
+/// A local time of day (`09:00`, `09:30:15`); the error names `field`.
+pub fn parse_local_time(field: &str, text: &str) -> Result<Time> {
+    text.parse::<Time>()
         .map_err(|e| invalid(field, format!("{text:?} is not a local time like \"09:00\": {e}")))
+}
+
+/// A local time of day as people write it: `09:00`, with seconds only when
+/// it has them (`09:00:30`). [`parse_local_time`] reads it back.
+pub fn format_local_time(time: Time) -> String {
+    if time.subsec_nanosecond() != 0 {
+        time.to_string()
+    } else if time.second() != 0 {
+        time.strftime("%H:%M:%S").to_string()
+    } else {
+        time.strftime("%H:%M").to_string()
+    }
+}
+
+const WEEKDAY_NAMES: [(Weekday, &str); 7] = [
+    (Weekday::Monday, "mon"),
+    (Weekday::Tuesday, "tue"),
+    (Weekday::Wednesday, "wed"),
+    (Weekday::Thursday, "thu"),
+    (Weekday::Friday, "fri"),
+    (Weekday::Saturday, "sat"),
+    (Weekday::Sunday, "sun"),
+];
+
+/// A weekday's short name (`mon` … `sun`), as schedules write days.
+pub fn weekday_name(day: Weekday) -> &'static str {
+    WEEKDAY_NAMES.iter().find(|(d, _)| *d == day).map_or("mon", |(_, name)| name)
+}
+
+/// The weekday named `mon` … `sun`.
+pub fn weekday_of_name(name: &str) -> Option<Weekday> {
+    WEEKDAY_NAMES.iter().find(|(_, n)| *n == name).map(|(day, _)| *day)
+}
+
+impl Every {
+    /// Its name in the HTTP API and the stored form: `day`, `week`, `month`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Every::Day => "day",
+            Every::Week => "week",
+            Every::Month => "month",
+        }
+    }
+
+    /// The inverse of [`Every::name`].
+    pub fn of_name(name: &str) -> Option<Every> {
+        [Every::Day, Every::Week, Every::Month].into_iter().find(|e| e.name() == name)
+    }
+}
+
+impl IfPassed {
+    /// Its name in the HTTP API and the stored form: `drop`, `next_day`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IfPassed::Drop => "drop",
+            IfPassed::NextDay => "next_day",
+        }
+    }
+
+    /// The inverse of [`IfPassed::name`].
+    pub fn of_name(name: &str) -> Option<IfPassed> {
+        [IfPassed::Drop, IfPassed::NextDay].into_iter().find(|e| e.name() == name)
+    }
+}
+
+impl ScheduleZone {
+    /// Its name in the HTTP API and the stored form: `user` or the IANA name.
+    pub fn name(&self) -> &str {
+        match self {
+            ScheduleZone::User => USER_ZONE_NAME,
+            ScheduleZone::Named(name) => name,
+        }
+    }
+
+    /// The inverse of [`ScheduleZone::name`] (the IANA name is not checked).
+    pub fn of_name(name: &str) -> ScheduleZone {
+        if name == USER_ZONE_NAME {
+            ScheduleZone::User
+        } else {
+            ScheduleZone::Named(name.to_owned())
+        }
+    }
+}
+
+/// The name of [`ScheduleZone::User`] in the HTTP API and the stored form.
+pub const USER_ZONE_NAME: &str = "user";
+
+fn is_http_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    ["https://", "http://"]
+        .iter()
+        .any(|scheme| lower.len() > scheme.len() && lower.starts_with(scheme))
 }
 
 impl Campaign {
@@ -157,30 +326,25 @@ impl Campaign {
             if schedule.at.is_empty() && schedule.recurring.is_none() {
                 return Err(invalid("schedule", "needs `at` times or `recurring`"));
             }
-            for at in &schedule.at {
-                at.parse::<jiff::civil::DateTime>().map_err(|e| {
-                    invalid("schedule.at", format!("{at:?} is not a local date-time: {e}"))
-                })?;
+            if let Some(recurring) = &schedule.recurring
+                && recurring.every != Every::Week
+                && !recurring.days.is_empty()
+            {
+                return Err(invalid(
+                    "schedule.recurring.days",
+                    "days are for \"every\": \"week\" only",
+                ));
             }
-            if let Some((every, time, days)) = &schedule.recurring {
-                if !["day", "week", "month"].contains(&every.as_str()) {
-                    return Err(invalid("schedule.recurring.every", "must be day, week or month"));
-                }
-                local_time("schedule.recurring.time", time)?;
-                let week = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-                if let Some(day) = days.iter().find(|d| !week.contains(&d.as_str())) {
-                    return Err(invalid(
-                        "schedule.recurring.days",
-                        format!("{day:?} is not mon…sun"),
-                    ));
-                }
-            }
-            if schedule.timezone != "user" {
-                crate::campaigns::policy::parse_timezone(&schedule.timezone)
+            if let ScheduleZone::Named(name) = &schedule.timezone {
+                crate::campaigns::policy::parse_timezone(name)
                     .map_err(|e| invalid("schedule.timezone", e.0))?;
             }
-            if !["drop", "next_day"].contains(&schedule.if_passed.as_str()) {
-                return Err(invalid("schedule.if_passed", "must be drop or next_day"));
+            for (field, bound) in [("end", schedule.end_ms), ("cutoff", schedule.cutoff_ms)] {
+                if let (Some(start), Some(bound)) = (schedule.start_ms, bound)
+                    && bound < start
+                {
+                    return Err(invalid(&format!("schedule.{field}"), "is before `start`"));
+                }
             }
         }
         if !(0.0..=100.0).contains(&self.control_group_percent) {
@@ -217,8 +381,11 @@ impl Campaign {
                         ("message.icon", message.icon.as_ref()),
                         ("message.image", message.image.as_ref()),
                     ])
-                    .chain(message.actions.iter().flat_map(|(title, url)| {
-                        [("message.actions.title", Some(title)), ("message.actions.url", Some(url))]
+                    .chain(message.actions.iter().flat_map(|action| {
+                        [
+                            ("message.actions.title", Some(&action.title)),
+                            ("message.actions.url", Some(&action.url)),
+                        ]
                     }));
             for (field, text) in texts {
                 if let Some(text) = text {
@@ -229,20 +396,35 @@ impl Campaign {
                 return Err(invalid("message.ttl", "must not be negative"));
             }
         }
-        if let Some(dnd) = &self.dnd {
-            crate::campaigns::delivery::quiet_hours(dnd)?;
+        if let Some(conversion) = &self.conversion {
+            if conversion.event.is_empty() {
+                return Err(invalid("conversion.event", "must not be empty"));
+            }
+            if conversion.within_ms <= 0 {
+                return Err(invalid("conversion.within", "must be positive"));
+            }
+        }
+        if let Some(webhook) = &self.webhook {
+            if !is_http_url(&webhook.url) {
+                return Err(invalid("webhook.url", "must be an http:// or https:// URL"));
+            }
+            if webhook.secret.is_empty() {
+                return Err(invalid("webhook.secret", "must not be empty"));
+            }
         }
         Ok(())
     }
 
-    /// The stored form (rkyv).
+    /// The stored form (rkyv; the layout is `stored::CampaignV1`'s).
     pub fn encode(&self) -> Vec<u8> {
-        crate::store::log::entry::encode_blob(self)
+        crate::store::log::entry::encode_blob(&crate::campaigns::stored::CampaignV1::from(self))
     }
 
-    /// Reads the stored form back (`None` when it does not decode).
+    /// Reads the stored form back (`None` when it does not decode, or holds
+    /// a field that does not read as its type).
     pub fn decode(bytes: &[u8]) -> Option<Campaign> {
-        crate::store::log::entry::decode_blob(bytes)
+        crate::store::log::entry::decode_blob::<crate::campaigns::stored::CampaignV1>(bytes)?
+            .into_campaign()
     }
 }
 
@@ -283,7 +465,8 @@ pub fn campaign_of_trigger(trigger: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::campaigns::outbox::{DeliveryRecord, OutboxItem, SettingsRecord, Target};
+    use crate::campaigns::delivery::DeliverySettings;
+    use crate::campaigns::outbox::{DeliveryRecord, OutboxItem, Target};
 
     fn hex(bytes: &[u8]) -> String {
         let lines: Vec<String> = bytes
@@ -300,7 +483,10 @@ mod tests {
             url: Some("/cart".into()),
             icon: None,
             image: Some("https://img.example/1.png".into()),
-            actions: vec![("Pay".into(), "/pay".into()), ("Later".into(), "/later".into())],
+            actions: vec![
+                Action { title: "Pay".into(), url: "/pay".into() },
+                Action { title: "Later".into(), url: "/later".into() },
+            ],
             require_interaction: true,
             ttl_ms: Some(3_600_000),
             urgency: Some("high".into()),
@@ -319,10 +505,14 @@ mod tests {
             trigger: None,
             audience: Some("did \"Visit\"".into()),
             schedule: Some(Schedule {
-                at: vec!["2026-12-01T09:00:00".into()],
-                recurring: Some(("week".into(), "09:30".into(), vec!["mon".into(), "thu".into()])),
-                timezone: "Europe/Paris".into(),
-                if_passed: "next_day".into(),
+                at: vec![DateTime::constant(2026, 12, 1, 9, 0, 0, 0)],
+                recurring: Some(Recurring {
+                    every: Every::Week,
+                    time: Time::constant(9, 30, 0, 0),
+                    days: vec![Weekday::Monday, Weekday::Thursday],
+                }),
+                timezone: ScheduleZone::Named("Europe/Paris".into()),
+                if_passed: IfPassed::NextDay,
                 start_ms: Some(1),
                 end_ms: None,
                 cutoff_ms: Some(3),
@@ -331,17 +521,34 @@ mod tests {
             variants: vec![Variant { name: "B".into(), weight: 2, message: Message::default() }],
             control_group_percent: 12.5,
             ignore_global_caps: true,
-            caps: Some((Some(1), None)),
-            dnd: Some(("21:00".into(), "09:00".into(), "discard".into())),
-            conversion: Some(("Charged".into(), 86_400_000, Some("amount".into()))),
-            webhook: Some(("https://hooks.example/in".into(), "s3cret".into())),
+            caps: Some(Caps { per_day: Some(1), per_week: None }),
+            dnd: Some(QuietHours {
+                from: Time::constant(21, 0, 0, 0),
+                to: Time::constant(9, 0, 0, 0),
+                mode: QuietMode::Discard,
+            }),
+            conversion: Some(Conversion {
+                event: "Charged".into(),
+                within_ms: 86_400_000,
+                revenue_property: Some("amount".into()),
+            }),
+            webhook: Some(Webhook {
+                url: "https://hooks.example/in".into(),
+                secret: "s3cret".into(),
+            }),
         };
-        let settings = DeliveryRecord::Settings(SettingsRecord {
-            webpush_per_day: Some(2),
-            webpush_per_week: None,
-            default_timezone: "Asia/Tokyo".into(),
-            dnd: Some(("22:00".into(), "07:30".into(), "delay".into())),
-        });
+        let settings = DeliverySettings {
+            caps: Caps { per_day: Some(2), per_week: None },
+            default_timezone: jiff::tz::TimeZone::get("Asia/Tokyo").expect("a zone"),
+            dnd: Some(QuietHours {
+                from: Time::constant(22, 0, 0, 0),
+                to: Time::constant(7, 30, 0, 0),
+                mode: QuietMode::Delay,
+            }),
+        };
+        let record = settings.to_record().expect("an IANA zone");
+        assert_eq!(DeliverySettings::from_record(&record).expect("reads back"), settings);
+        let settings = DeliveryRecord::Settings(record);
         let item = DeliveryRecord::Queue(Box::new(OutboxItem {
             id: 7,
             delivery_id: "d-1".into(),

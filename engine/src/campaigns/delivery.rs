@@ -25,8 +25,9 @@ use std::collections::HashMap;
 use crate::campaigns::CampaignState;
 use crate::campaigns::campaign::StoredCampaign;
 use crate::campaigns::events::keys;
-use crate::campaigns::outbox::{self, DeliveryRecord, OutboxItem, SettingsRecord, Target};
-use crate::campaigns::policy::{self, Caps, Decision, DeliveryRules, QuietHours, QuietMode};
+use crate::campaigns::outbox::{self, DeliveryRecord, OutboxItem, Target};
+use crate::campaigns::policy::{self, Caps, Decision, DeliveryRules, QuietHours};
+use crate::campaigns::stored::{self, SettingsRecord};
 use crate::campaigns::template;
 use crate::error::{Error, Result};
 use crate::query::Source;
@@ -41,41 +42,67 @@ pub const MAX_RECORDS_PER_DECISION: usize = crate::limits::MAX_SUBSCRIPTIONS_PER
 /// How far back sends are read for the caps (a week, and a day for zones).
 const CAP_LOOKBACK_MS: i64 = 8 * 24 * 60 * 60 * 1000;
 
-/// Settings that apply to every campaign, resolved from [`SettingsRecord`].
-#[derive(Debug, Clone)]
+/// Delivery settings that apply to every campaign (`PUT /v1/settings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverySettings {
     /// Global frequency caps.
     pub caps: Caps,
-    /// Time zone of users without a valid `timezone` profile property.
+    /// Time zone of users without a valid `timezone` profile property (an
+    /// IANA zone; UTC by default).
     pub default_timezone: jiff::tz::TimeZone,
     /// Global quiet hours, when a campaign has none.
     pub dnd: Option<QuietHours>,
 }
 
-/// Quiet hours from their stored form (checked when saved).
-pub(crate) fn quiet_hours(dnd: &(String, String, String)) -> Result<QuietHours> {
-    let time = crate::campaigns::campaign::local_time;
-    let mode = match dnd.2.as_str() {
-        "delay" => QuietMode::Delay,
-        "discard" => QuietMode::Discard,
-        _ => return Err(Error::invalid(None, "dnd.mode", "must be delay or discard")),
-    };
-    Ok(QuietHours { from: time("dnd.from", &dnd.0)?, to: time("dnd.to", &dnd.1)?, mode })
+impl Default for DeliverySettings {
+    /// UTC, no caps, no quiet hours.
+    fn default() -> DeliverySettings {
+        DeliverySettings {
+            caps: Caps::default(),
+            default_timezone: jiff::tz::TimeZone::UTC,
+            dnd: None,
+        }
+    }
 }
 
 impl DeliverySettings {
-    /// Resolves (and checks) stored settings; errors name the field.
-    pub fn from_record(record: &SettingsRecord) -> Result<DeliverySettings> {
+    /// Resolves stored settings; errors name the field.
+    pub(crate) fn from_record(record: &SettingsRecord) -> Result<DeliverySettings> {
         let default_timezone = if record.default_timezone.is_empty() {
             jiff::tz::TimeZone::UTC
         } else {
             policy::parse_timezone(&record.default_timezone)
                 .map_err(|e| Error::invalid(None, "default_timezone", e.0))?
         };
+        let dnd =
+            match &record.dnd {
+                Some(stored) => Some(stored::read_quiet_hours(stored).ok_or_else(|| {
+                    Error::invalid(None, "dnd", format!("{stored:?} does not read"))
+                })?),
+                None => None,
+            };
         Ok(DeliverySettings {
             caps: Caps { per_day: record.webpush_per_day, per_week: record.webpush_per_week },
             default_timezone,
-            dnd: record.dnd.as_ref().map(quiet_hours).transpose()?,
+            dnd,
+        })
+    }
+
+    /// The stored form; the default zone must have an IANA name (the only
+    /// zones a name can be stored for).
+    pub(crate) fn to_record(&self) -> Result<SettingsRecord> {
+        let Some(zone) = self.default_timezone.iana_name() else {
+            return Err(Error::invalid(
+                None,
+                "default_timezone",
+                "must be an IANA time zone (such as \"Europe/Paris\"), not a fixed offset",
+            ));
+        };
+        Ok(SettingsRecord {
+            webpush_per_day: self.caps.per_day,
+            webpush_per_week: self.caps.per_week,
+            default_timezone: zone.to_owned(),
+            dnd: self.dnd.as_ref().map(stored::store_quiet_hours),
         })
     }
 }
@@ -146,8 +173,7 @@ impl<'a> Planner<'a> {
             dicts,
             state,
             // Checked when saved; settings that no longer resolve fall back to the defaults.
-            settings: DeliverySettings::from_record(&campaigns.outbox.settings)
-                .unwrap_or_else(|_| fallback_settings()),
+            settings: DeliverySettings::from_record(&campaigns.outbox.settings).unwrap_or_default(),
             now,
             timezone_key: key("timezone"),
             test_key: key(keys::TEST),
@@ -255,17 +281,11 @@ impl<'a> Planner<'a> {
             (now, None)
         } else {
             let sent = self.sends(user);
-            let caps = campaign
-                .caps
-                .map_or(self.settings.caps, |(per_day, per_week)| Caps { per_day, per_week });
             let rules = DeliveryRules {
                 campaign: campaign.id.clone(),
-                caps,
+                caps: campaign.caps.unwrap_or(self.settings.caps),
                 ignore_caps: campaign.ignore_global_caps,
-                quiet: match &campaign.dnd {
-                    Some(dnd) => Some(quiet_hours(dnd)?),
-                    None => self.settings.dnd,
-                },
+                quiet: campaign.dnd.or(self.settings.dnd),
                 control_percent: campaign.control_group_percent,
                 variant_weights: campaign.variants.iter().map(|v| v.weight).collect(),
                 expires_at_ms: campaign.message.ttl_ms.map(|ttl| cause.due_ms.saturating_add(ttl)),
@@ -344,8 +364,9 @@ impl<'a> Planner<'a> {
             };
             targets.push((target, shown));
         }
-        if let (Some((url, secret)), false) = (&campaign.webhook, cause.test) {
-            let target = Target::Webhook { url: url.clone(), secret: secret.clone() };
+        if let (Some(webhook), false) = (&campaign.webhook, cause.test) {
+            let target =
+                Target::Webhook { url: webhook.url.clone(), secret: webhook.secret.clone() };
             targets.push((target, notification.clone()));
         }
         let items = targets.len();
@@ -391,11 +412,6 @@ impl<'a> Planner<'a> {
             items,
         })
     }
-}
-
-/// UTC, no caps, no quiet hours: what settings that no longer resolve fall back to.
-fn fallback_settings() -> DeliverySettings {
-    DeliverySettings { caps: Caps::default(), default_timezone: jiff::tz::TimeZone::UTC, dnd: None }
 }
 
 /// The records of a test send of `stored` to `user` at `now`: no audience,

@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod policy;
 pub mod schedule;
 pub mod stats;
+pub mod stored;
 pub mod template;
 
 use std::collections::BTreeMap;

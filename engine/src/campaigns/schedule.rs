@@ -26,7 +26,7 @@ use jiff::tz::TimeZone;
 use roaring::RoaringBitmap;
 
 use crate::campaigns::CampaignState;
-use crate::campaigns::campaign::{Schedule, StoredCampaign};
+use crate::campaigns::campaign::{Every, IfPassed, Schedule, ScheduleZone, StoredCampaign};
 use crate::campaigns::delivery::{Cause, Planner};
 use crate::campaigns::outbox::{self, DeliveryRecord, ScheduleMark};
 use crate::error::Result;
@@ -36,8 +36,9 @@ use crate::store::props::ValueRef;
 use crate::store::sequencer::Input;
 use crate::store::state::index::IndexedValue;
 
-/// The zone key of users without a valid `timezone` property.
-pub const DEFAULT_ZONE: &str = "(default)";
+/// How progress marks and delivery ids name the group of users without a
+/// valid `timezone` property (no IANA zone has this name).
+const DEFAULT_ZONE_MARK: &str = "(default)";
 /// Users decided per batch of a scheduled run.
 pub const USERS_PER_BATCH: usize = 1000;
 /// How far ahead occurrences are searched (a monthly schedule on the 31st
@@ -53,19 +54,6 @@ fn from_civil_seconds(seconds: i64) -> Option<DateTime> {
     jiff::Timestamp::from_second(seconds).ok().map(|t| t.to_zoned(TimeZone::UTC).datetime())
 }
 
-fn weekday(name: &str) -> Option<Weekday> {
-    Some(match name {
-        "mon" => Weekday::Monday,
-        "tue" => Weekday::Tuesday,
-        "wed" => Weekday::Wednesday,
-        "thu" => Weekday::Thursday,
-        "fri" => Weekday::Friday,
-        "sat" => Weekday::Saturday,
-        "sun" => Weekday::Sunday,
-        _ => return None,
-    })
-}
-
 /// The first occurrence of `schedule` strictly after `after` (local civil
 /// time), searching recurring dates from `from`. Monthly schedules fall on
 /// `anchor_day` (clamped to the month's last day).
@@ -75,24 +63,18 @@ pub fn next_occurrence(
     from: Date,
     anchor_day: i8,
 ) -> Option<DateTime> {
-    let one_off = schedule
-        .at
-        .iter()
-        .filter_map(|at| at.parse::<DateTime>().ok())
-        .filter(|at| *at > after)
-        .min();
-    let recurring = schedule.recurring.as_ref().and_then(|(every, time, days)| {
-        let time: Time = time.parse().ok()?;
-        let days: Vec<Weekday> = days.iter().filter_map(|d| weekday(d)).collect();
+    let one_off = schedule.at.iter().copied().filter(|at| *at > after).min();
+    let recurring = schedule.recurring.as_ref().and_then(|recurring| {
+        let days = &recurring.days;
         let mut date = from.max(after.date());
         for _ in 0..SEARCH_DAYS {
-            let fits = match every.as_str() {
-                "day" => true,
-                "week" if days.is_empty() => date.weekday() == Weekday::Monday,
-                "week" => days.contains(&date.weekday()),
-                _ => date.day() == anchor_day.min(date.days_in_month()),
+            let fits = match recurring.every {
+                Every::Day => true,
+                Every::Week if days.is_empty() => date.weekday() == Weekday::Monday,
+                Every::Week => days.contains(&date.weekday()),
+                Every::Month => date.day() == anchor_day.min(date.days_in_month()),
             };
-            let at = date.to_datetime(time);
+            let at = date.to_datetime(recurring.time);
             if fits && at > after {
                 return Some(at);
             }
@@ -106,9 +88,28 @@ pub fn next_occurrence(
     }
 }
 
+/// Which clock a group of users is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ZoneKey {
+    /// An IANA zone.
+    Named(String),
+    /// The settings' default zone (users without a valid `timezone`).
+    Default,
+}
+
+impl ZoneKey {
+    /// How progress marks and delivery ids name it.
+    fn mark_name(&self) -> &str {
+        match self {
+            ZoneKey::Named(name) => name,
+            ZoneKey::Default => DEFAULT_ZONE_MARK,
+        }
+    }
+}
+
 /// A zone's users for one scheduled campaign.
 struct ZoneGroup {
-    key: String,
+    key: ZoneKey,
     tz: TimeZone,
     users: RoaringBitmap,
 }
@@ -121,10 +122,9 @@ fn zone_groups(
     timezone_key: Option<u16>,
 ) -> Vec<ZoneGroup> {
     let all = &state.indexes.all_user_ids;
-    if schedule.timezone != "user" {
-        let tz =
-            crate::campaigns::policy::parse_timezone(&schedule.timezone).unwrap_or(TimeZone::UTC);
-        return vec![ZoneGroup { key: schedule.timezone.clone(), tz, users: all.clone() }];
+    if let ScheduleZone::Named(name) = &schedule.timezone {
+        let tz = crate::campaigns::policy::parse_timezone(name).unwrap_or(TimeZone::UTC);
+        return vec![ZoneGroup { key: ZoneKey::Named(name.clone()), tz, users: all.clone() }];
     }
     let mut groups = Vec::new();
     let mut placed = RoaringBitmap::new();
@@ -135,7 +135,7 @@ fn zone_groups(
                 let IndexedValue::Str(name) = value else { continue };
                 let Ok(tz) = crate::campaigns::policy::parse_timezone(&name) else { continue };
                 placed |= users;
-                groups.push(ZoneGroup { key: name, tz, users: users.clone() });
+                groups.push(ZoneGroup { key: ZoneKey::Named(name), tz, users: users.clone() });
             }
         }
         // More distinct values than the index keeps: read each profile.
@@ -152,7 +152,7 @@ fn zone_groups(
             for (name, users) in by_name {
                 placed |= &users;
                 let tz = crate::campaigns::policy::parse_timezone(&name).unwrap_or(TimeZone::UTC);
-                groups.push(ZoneGroup { key: name, tz, users });
+                groups.push(ZoneGroup { key: ZoneKey::Named(name), tz, users });
             }
         }
         None => {}
@@ -160,7 +160,7 @@ fn zone_groups(
     let rest = all - &placed;
     if !rest.is_empty() {
         groups.push(ZoneGroup {
-            key: DEFAULT_ZONE.to_owned(),
+            key: ZoneKey::Default,
             tz: planner.default_timezone().clone(),
             users: rest,
         });
@@ -211,10 +211,12 @@ fn step(
     };
     let key = civil_seconds(occurrence);
     if due < begin_ms {
-        let one_off = schedule.at.iter().any(|at| at.parse::<DateTime>().ok() == Some(occurrence));
+        let one_off = schedule.at.contains(&occurrence);
         let tomorrow = occurrence.date().tomorrow().ok().map(|d| d.to_datetime(occurrence.time()));
         match tomorrow.and_then(instant) {
-            Some(next) if schedule.if_passed == "next_day" && one_off && next >= begin_ms => {
+            Some(next)
+                if schedule.if_passed == IfPassed::NextDay && one_off && next >= begin_ms =>
+            {
                 due = next
             }
             _ => return Step::Skip(key, "passed"),
@@ -250,7 +252,7 @@ pub fn next_batch(
             continue;
         }
         for group in zone_groups(&planner, schedule, &state, timezone_key) {
-            let mark = campaigns.outbox.mark(id, &group.key);
+            let mark = campaigns.outbox.mark(id, group.key.mark_name());
             match step(stored, schedule, &group, mark, now, grace) {
                 Step::Wait(due) => {
                     *next_due = match (*next_due, due) {
@@ -306,7 +308,7 @@ fn run_batch(
             break;
         }
         let cause = Cause {
-            key: format!("{}\u{0}{occurrence}", group.key),
+            key: format!("{}\u{0}{occurrence}", group.key.mark_name()),
             event: None,
             due_ms: now,
             check_audience: false,
@@ -327,14 +329,14 @@ pub const SCHEDULE_RECHECK_MS: i64 = 1_000;
 
 fn mark_record(
     campaign: &str,
-    zone: &str,
+    zone: &ZoneKey,
     occurrence: i64,
     next_user: Option<u32>,
     dropped: Option<&str>,
 ) -> Input {
     outbox::record(DeliveryRecord::Schedule(ScheduleMark {
         campaign: campaign.to_owned(),
-        zone: zone.to_owned(),
+        zone: zone.mark_name().to_owned(),
         occurrence_local_s: occurrence,
         next_user,
         dropped: dropped.map(str::to_owned),
@@ -344,14 +346,15 @@ fn mark_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::campaigns::campaign::Recurring;
 
-    fn schedule(every: &str, days: &[&str]) -> Schedule {
+    fn schedule(every: Every, days: &[Weekday]) -> Schedule {
         Schedule {
-            recurring: Some((
-                every.into(),
-                "09:30".into(),
-                days.iter().map(|d| (*d).to_owned()).collect(),
-            )),
+            recurring: Some(Recurring {
+                every,
+                time: Time::constant(9, 30, 0, 0),
+                days: days.to_vec(),
+            }),
             ..Default::default()
         }
     }
@@ -363,7 +366,7 @@ mod tests {
     #[test]
     fn weekly_and_monthly_occurrences() {
         let from = dt("2026-11-02T00:00").date(); // a Monday
-        let weekly = schedule("week", &["thu", "mon"]);
+        let weekly = schedule(Every::Week, &[Weekday::Thursday, Weekday::Monday]);
         let mut at = dt("2026-11-01T00:00");
         let mut seen = Vec::new();
         for _ in 0..3 {
@@ -372,7 +375,7 @@ mod tests {
         }
         assert_eq!(seen, ["2026-11-02T09:30:00", "2026-11-05T09:30:00", "2026-11-09T09:30:00"]);
         // Monthly on the 31st: the last day of shorter months.
-        let monthly = schedule("month", &[]);
+        let monthly = schedule(Every::Month, &[]);
         let mut at = dt("2026-11-01T00:00");
         let mut seen = Vec::new();
         for _ in 0..4 {
@@ -381,7 +384,7 @@ mod tests {
         }
         assert_eq!(seen, ["2026-11-30", "2026-12-31", "2027-01-31", "2027-02-28"]);
         // One-off times and a recurring time together: the earliest first.
-        let both = Schedule { at: vec!["2026-11-02T08:00:00".into()], ..schedule("day", &[]) };
+        let both = Schedule { at: vec![dt("2026-11-02T08:00")], ..schedule(Every::Day, &[]) };
         let first = next_occurrence(&both, dt("2026-11-01T12:00"), from, 1).expect("next");
         assert_eq!(first, dt("2026-11-02T08:00"));
         let second = next_occurrence(&both, first, from, 1).expect("next");

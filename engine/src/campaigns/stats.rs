@@ -163,9 +163,9 @@ pub fn campaign_stats(
     ]
     .map(event);
     let conversion = stored.campaign.conversion.as_ref();
-    let converting = conversion.and_then(|(name, _, _)| event(name));
-    let window = conversion.map_or(0, |(_, within, _)| *within);
-    let revenue_key = conversion.and_then(|(_, _, prop)| prop.as_deref()).and_then(key);
+    let converting = conversion.and_then(|c| event(&c.event));
+    let window = conversion.map_or(0, |c| c.within_ms);
+    let revenue_key = conversion.and_then(|c| c.revenue_property.as_deref()).and_then(key);
     let mut users = roaring::RoaringBitmap::new();
     for e in [fired, sent, dropped].into_iter().flatten() {
         if let Some(index) = state.indexes.event_user_ids.get(e as usize) {

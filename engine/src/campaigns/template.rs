@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use minijinja::{Environment, Value as Jinja};
 
-use crate::campaigns::campaign::Message;
+use crate::campaigns::campaign::{Action, Message};
 use crate::campaigns::outbox::Notification;
 use crate::store::dict::Dictionary;
 use crate::store::props::{self, ValueRef};
@@ -102,8 +102,11 @@ pub fn render_message(message: &Message, context: &Jinja) -> Result<Notification
         source.as_deref().map(|s| one(field, s)).transpose().map(|t| t.filter(|t| !t.is_empty()))
     };
     let mut actions = Vec::with_capacity(message.actions.len());
-    for (title, url) in &message.actions {
-        actions.push((one("actions.title", title)?, one("actions.url", url)?));
+    for action in &message.actions {
+        actions.push(Action {
+            title: one("actions.title", &action.title)?,
+            url: one("actions.url", &action.url)?,
+        });
     }
     Ok(Notification {
         title: one("title", &message.title)?,
@@ -152,7 +155,7 @@ mod tests {
             body: "Hello {{ user.last_name | default('there') }} <b>{{ event.price }}</b>".into(),
             url: Some("https://shop.example/cart/{{ event.cart_id }}".into()),
             icon: Some("{{ user.missing }}".into()),
-            actions: vec![("Pay {{ event.price }}".into(), "/pay".into())],
+            actions: vec![Action { title: "Pay {{ event.price }}".into(), url: "/pay".into() }],
             ..Default::default()
         };
         let n = render_message(&message, &context()).expect("renders");
@@ -160,7 +163,7 @@ mod tests {
         assert_eq!(n.body, "Hello there <b>49.5</b>", "no HTML escaping");
         assert_eq!(n.url.as_deref(), Some("https://shop.example/cart/c9"));
         assert_eq!(n.icon, None, "an empty rendering is no icon");
-        assert_eq!(n.actions, vec![("Pay 49.5".to_owned(), "/pay".to_owned())]);
+        assert_eq!(n.actions, vec![Action { title: "Pay 49.5".into(), url: "/pay".into() }]);
     }
 
     #[test]
@@ -200,7 +203,7 @@ mod tests {
             url: Some("https://s.example/".into()),
             icon: Some("i".into()),
             image: Some("m".into()),
-            actions: vec![("a".into(), "b".into())],
+            actions: vec![Action { title: "a".into(), url: "b".into() }],
             ..Default::default()
         };
         let safe = for_safari(&n).expect("has a url");

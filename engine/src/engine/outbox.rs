@@ -3,7 +3,8 @@
 //! settings. The decisions are the campaigns layer's (`campaigns/outbox/`);
 //! this file holds the leases and writes the records.
 
-use crate::campaigns::outbox::{self, Attempt, OutboxItem, SettingsRecord};
+use crate::campaigns::delivery::DeliverySettings;
+use crate::campaigns::outbox::{self, Attempt, OutboxItem};
 use crate::engine::Engine;
 use crate::error::Result;
 
@@ -62,14 +63,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Replaces the delivery settings, durably. The time zone and quiet hours
-    /// are checked first; the error names the field.
-    pub fn save_delivery_settings(&self, settings: SettingsRecord) -> Result<()> {
+    /// Replaces the delivery settings, durably. The default time zone must
+    /// be an IANA zone (the error names `default_timezone`).
+    pub fn save_delivery_settings(&self, settings: &DeliverySettings) -> Result<()> {
         self.ingest_inputs(vec![outbox::settings_record(settings)?]).map(|_| ())
     }
 
     /// The delivery settings in force.
-    pub fn delivery_settings(&self) -> SettingsRecord {
-        self.read_state().state.campaigns.outbox.settings.clone()
+    pub fn delivery_settings(&self) -> DeliverySettings {
+        DeliverySettings::from_record(&self.read_state().state.campaigns.outbox.settings)
+            .unwrap_or_default()
     }
 }

@@ -7,9 +7,13 @@
 
 use std::collections::BTreeSet;
 
-use jiff::civil::DateTime;
+use jiff::civil::{DateTime, Weekday};
 use jiff::tz::TimeZone;
-use nudge_engine::campaign::{Campaign, Message, Schedule, StoredCampaign, Variant};
+use nudge_engine::campaign::{
+    Action, Campaign, Conversion, Every, IfPassed, Message, Recurring, Schedule, ScheduleZone,
+    StoredCampaign, USER_ZONE_NAME, Variant, Webhook, format_local_time, parse_local_time,
+    weekday_name,
+};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
@@ -20,9 +24,9 @@ use super::{DurationMs, FieldError, format_duration, from_value, parse_timestamp
 
 /// The schedule `timezone` meaning each user's own zone (their `timezone`
 /// profile property, else the default one); also what an absent `timezone` means.
-pub const USER_TIMEZONE: &str = "user";
+pub const USER_TIMEZONE: &str = USER_ZONE_NAME;
 /// What an absent `schedule.if_passed` means.
-pub const DEFAULT_IF_PASSED: &str = "drop";
+pub const DEFAULT_IF_PASSED: IfPassed = IfPassed::Drop;
 
 /// The body of `PUT /v1/campaigns/{id}` as it is read, before its checks;
 /// [`CampaignJson::into_campaign`] makes the engine's campaign of it.
@@ -118,7 +122,7 @@ struct ScheduleJson {
     at: Option<Vec<String>>,
     recurring: Option<RecurringJson>,
     timezone: Option<String>,
-    if_passed: Option<IfPassed>,
+    if_passed: Option<IfPassedJson>,
     start: Option<Value>,
     end: Option<Value>,
     cutoff: Option<Value>,
@@ -126,7 +130,7 @@ struct ScheduleJson {
 
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
-enum IfPassed {
+enum IfPassedJson {
     Drop,
     NextDay,
 }
@@ -137,14 +141,14 @@ enum IfPassed {
     expecting = "an object such as {\"every\": \"day\", \"time\": \"09:00\"}"
 )]
 struct RecurringJson {
-    every: Every,
+    every: EveryJson,
     time: String,
     days: Option<Vec<Day>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
 #[serde(rename_all = "lowercase")]
-enum Every {
+enum EveryJson {
     Day,
     Week,
     Month,
@@ -163,15 +167,15 @@ enum Day {
 }
 
 impl Day {
-    fn name(self) -> &'static str {
+    fn weekday(self) -> Weekday {
         match self {
-            Day::Mon => "mon",
-            Day::Tue => "tue",
-            Day::Wed => "wed",
-            Day::Thu => "thu",
-            Day::Fri => "fri",
-            Day::Sat => "sat",
-            Day::Sun => "sun",
+            Day::Mon => Weekday::Monday,
+            Day::Tue => Weekday::Tuesday,
+            Day::Wed => Weekday::Wednesday,
+            Day::Thu => Weekday::Thursday,
+            Day::Fri => Weekday::Friday,
+            Day::Sat => Weekday::Saturday,
+            Day::Sun => Weekday::Sunday,
         }
     }
 }
@@ -200,7 +204,9 @@ struct WebhookJson {
 impl MessageJson {
     /// This message over `base`: what it gives replaces, what it leaves out is kept.
     fn over(self, base: &Message) -> Message {
-        let actions = self.actions.map(|a| a.into_iter().map(|a| (a.title, a.url)).collect());
+        let actions = self
+            .actions
+            .map(|a| a.into_iter().map(|a| Action { title: a.title, url: a.url }).collect());
         Message {
             title: self.title.unwrap_or_else(|| base.title.clone()),
             body: self.body.unwrap_or_else(|| base.body.clone()),
@@ -247,20 +253,24 @@ impl MessageJson {
 /// `start`, `end` and `cutoff` are instants (one for everyone): RFC 3339 with
 /// an offset, epoch milliseconds (a number or its text), or a local date-time
 /// without an offset, read in the schedule's zone or, with `"user"`, in
-/// `default_timezone` (the settings' zone; empty means UTC). Local times that
+/// `default_timezone` (the settings' zone). Local times that
 /// do not exist or repeat (daylight saving) are read as the engine reads them:
 /// the later instant for a gap, the earlier for a fold.
 pub fn campaign_from_json(
     id: &str,
     body: &Value,
-    default_timezone: &str,
+    default_timezone: &TimeZone,
 ) -> Result<Campaign, FieldError> {
     from_value::<CampaignJson>(body)?.into_campaign(id, default_timezone)
 }
 
 impl CampaignJson {
     /// The campaign `id` of this body, checked; see [`campaign_from_json`].
-    pub fn into_campaign(self, id: &str, default_timezone: &str) -> Result<Campaign, FieldError> {
+    pub fn into_campaign(
+        self,
+        id: &str,
+        default_timezone: &TimeZone,
+    ) -> Result<Campaign, FieldError> {
         let json = self;
         if let Some(body_id) = &json.id
             && body_id != id
@@ -295,23 +305,12 @@ impl CampaignJson {
             check_message(&format!("{path}.message"), &own)?;
             variants.push(Variant { name: variant.name, weight: variant.weight, message: own });
         }
-        let conversion = match json.conversion {
-            Some(c) if c.event.is_empty() => {
-                return Err(FieldError::new("conversion.event", "must not be empty"));
-            }
-            Some(c) => Some((c.event, c.within.0, c.revenue_prop)),
-            None => None,
-        };
-        let webhook = match json.webhook {
-            Some(w) if !is_http_url(&w.url) => {
-                return Err(FieldError::new("webhook.url", "must be an http:// or https:// URL"));
-            }
-            Some(w) if w.secret.is_empty() => {
-                return Err(FieldError::new("webhook.secret", "must not be empty"));
-            }
-            Some(w) => Some((w.url, w.secret)),
-            None => None,
-        };
+        let conversion = json.conversion.map(|c| Conversion {
+            event: c.event,
+            within_ms: c.within.0,
+            revenue_property: c.revenue_prop,
+        });
+        let webhook = json.webhook.map(|w| Webhook { url: w.url, secret: w.secret });
         let campaign = Campaign {
             id: id.to_owned(),
             name: json.name.unwrap_or_default(),
@@ -322,8 +321,8 @@ impl CampaignJson {
             variants,
             control_group_percent: json.control_group_percent.unwrap_or(0.0),
             ignore_global_caps: json.ignore_global_caps.unwrap_or(false),
-            caps: json.caps.map(|c| (c.webpush_per_day, c.webpush_per_week)),
-            dnd: json.dnd.map(DndJson::into_engine),
+            caps: json.caps.map(CapsJson::into_engine),
+            dnd: json.dnd.map(DndJson::into_engine).transpose()?,
             conversion,
             webhook,
         };
@@ -337,21 +336,14 @@ impl CampaignJson {
     }
 }
 
-fn is_http_url(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    ["https://", "http://"]
-        .iter()
-        .any(|scheme| lower.len() > scheme.len() && lower.starts_with(scheme))
-}
-
 /// Checks one message by the engine's rules, naming fields under `path`
 /// (`variants[1].message.topic`, `message.actions[0].url`): action
 /// templates here, with their index; the rest by `Campaign::validate` on a
 /// campaign that holds only this message (the engine's own error names
 /// `message.…` for every variant).
 fn check_message(path: &str, message: &Message) -> Result<(), FieldError> {
-    for (i, (title, url)) in message.actions.iter().enumerate() {
-        for (name, text) in [("title", title), ("url", url)] {
+    for (i, action) in message.actions.iter().enumerate() {
+        for (name, text) in [("title", &action.title), ("url", &action.url)] {
             let field = format!("{path}.actions[{i}].{name}");
             nudge_engine::campaign::check_template(&field, text)
                 .map_err(FieldError::from_engine)?;
@@ -377,42 +369,34 @@ fn zone(name: &str) -> Result<TimeZone, String> {
     nudge_engine::campaign::parse_timezone(name).map_err(|e| e.0)
 }
 
-fn schedule_from_json(json: ScheduleJson, default_timezone: &str) -> Result<Schedule, FieldError> {
-    let timezone = json.timezone.unwrap_or_else(|| USER_TIMEZONE.to_owned());
-    let own_zone = if timezone == USER_TIMEZONE {
-        None
-    } else {
-        Some(zone(&timezone).map_err(|e| FieldError::new("schedule.timezone", e))?)
+fn schedule_from_json(
+    json: ScheduleJson,
+    default_timezone: &TimeZone,
+) -> Result<Schedule, FieldError> {
+    let timezone = ScheduleZone::of_name(json.timezone.as_deref().unwrap_or(USER_TIMEZONE));
+    let own_zone = match &timezone {
+        ScheduleZone::User => None,
+        ScheduleZone::Named(name) => {
+            Some(zone(name).map_err(|e| FieldError::new("schedule.timezone", e))?)
+        }
     };
     // Where instants given as local times are read.
-    let instant_zone = || match (&own_zone, default_timezone) {
-        (Some(tz), _) => Ok(tz.clone()),
-        (None, "") => Ok(TimeZone::UTC),
-        (None, name) => zone(name).map_err(|e| {
-            FieldError::new("schedule.timezone", format!("the default time zone is not valid: {e}"))
-        }),
-    };
+    let instant_zone = || Ok(own_zone.clone().unwrap_or_else(|| default_timezone.clone()));
     let mut at = Vec::new();
     for (i, text) in json.at.unwrap_or_default().iter().enumerate() {
-        at.push(local_at(&format!("schedule.at[{i}]"), text, own_zone.as_ref())?.to_string());
+        at.push(local_at(&format!("schedule.at[{i}]"), text, own_zone.as_ref())?);
     }
     let recurring = match json.recurring {
-        Some(r) => {
-            let days: Vec<String> =
-                r.days.unwrap_or_default().into_iter().map(|d| d.name().to_owned()).collect();
-            if r.every != Every::Week && !days.is_empty() {
-                return Err(FieldError::new(
-                    "schedule.recurring.days",
-                    "days are for \"every\": \"week\" only",
-                ));
-            }
-            let every = match r.every {
-                Every::Day => "day",
-                Every::Week => "week",
-                Every::Month => "month",
-            };
-            Some((every.to_owned(), r.time, days))
-        }
+        Some(r) => Some(Recurring {
+            every: match r.every {
+                EveryJson::Day => Every::Day,
+                EveryJson::Week => Every::Week,
+                EveryJson::Month => Every::Month,
+            },
+            time: parse_local_time("schedule.recurring.time", &r.time)
+                .map_err(FieldError::from_engine)?,
+            days: r.days.unwrap_or_default().into_iter().map(Day::weekday).collect(),
+        }),
         None => None,
     };
     let bound = |field: &str, value: Option<Value>| match value {
@@ -421,26 +405,12 @@ fn schedule_from_json(json: ScheduleJson, default_timezone: &str) -> Result<Sche
     };
     let (start_ms, end_ms, cutoff_ms) =
         (bound("start", json.start)?, bound("end", json.end)?, bound("cutoff", json.cutoff)?);
-    for (field, bound) in [("end", end_ms), ("cutoff", cutoff_ms)] {
-        if let (Some(start), Some(bound)) = (start_ms, bound)
-            && bound < start
-        {
-            return Err(FieldError::new(format!("schedule.{field}"), "is before `start`"));
-        }
-    }
     let if_passed = match json.if_passed {
-        Some(IfPassed::NextDay) => "next_day",
-        Some(IfPassed::Drop) | None => DEFAULT_IF_PASSED,
+        Some(IfPassedJson::NextDay) => IfPassed::NextDay,
+        Some(IfPassedJson::Drop) => IfPassed::Drop,
+        None => DEFAULT_IF_PASSED,
     };
-    Ok(Schedule {
-        at,
-        recurring,
-        timezone,
-        if_passed: if_passed.to_owned(),
-        start_ms,
-        end_ms,
-        cutoff_ms,
-    })
+    Ok(Schedule { at, recurring, timezone, if_passed, start_ms, end_ms, cutoff_ms })
 }
 
 /// A one-off `at` time as the engine keeps it: a local date-time.
@@ -530,7 +500,7 @@ fn instant(
 /// A message's fields as JSON, `null` for those unset.
 fn message_fields(message: &Message) -> [(&'static str, Value); 10] {
     let actions: Vec<Value> =
-        message.actions.iter().map(|(title, url)| json!({"title": title, "url": url})).collect();
+        message.actions.iter().map(|a| json!({"title": a.title, "url": a.url})).collect();
     [
         ("title", json!(message.title)),
         ("body", json!(message.body)),
@@ -594,37 +564,45 @@ pub fn campaign_to_json(stored: &StoredCampaign) -> Value {
     out.insert("variants".into(), Value::Array(variants));
     out.insert("control_group_percent".into(), json!(campaign.control_group_percent));
     out.insert("ignore_global_caps".into(), json!(campaign.ignore_global_caps));
-    if let Some((per_day, per_week)) = campaign.caps {
-        out.insert("caps".into(), CapsJson::to_json(per_day, per_week));
+    if let Some(caps) = &campaign.caps {
+        out.insert("caps".into(), CapsJson::to_json(caps));
     }
     if let Some(dnd) = &campaign.dnd {
         out.insert("dnd".into(), DndJson::to_json(dnd));
     }
-    if let Some((event, within, revenue_prop)) = &campaign.conversion {
-        let mut conversion = json!({"event": event, "within": format_duration(*within)});
-        if let (Some(prop), Some(object)) = (revenue_prop, conversion.as_object_mut()) {
+    if let Some(conversion) = &campaign.conversion {
+        let mut json = json!({
+            "event": conversion.event,
+            "within": format_duration(conversion.within_ms),
+        });
+        if let (Some(prop), Some(object)) = (&conversion.revenue_property, json.as_object_mut()) {
             object.insert("revenue_prop".into(), json!(prop));
         }
-        out.insert("conversion".into(), conversion);
+        out.insert("conversion".into(), json);
     }
-    if let Some((url, secret)) = &campaign.webhook {
-        out.insert("webhook".into(), json!({"url": url, "secret": secret}));
+    if let Some(webhook) = &campaign.webhook {
+        out.insert("webhook".into(), json!({"url": webhook.url, "secret": webhook.secret}));
     }
     Value::Object(out)
 }
 
 fn schedule_to_json(schedule: &Schedule) -> Value {
     let mut out = Map::new();
-    out.insert("at".into(), json!(schedule.at));
-    if let Some((every, time, days)) = &schedule.recurring {
-        let mut recurring = json!({"every": every, "time": time});
-        if let (false, Some(object)) = (days.is_empty(), recurring.as_object_mut()) {
+    let at: Vec<String> = schedule.at.iter().map(DateTime::to_string).collect();
+    out.insert("at".into(), json!(at));
+    if let Some(recurring) = &schedule.recurring {
+        let mut json = json!({
+            "every": recurring.every.name(),
+            "time": format_local_time(recurring.time),
+        });
+        if let (false, Some(object)) = (recurring.days.is_empty(), json.as_object_mut()) {
+            let days: Vec<&str> = recurring.days.iter().map(|d| weekday_name(*d)).collect();
             object.insert("days".into(), json!(days));
         }
-        out.insert("recurring".into(), recurring);
+        out.insert("recurring".into(), json);
     }
-    out.insert("timezone".into(), json!(schedule.timezone));
-    out.insert("if_passed".into(), json!(schedule.if_passed));
+    out.insert("timezone".into(), json!(schedule.timezone.name()));
+    out.insert("if_passed".into(), json!(schedule.if_passed.name()));
     for (field, ms) in
         [("start", schedule.start_ms), ("end", schedule.end_ms), ("cutoff", schedule.cutoff_ms)]
     {

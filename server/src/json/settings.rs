@@ -1,10 +1,11 @@
-//! `PUT /v1/settings` and its `GET`: JSON ⇄ the engine's [`SettingsRecord`]
-//! (global caps, default time zone, global quiet hours). Checked by the
-//! engine's own resolver (`DeliverySettings::from_record`), so a setting the
-//! server accepts is one the engine can use. Campaigns are in `campaign.rs`.
+//! `PUT /v1/settings` and its `GET`: JSON ⇄ the engine's [`DeliverySettings`]
+//! (global caps, default time zone, global quiet hours). Times and zones are
+//! read here into the engine's types, so a setting the server accepts is one
+//! the engine can use. Campaigns are in `campaign.rs`.
 
-use nudge_engine::campaign::DeliverySettings;
-use nudge_engine::campaign::SettingsRecord;
+use nudge_engine::campaign::{
+    Caps, DeliverySettings, QuietHours, QuietMode, format_local_time, parse_local_time,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -18,20 +19,24 @@ pub const DEFAULT_TIMEZONE: &str = "UTC";
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, expecting = "an object such as {\"webpush_per_day\": 3}")]
 pub(super) struct CapsJson {
-    pub(super) webpush_per_day: Option<u32>,
-    pub(super) webpush_per_week: Option<u32>,
+    webpush_per_day: Option<u32>,
+    webpush_per_week: Option<u32>,
 }
 
 impl CapsJson {
-    pub(super) fn to_json(per_day: Option<u32>, per_week: Option<u32>) -> Value {
-        let mut caps = Map::new();
-        if let Some(n) = per_day {
-            caps.insert("webpush_per_day".into(), n.into());
+    pub(super) fn into_engine(self) -> Caps {
+        Caps { per_day: self.webpush_per_day, per_week: self.webpush_per_week }
+    }
+
+    pub(super) fn to_json(caps: &Caps) -> Value {
+        let mut json = Map::new();
+        if let Some(n) = caps.per_day {
+            json.insert("webpush_per_day".into(), n.into());
         }
-        if let Some(n) = per_week {
-            caps.insert("webpush_per_week".into(), n.into());
+        if let Some(n) = caps.per_week {
+            json.insert("webpush_per_week".into(), n.into());
         }
-        Value::Object(caps)
+        Value::Object(json)
     }
 }
 
@@ -57,22 +62,32 @@ pub(super) struct DndJson {
 }
 
 impl DndJson {
-    /// The engine's form: (from, to, mode).
-    pub(super) fn into_engine(self) -> (String, String, String) {
+    /// The engine's quiet hours; an error names `dnd.from` or `dnd.to`.
+    pub(super) fn into_engine(self) -> Result<QuietHours, FieldError> {
+        let time =
+            |field, text: &str| parse_local_time(field, text).map_err(FieldError::from_engine);
         let mode = match self.mode.unwrap_or(DndMode::Delay) {
-            DndMode::Delay => "delay",
-            DndMode::Discard => "discard",
+            DndMode::Delay => QuietMode::Delay,
+            DndMode::Discard => QuietMode::Discard,
         };
-        (self.from, self.to, mode.to_owned())
+        Ok(QuietHours { from: time("dnd.from", &self.from)?, to: time("dnd.to", &self.to)?, mode })
     }
 
-    pub(super) fn to_json((from, to, mode): &(String, String, String)) -> Value {
-        json!({"from": from, "to": to, "mode": mode})
+    pub(super) fn to_json(quiet: &QuietHours) -> Value {
+        let mode = match quiet.mode {
+            QuietMode::Delay => "delay",
+            QuietMode::Discard => "discard",
+        };
+        json!({
+            "from": format_local_time(quiet.from),
+            "to": format_local_time(quiet.to),
+            "mode": mode,
+        })
     }
 }
 
 /// The body of `PUT /v1/settings` as it is read, before its checks;
-/// [`SettingsJson::into_record`] makes the engine's record of it.
+/// [`SettingsJson::into_settings`] makes the engine's settings of it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsJson {
@@ -91,43 +106,35 @@ pub struct SettingsJson {
 ///
 /// The body replaces the settings as a whole: an absent (or `null`) field
 /// means its default (no caps, [`DEFAULT_TIMEZONE`], no quiet hours). Each
-/// cap is optional; `dnd.mode` defaults to `delay`. The record is checked as
-/// the engine will use it (a known IANA zone, `HH:MM` times), and an error
-/// names the field (`default_timezone`, `dnd.from`, `caps.webpush_per_day`).
-pub fn settings_from_json(body: &Value) -> Result<SettingsRecord, FieldError> {
-    from_value::<SettingsJson>(body)?.into_record()
+/// cap is optional; `dnd.mode` defaults to `delay`. An error names the field
+/// (`default_timezone`, `dnd.from`, `caps.webpush_per_day`).
+pub fn settings_from_json(body: &Value) -> Result<DeliverySettings, FieldError> {
+    from_value::<SettingsJson>(body)?.into_settings()
 }
 
 impl SettingsJson {
-    /// The settings record of this body, checked; see [`settings_from_json`].
-    pub fn into_record(self) -> Result<SettingsRecord, FieldError> {
-        let caps = self.caps.unwrap_or_default();
-        let record = SettingsRecord {
-            webpush_per_day: caps.webpush_per_day,
-            webpush_per_week: caps.webpush_per_week,
-            default_timezone: self.default_timezone.unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned()),
-            dnd: self.dnd.map(DndJson::into_engine),
-        };
-        DeliverySettings::from_record(&record).map_err(FieldError::from_engine)?;
-        Ok(record)
+    /// The settings of this body, checked; see [`settings_from_json`].
+    pub fn into_settings(self) -> Result<DeliverySettings, FieldError> {
+        let zone = self.default_timezone.as_deref().unwrap_or(DEFAULT_TIMEZONE);
+        let default_timezone = nudge_engine::campaign::parse_timezone(zone)
+            .map_err(|e| FieldError::new("default_timezone", e.0))?;
+        Ok(DeliverySettings {
+            caps: self.caps.unwrap_or_default().into_engine(),
+            default_timezone,
+            dnd: self.dnd.map(DndJson::into_engine).transpose()?,
+        })
     }
 }
 
 /// Writes the settings in the shape [`settings_from_json`] reads: `caps`
 /// (with the caps that are set) and `default_timezone` always, `dnd` when
-/// there are quiet hours. An unset zone is written as the one that applies,
-/// [`DEFAULT_TIMEZONE`].
-pub fn settings_to_json(record: &SettingsRecord) -> Value {
-    let timezone = if record.default_timezone.is_empty() {
-        DEFAULT_TIMEZONE
-    } else {
-        record.default_timezone.as_str()
-    };
+/// there are quiet hours.
+pub fn settings_to_json(settings: &DeliverySettings) -> Value {
     let mut json = json!({
-        "caps": CapsJson::to_json(record.webpush_per_day, record.webpush_per_week),
-        "default_timezone": timezone,
+        "caps": CapsJson::to_json(&settings.caps),
+        "default_timezone": settings.default_timezone.iana_name().unwrap_or(DEFAULT_TIMEZONE),
     });
-    if let (Some(dnd), Some(object)) = (&record.dnd, json.as_object_mut()) {
+    if let (Some(dnd), Some(object)) = (&settings.dnd, json.as_object_mut()) {
         object.insert("dnd".into(), DndJson::to_json(dnd));
     }
     json
@@ -136,6 +143,9 @@ pub fn settings_to_json(record: &SettingsRecord) -> Value {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use jiff::civil::Time;
+    use jiff::tz::TimeZone;
 
     use super::*;
 
@@ -150,39 +160,43 @@ mod tests {
             "default_timezone": "Asia/Kolkata",
             "dnd": {"from": "21:00", "to": "09:00", "mode": "discard"}
         });
-        let record = settings_from_json(&body).unwrap();
+        let settings = settings_from_json(&body).unwrap();
         assert_eq!(
-            record,
-            SettingsRecord {
-                webpush_per_day: Some(3),
-                webpush_per_week: Some(10),
-                default_timezone: "Asia/Kolkata".into(),
-                dnd: Some(("21:00".into(), "09:00".into(), "discard".into())),
+            settings,
+            DeliverySettings {
+                caps: Caps { per_day: Some(3), per_week: Some(10) },
+                default_timezone: TimeZone::get("Asia/Kolkata").unwrap(),
+                dnd: Some(QuietHours {
+                    from: Time::constant(21, 0, 0, 0),
+                    to: Time::constant(9, 0, 0, 0),
+                    mode: QuietMode::Discard,
+                }),
             }
         );
-        assert_eq!(settings_to_json(&record), body);
-        assert_eq!(settings_from_json(&settings_to_json(&record)).unwrap(), record);
+        assert_eq!(settings_to_json(&settings), body);
+        assert_eq!(settings_from_json(&settings_to_json(&settings)).unwrap(), settings);
     }
 
     #[test]
     fn absent_fields_are_the_defaults() {
-        let record = settings_from_json(&json!({})).unwrap();
-        assert_eq!(
-            record,
-            SettingsRecord { default_timezone: "UTC".into(), ..SettingsRecord::default() }
-        );
-        assert_eq!(settings_to_json(&record), json!({"caps": {}, "default_timezone": "UTC"}));
-        // The engine's unset settings read as UTC, and read back the same.
-        let unset = settings_to_json(&SettingsRecord::default());
-        assert_eq!(unset, json!({"caps": {}, "default_timezone": "UTC"}));
-        assert_eq!(settings_from_json(&unset).unwrap(), record);
+        let settings = settings_from_json(&json!({})).unwrap();
+        assert_eq!(settings, DeliverySettings::default());
+        assert_eq!(settings_to_json(&settings), json!({"caps": {}, "default_timezone": "UTC"}));
         let partial =
             json!({"caps": {"webpush_per_week": 5}, "dnd": {"from": "22:00", "to": "07:30"}});
-        let record = settings_from_json(&partial).unwrap();
-        assert_eq!((record.webpush_per_day, record.webpush_per_week), (None, Some(5)));
-        assert_eq!(record.dnd, Some(("22:00".into(), "07:30".into(), "delay".into())));
+        let settings = settings_from_json(&partial).unwrap();
+        assert_eq!(settings.caps, Caps { per_day: None, per_week: Some(5) });
+        let dnd = settings.dnd.unwrap();
+        assert_eq!(
+            (dnd.from, dnd.to, dnd.mode),
+            (Time::constant(22, 0, 0, 0), Time::constant(7, 30, 0, 0), QuietMode::Delay)
+        );
         let nulls = json!({"caps": null, "default_timezone": null, "dnd": null});
         assert_eq!(settings_from_json(&nulls).unwrap(), settings_from_json(&json!({})).unwrap());
+        // Seconds are kept, and written only when there are some.
+        let seconds = json!({"dnd": {"from": "21:00:30", "to": "09:00"}});
+        let written = settings_to_json(&settings_from_json(&seconds).unwrap());
+        assert_eq!(written["dnd"], json!({"from": "21:00:30", "to": "09:00", "mode": "delay"}));
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl Sender {
                 .actions
                 .iter()
                 .enumerate()
-                .map(|(i, (title, url))| Action { action: format!("a{i}"), title, url })
+                .map(|(i, a)| Action { action: format!("a{i}"), title: &a.title, url: &a.url })
                 .collect(),
             url: n.url.as_deref(),
             icon: n.icon.as_deref(),
@@ -578,7 +578,10 @@ Ymzprw0T0CsD3uR4uuKJFZfQ9DC1
             title: "Still \"there\"?".into(),
             body: "Your cart".into(),
             url: Some("https://shop.example/cart".into()),
-            actions: vec![("Pay".into(), "https://shop.example/pay".into())],
+            actions: vec![nudge_engine::campaign::Action {
+                title: "Pay".into(),
+                url: "https://shop.example/pay".into(),
+            }],
             require_interaction: true,
             ..Default::default()
         };

@@ -101,7 +101,7 @@ pub fn request(item: &OutboxItem, now_ms: i64) -> Option<WebhookRequest> {
             "url": message.url,
             "icon": message.icon,
             "image": message.image,
-            "actions": message.actions.iter().map(|(title, url)| json!({"title": title, "url": url})).collect::<Vec<_>>(),
+            "actions": message.actions.iter().map(|a| json!({"title": a.title, "url": a.url})).collect::<Vec<_>>(),
         },
     });
     let body = serde_json::to_vec(&body).unwrap_or_default();
@@ -163,7 +163,10 @@ mod tests {
             notification: Notification {
                 title: "Still there?".into(),
                 url: Some("https://shop.example/cart".into()),
-                actions: vec![("Pay".into(), "https://shop.example/pay".into())],
+                actions: vec![nudge_engine::campaign::Action {
+                    title: "Pay".into(),
+                    url: "https://shop.example/pay".into(),
+                }],
                 ..Default::default()
             },
             not_before_ms: 0,

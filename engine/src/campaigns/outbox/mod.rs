@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::campaigns::events::keys;
+pub use crate::campaigns::stored::SettingsRecord;
 use crate::store::log::entry::{LogDelivery, LogEntry};
 use crate::store::record::{Event, Record};
 use crate::store::sequencer::Input;
@@ -108,19 +109,6 @@ impl OutboxItem {
     pub fn ttl_seconds(&self, now_ms: i64) -> u64 {
         u64::try_from((self.expires_at_ms - now_ms).max(0) / 1000).unwrap_or(0)
     }
-}
-
-/// Delivery settings that apply to every campaign (`PUT /v1/settings`).
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
-pub struct SettingsRecord {
-    /// Most web push messages per user per local day.
-    pub webpush_per_day: Option<u32>,
-    /// Most web push messages per user per local ISO week.
-    pub webpush_per_week: Option<u32>,
-    /// IANA time zone of users without a valid `timezone` property (`UTC` when empty).
-    pub default_timezone: String,
-    /// Global quiet hours: (from `HH:MM`, to `HH:MM`, `delay` or `discard`).
-    pub dnd: Option<(String, String, String)>,
 }
 
 /// Where a scheduled campaign stands in one time zone.
@@ -494,11 +482,12 @@ pub fn report_records(outbox: &OutboxState, reports: &[(u64, Attempt)], now: i64
     records
 }
 
-/// The record that replaces the delivery settings (checked first; the error
-/// names the field).
-pub fn settings_record(settings: SettingsRecord) -> crate::error::Result<Input> {
-    crate::campaigns::delivery::DeliverySettings::from_record(&settings)?;
-    Ok(record(DeliveryRecord::Settings(settings)))
+/// The record that replaces the delivery settings (the error names the
+/// field that cannot be stored).
+pub fn settings_record(
+    settings: &crate::campaigns::delivery::DeliverySettings,
+) -> crate::error::Result<Input> {
+    Ok(record(DeliveryRecord::Settings(settings.to_record()?)))
 }
 
 #[cfg(test)]

@@ -38,8 +38,8 @@ pub(super) async fn put_campaign(
     let default_zone = state.engine.delivery_settings().default_timezone;
     let campaign = body.into_campaign(&id, &default_zone)?;
     // The sender checks again before every call (and resolves the host then).
-    if let Some((url, _)) = &campaign.webhook {
-        state.sender.check_webhook_url("webhook.url", url)?;
+    if let Some(webhook) = &campaign.webhook {
+        state.sender.check_webhook_url("webhook.url", &webhook.url)?;
     }
     let engine = state.engine.clone();
     blocking(move || Ok(engine.save_campaign(campaign)?)).await?;

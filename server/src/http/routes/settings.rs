@@ -16,9 +16,9 @@ pub(super) async fn put_settings(
     State(state): Shared,
     ApiJson(body): ApiJson<SettingsJson>,
 ) -> Result<Json<Value>> {
-    let settings = body.into_record()?;
+    let settings = body.into_settings()?;
     let engine = state.engine.clone();
-    blocking(move || Ok(engine.save_delivery_settings(settings)?)).await?;
+    blocking(move || Ok(engine.save_delivery_settings(&settings)?)).await?;
     Ok(Json(json::settings_to_json(&state.engine.delivery_settings())))
 }
 

@@ -4,7 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+use jiff::civil::{Time, date, time};
+use nudge_engine::campaign::{Caps, QuietHours, QuietMode};
+
 use super::*;
+
+fn zone(name: &str) -> TimeZone {
+    TimeZone::get(name).unwrap()
+}
 
 const SAVED_MS: i64 = 1_793_000_000_000;
 
@@ -13,7 +20,7 @@ fn ms(rfc3339: &str) -> i64 {
 }
 
 fn from(body: &Value) -> Result<Campaign, FieldError> {
-    campaign_from_json("cart", body, "UTC")
+    campaign_from_json("cart", body, &TimeZone::UTC)
 }
 
 /// The field a refused body names, and its reason.
@@ -33,7 +40,7 @@ fn round_trip(campaign: &Campaign) -> Value {
         json["saved_at"],
         json!(jiff::Timestamp::from_millisecond(SAVED_MS).unwrap().to_string())
     );
-    let back = campaign_from_json(&campaign.id, &json, "Asia/Kolkata")
+    let back = campaign_from_json(&campaign.id, &json, &zone("Asia/Kolkata"))
         .unwrap_or_else(|e| panic!("{e}\n{json:#}"));
     assert_eq!(&back, campaign, "{json:#}");
     json
@@ -80,7 +87,10 @@ fn the_interface_example_parses_and_round_trips() {
         url: Some("https://shop.example/cart/{{ event.cart_id }}".into()),
         icon: Some("https://shop.example/icon.png".into()),
         image: Some("https://shop.example/cart.png".into()),
-        actions: vec![("Checkout".into(), "https://shop.example/checkout".into())],
+        actions: vec![Action {
+            title: "Checkout".into(),
+            url: "https://shop.example/checkout".into(),
+        }],
         require_interaction: false,
         ttl_ms: Some(86_400_000),
         urgency: Some("normal".into()),
@@ -98,9 +108,20 @@ fn the_interface_example_parses_and_round_trips() {
         control_group_percent: 10.0,
         ignore_global_caps: false,
         caps: None,
-        dnd: Some(("21:00".into(), "09:00".into(), "delay".into())),
-        conversion: Some(("Charged".into(), 86_400_000, Some("amount".into()))),
-        webhook: Some(("https://hooks.example/nudge".into(), "s3cret".into())),
+        dnd: Some(QuietHours {
+            from: time(21, 0, 0, 0),
+            to: time(9, 0, 0, 0),
+            mode: QuietMode::Delay,
+        }),
+        conversion: Some(Conversion {
+            event: "Charged".into(),
+            within_ms: 86_400_000,
+            revenue_property: Some("amount".into()),
+        }),
+        webhook: Some(Webhook {
+            url: "https://hooks.example/nudge".into(),
+            secret: "s3cret".into(),
+        }),
     };
     assert_eq!(live, expected);
     let json = round_trip(&live);
@@ -115,10 +136,14 @@ fn the_interface_example_parses_and_round_trips() {
 
     let scheduled = from(&without(example(), "trigger")).unwrap();
     let schedule = Schedule {
-        at: vec!["2026-12-01T09:00:00".into()],
-        recurring: Some(("week".into(), "09:00".into(), vec!["mon".into()])),
-        timezone: "user".into(),
-        if_passed: "next_day".into(),
+        at: vec![date(2026, 12, 1).at(9, 0, 0, 0)],
+        recurring: Some(Recurring {
+            every: Every::Week,
+            time: time(9, 0, 0, 0),
+            days: vec![Weekday::Monday],
+        }),
+        timezone: ScheduleZone::User,
+        if_passed: IfPassed::NextDay,
         start_ms: Some(ms("2026-11-01T00:00:00Z")),
         end_ms: Some(ms("2027-01-01T00:00:00Z")),
         cutoff_ms: Some(ms("2027-01-02T00:00:00Z")),
@@ -147,8 +172,9 @@ fn schedule_times_without_an_offset_are_local_to_the_schedule_zone() {
     let schedule = campaign.schedule.clone().unwrap();
     // Instants become New York wall-clock times; 05:30Z on 1 November is
     // 01:30 EDT, the first of the two 01:30s that day.
+    let at: Vec<String> = schedule.at.iter().map(DateTime::to_string).collect();
     assert_eq!(
-        schedule.at,
+        at,
         [
             "2026-12-01T09:00:00",
             "2026-12-02T10:00:00",
@@ -157,8 +183,8 @@ fn schedule_times_without_an_offset_are_local_to_the_schedule_zone() {
             "2026-11-01T01:30:00"
         ]
     );
-    assert_eq!(schedule.timezone, "America/New_York");
-    assert_eq!(schedule.if_passed, "drop", "the default");
+    assert_eq!(schedule.timezone, ScheduleZone::Named("America/New_York".into()));
+    assert_eq!(schedule.if_passed, IfPassed::Drop, "the default");
     // Midnight on 1 November in New York is still daylight time (UTC-4).
     assert_eq!(schedule.start_ms, Some(ms("2026-11-01T04:00:00Z")));
     assert_eq!(schedule.end_ms, Some(ms("2027-01-01T04:59:59Z")));
@@ -192,16 +218,18 @@ fn with_the_user_zone_at_times_stay_local_and_bounds_read_in_the_default_zone() 
                      "start": "2026-11-01T00:00:00", "end": "2026-12-01T00:00:00Z"},
         "message": {"title": "Your digest", "body": "…"}
     });
-    let campaign = campaign_from_json("digest", &body, "Asia/Kolkata").unwrap();
+    let campaign = campaign_from_json("digest", &body, &zone("Asia/Kolkata")).unwrap();
     let schedule = campaign.schedule.clone().unwrap();
-    assert_eq!(schedule.timezone, "user", "absent means each user's zone");
-    assert_eq!(schedule.at, ["2026-12-01T09:00:00"]);
-    assert_eq!(schedule.recurring, Some(("day".into(), "09:30".into(), Vec::new())));
+    assert_eq!(schedule.timezone, ScheduleZone::User, "absent means each user's zone");
+    assert_eq!(schedule.at, [date(2026, 12, 1).at(9, 0, 0, 0)]);
+    let daily =
+        Recurring { every: Every::Day, time: Time::constant(9, 30, 0, 0), days: Vec::new() };
+    assert_eq!(schedule.recurring, Some(daily));
     assert_eq!(schedule.start_ms, Some(ms("2026-10-31T18:30:00Z")), "local to Kolkata");
     assert_eq!(schedule.end_ms, Some(ms("2026-12-01T00:00:00Z")));
     round_trip(&campaign);
-    // An empty default zone is UTC.
-    let utc = campaign_from_json("digest", &body, "").unwrap();
+    // In UTC by default.
+    let utc = campaign_from_json("digest", &body, &TimeZone::UTC).unwrap();
     assert_eq!(utc.schedule.unwrap().start_ms, Some(ms("2026-11-01T00:00:00Z")));
     // One instant is not one local time in every zone.
     let mut instant = body;
@@ -219,9 +247,13 @@ fn campaigns_built_in_rust_round_trip() {
         name: "Daily digest".into(),
         audience: Some(r#"user.plan == "pro""#.into()),
         schedule: Some(Schedule {
-            recurring: Some(("week".into(), "09:00".into(), vec!["thu".into(), "mon".into()])),
-            timezone: "user".into(),
-            if_passed: "drop".into(),
+            recurring: Some(Recurring {
+                every: Every::Week,
+                time: time(9, 0, 0, 0),
+                days: vec![Weekday::Thursday, Weekday::Monday],
+            }),
+            timezone: ScheduleZone::User,
+            if_passed: IfPassed::Drop,
             cutoff_ms: Some(1_790_000_000_123),
             ..Schedule::default()
         }),
@@ -235,8 +267,12 @@ fn campaigns_built_in_rust_round_trip() {
         name: "day".into(),
         trigger: Some(r#"on "A""#.into()),
         message: Message { title: "hi".into(), body: "there".into(), ..Message::default() },
-        caps: Some((Some(1), None)),
-        dnd: Some(("19:00".into(), "07:00".into(), "discard".into())),
+        caps: Some(Caps { per_day: Some(1), per_week: None }),
+        dnd: Some(QuietHours {
+            from: time(19, 0, 0, 0),
+            to: time(7, 0, 0, 0),
+            mode: QuietMode::Discard,
+        }),
         ignore_global_caps: true,
         control_group_percent: 12.5,
         ..Campaign::default()
