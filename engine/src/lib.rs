@@ -123,5 +123,5 @@ pub mod internals {
     pub use crate::engine::state::DerivedState;
     pub use crate::engine::{StateReader, snapshot};
     pub use crate::store::log::entry;
-    pub use crate::store::{dedupe, dict, log, props};
+    pub use crate::store::{dedupe, dict, log, props, sealed};
 }

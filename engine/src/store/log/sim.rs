@@ -50,7 +50,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rand::Rng;
 
-use super::storage::{LogFile, LogStorage};
+use super::storage::{FileBytes, LogFile, LogStorage};
 
 /// The block sizes a torn write is cut at: a sector and a page.
 pub const TEAR_BLOCKS: [usize; 2] = [512, 4096];
@@ -84,6 +84,10 @@ pub enum SimOp {
     Remove,
     /// Syncing a directory.
     SyncDir,
+    /// Renaming a file.
+    Rename,
+    /// Mapping a file for reading.
+    Map,
 }
 
 /// How the chosen operation fails.
@@ -468,6 +472,32 @@ impl LogStorage for SimHandle {
             disk.unlinked.push((path.to_path_buf(), file));
         }
         Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        let mut disk = self.disk.lock();
+        disk.begin(self.boot, SimOp::Rename, from)?;
+        let file = disk.files.remove(from).ok_or(std::io::ErrorKind::NotFound)?;
+        // Until the directory is synced, the old name may come back and the
+        // new one may vanish (each on its own: more than a journaling file
+        // system allows, so recovery is tested against the worst case).
+        if file.name_durable {
+            disk.unlinked.push((from.to_path_buf(), file.clone()));
+        }
+        disk.unlinked.retain(|(p, _)| p != to);
+        if let Some(replaced) = disk.files.remove(to)
+            && replaced.name_durable
+        {
+            disk.unlinked.push((to.to_path_buf(), replaced));
+        }
+        disk.files.insert(to.to_path_buf(), SimFile { name_durable: false, ..file });
+        Ok(())
+    }
+
+    fn map(&self, path: &Path) -> std::io::Result<FileBytes> {
+        let mut disk = self.disk.lock();
+        disk.begin(self.boot, SimOp::Map, path)?;
+        Ok(FileBytes::copied(&disk.file(path)?.live))
     }
 
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {

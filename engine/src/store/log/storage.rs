@@ -14,6 +14,11 @@
 //!
 //! Paths are full paths (the log directory joined with a chunk name), so the
 //! errors the log reports keep naming the real file.
+//!
+//! Sealed day files (`store/sealed/`) go through the same trait, so the crash
+//! simulation covers them too: they add [`LogStorage::rename`] (written under
+//! a temporary name, renamed into place) and [`LogStorage::map`] (read
+//! through a memory map).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -54,6 +59,42 @@ pub trait LogStorage: Send + Sync {
     fn remove(&self, path: &Path) -> std::io::Result<()>;
     /// `fsync` of a directory: makes creations and removals in it durable.
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()>;
+    /// Renames `from` to `to` in the same directory, replacing `to`. Durable
+    /// only after [`LogStorage::sync_dir`] of the directory.
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()>;
+    /// The contents of a file that is never written again (a sealed day
+    /// file), read-only: a memory map on the real file system.
+    fn map(&self, path: &Path) -> std::io::Result<FileBytes>;
+}
+
+/// The bytes of an immutable file: mapped, or (simulated storage, empty
+/// files) held in memory. Either way a `&[u8]` that starts page-aligned.
+#[derive(Debug)]
+pub enum FileBytes {
+    /// A read-only memory map; the page cache holds the data.
+    Mapped(memmap2::Mmap),
+    /// A copy on the heap, 8-byte aligned.
+    Owned(Vec<u64>, usize),
+}
+
+impl FileBytes {
+    /// A heap copy of `bytes`, aligned like a map (to 8 bytes at least).
+    pub fn copied(bytes: &[u8]) -> FileBytes {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        FileBytes::Owned(words, bytes.len())
+    }
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(map) => map,
+            FileBytes::Owned(words, len) => &bytemuck::cast_slice::<u64, u8>(words)[..*len],
+        }
+    }
 }
 
 /// The real file system: the storage every engine uses unless a test says otherwise.
@@ -120,5 +161,25 @@ impl LogStorage for FsStorage {
 
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    #[allow(unsafe_code)]
+    fn map(&self, path: &Path) -> std::io::Result<FileBytes> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            // An empty file cannot be mapped; it is simply empty.
+            return Ok(FileBytes::copied(&[]));
+        }
+        // SAFETY: a map is undefined behaviour if the file changes while it is
+        // mapped. The engine maps only sealed day files: written once under a
+        // temporary name, renamed into place, and never written again (a new
+        // version is a new file). The data directory's lock keeps other Nudge
+        // processes out; another program writing into `sealed/` is outside
+        // what the engine can defend against, as for any database's files.
+        unsafe { memmap2::Mmap::map(&file) }.map(FileBytes::Mapped)
     }
 }
