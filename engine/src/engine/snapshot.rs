@@ -41,7 +41,7 @@ use crate::store::state::timeline::{PropsArena, TimelineEntry, Timelines};
 pub const SNAPSHOT_DIR: &str = "snapshots";
 const MAGIC: &[u8; 8] = b"NUDGSNAP";
 /// Version of the snapshot layout written today.
-pub const SNAPSHOT_VERSION: u32 = 5;
+pub const SNAPSHOT_VERSION: u32 = 6;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone)]
@@ -231,7 +231,7 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
         out.u64(part.cause);
         out.i64(part.due_ms);
         out.i64(part.ts_ms);
-        out.u64(part.props_offset);
+        out.bytes(&part.props);
         out.u32(part.kind as u32);
     }
     // Campaigns, by id: definition (rkyv), paused flag.
@@ -483,7 +483,7 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
             cause: input.u64()?,
             due_ms: input.i64()?,
             ts_ms: input.i64()?,
-            props_offset: input.u64()?,
+            props: input.bytes()?.into_boxed_slice(),
             kind: crate::triggers::PendingKind::from_number(input.u32()?)
                 .ok_or_else(|| "a pending fire of unknown kind".to_string())?,
         };

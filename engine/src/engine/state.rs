@@ -53,7 +53,6 @@ impl DerivedState {
             self.queries.apply_entry(entry);
             self.triggers.apply_entry(
                 dicts,
-                self.store.timelines.arena(),
                 entry,
                 applied.as_ref().map(|event| (index, event)),
                 (end, received_ms, live),

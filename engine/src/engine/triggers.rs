@@ -130,7 +130,7 @@ impl Engine {
                 {
                     let cause = Cause {
                         key: fire.id(),
-                        event: Some(state.store.timelines.arena().get(pending.props_at)),
+                        event: Some(&pending.props),
                         due_ms: pending.due_ms,
                         check_audience: true,
                         test: false,

@@ -59,7 +59,7 @@ pub fn decide_due(
         let outcome = if now - pending.due_ms > grace_ms {
             FireOutcome::DroppedLate
         } else if let Some(expr) = &trigger.ast.condition {
-            let blob = source.timelines.arena().get(pending.props_at);
+            let blob: &[u8] = &pending.props;
             let scope: RoaringBitmap = std::iter::once(pending.user).collect();
             let selected = query::select_by(
                 dicts,

@@ -36,7 +36,6 @@ use crate::store::log::entry::{
     ArchivedLogBatch, ArchivedLogEntry, LogEntry, LogTrigger, LogTriggerRemoved,
 };
 use crate::store::state::AppliedEvent;
-use crate::store::state::timeline::PropsArena;
 pub use trigger::SavedTrigger;
 use trigger::{Bound, Role, Tail};
 
@@ -97,8 +96,8 @@ pub struct PendingFire {
     pub cause: u64,
     /// When it falls due, epoch ms.
     pub due_ms: i64,
-    /// Where the triggering event's properties are (for `event.P` in `if`).
-    pub props_at: u64,
+    /// The triggering event's properties (for `event.P` in `if`), a copy.
+    pub props: EventProps,
 }
 
 /// A pending fire or armed event as snapshots store it.
@@ -114,8 +113,8 @@ pub(crate) struct StoredPending {
     pub due_ms: i64,
     /// The armed event's time (`then` only, else 0), epoch ms.
     pub ts_ms: i64,
-    /// Where the triggering event's properties are in the arena.
-    pub props_offset: u64,
+    /// The triggering event's properties.
+    pub props: EventProps,
     /// Which of the three it is.
     pub kind: PendingKind,
 }
@@ -154,12 +153,18 @@ type Listener = (Arc<SavedTrigger>, TriggerId, Role, Bound);
 /// reused): keys compare numbers, not strings.
 type TriggerId = u32;
 
+/// A copy of a triggering event's property blob (`store/props.rs` codec):
+/// pending fires own their event's properties, so they never point into
+/// storage that sealing may release. Events without properties cost no
+/// allocation.
+pub type EventProps = Box<[u8]>;
+
 /// A triggering event armed for `then`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Armed {
     cause: u64,
     ts_ms: i64,
-    props_at: u64,
+    props: EventProps,
 }
 
 /// Saved triggers and the fires they have pending.
@@ -168,7 +173,7 @@ pub struct TriggerState {
     /// How far an event may lag its batch's arrival and still arm triggers.
     pub freshness_ms: i64,
     triggers: BTreeMap<String, Arc<SavedTrigger>>,
-    due: BTreeMap<DueKey, u64>,
+    due: BTreeMap<DueKey, EventProps>,
     /// `unless`: the one pending fire per (trigger, user), kept apart from
     /// `due` in a compact form (its event's time is the due time minus D).
     unless: unless::UnlessFires,
@@ -189,7 +194,6 @@ struct LiveEvent<'a> {
     pub event: EventId,
     pub ts_ms: i64,
     pub blob: &'a [u8],
-    pub props_at: u64,
     pub cause: u64,
     pub received_ms: i64,
 }
@@ -236,7 +240,6 @@ impl TriggerState {
     pub fn apply_entry(
         &mut self,
         dicts: &Dictionaries,
-        arena: &PropsArena,
         entry: &ArchivedLogEntry,
         applied: Option<(usize, &AppliedEvent<'_>)>,
         (end, received_ms, live): (LogPosition, i64, bool),
@@ -258,11 +261,10 @@ impl TriggerState {
                         event: event.event,
                         ts_ms: event.ts_ms,
                         blob: event.blob,
-                        props_at: event.props_offset,
                         cause: cause(end, index),
                         received_ms,
                     };
-                    self.on_event(dicts, arena, &event);
+                    self.on_event(dicts, &event);
                 }
             }
         }
@@ -352,7 +354,7 @@ impl TriggerState {
 
     /// Arms, cancels and completes pending fires for one event of a live
     /// batch that is fresh (the caller checks both).
-    fn on_event(&mut self, dicts: &Dictionaries, arena: &PropsArena, event: &LiveEvent<'_>) {
+    fn on_event(&mut self, dicts: &Dictionaries, event: &LiveEvent<'_>) {
         self.index(dicts);
         // Taken out while it is read, so the fires can be updated; put back below.
         let Some(roles) = self.by_event.remove(&event.event) else { return };
@@ -361,11 +363,10 @@ impl TriggerState {
             let key = (*id, event.user);
             match (role, &trigger.tail) {
                 (Role::Cancel, Tail::Unless { within_ms, .. }) => {
-                    let Some(&armed) = self.unless.get(*id, event.user) else { continue };
+                    let Some(armed) = self.unless.get(*id, event.user) else { continue };
                     let armed_ts = armed.due_ms.saturating_sub(*within_ms);
                     let in_time = event.ts_ms >= armed_ts && event.ts_ms <= armed.due_ms;
-                    let armed_blob = arena.get(armed.props_at);
-                    if in_time && trigger.matches(*role, bound, dicts, event.blob, armed_blob) {
+                    if in_time && trigger.matches(*role, bound, dicts, event.blob, &armed.props) {
                         self.unless.remove(*id, event.user);
                     }
                 }
@@ -374,20 +375,12 @@ impl TriggerState {
                     list.retain(|a| event.ts_ms - a.ts_ms <= *within_ms);
                     let found = list.iter().position(|a| {
                         a.ts_ms <= event.ts_ms
-                            && trigger.matches(
-                                *role,
-                                bound,
-                                dicts,
-                                event.blob,
-                                arena.get(a.props_at),
-                            )
+                            && trigger.matches(*role, bound, dicts, event.blob, &a.props)
                     });
                     if let Some(at) = found {
                         let armed = list.remove(at);
-                        self.due.insert(
-                            (event.received_ms, *id, event.user, armed.cause),
-                            armed.props_at,
-                        );
+                        self.due
+                            .insert((event.received_ms, *id, event.user, armed.cause), armed.props);
                     }
                     if list.is_empty() {
                         self.then.remove(&key);
@@ -401,18 +394,17 @@ impl TriggerState {
                 continue;
             }
             let name = *id;
-            let armed =
-                || Armed { cause: event.cause, ts_ms: event.ts_ms, props_at: event.props_at };
+            let props = || EventProps::from(event.blob);
+            let armed = || Armed { cause: event.cause, ts_ms: event.ts_ms, props: props() };
             match &trigger.tail {
                 Tail::None => {
-                    self.due
-                        .insert((event.received_ms, name, event.user, event.cause), event.props_at);
+                    self.due.insert((event.received_ms, name, event.user, event.cause), props());
                 }
                 Tail::Unless { within_ms, .. } => {
                     self.unless.insert(unless::Slot {
                         due_ms: event.ts_ms.saturating_add(*within_ms),
                         cause: event.cause,
-                        props_at: event.props_at,
+                        props: props(),
                         trigger: name,
                         user: event.user,
                     });
@@ -423,7 +415,7 @@ impl TriggerState {
                 Tail::At { .. } => {
                     let Some(due_ms) = trigger.at_time(dicts, event.blob) else { continue };
                     if due_ms >= event.received_ms {
-                        self.due.insert((due_ms, name, event.user, event.cause), event.props_at);
+                        self.due.insert((due_ms, name, event.user, event.cause), props());
                     }
                 }
             }
@@ -433,26 +425,26 @@ impl TriggerState {
 
     /// Pending fires due at or before `now`, earliest first.
     pub fn due_by(&self, now_ms: i64) -> Vec<PendingFire> {
-        let mut due: Vec<(DueKey, u64)> = self
+        let mut due: Vec<(DueKey, &EventProps)> = self
             .due
             .iter()
             .take_while(|((due_ms, ..), _)| *due_ms <= now_ms)
-            .map(|(key, props_at)| (*key, *props_at))
+            .map(|(key, props)| (*key, props))
             .collect();
         due.extend(
             self.unless
                 .due_by(now_ms)
                 .into_iter()
-                .map(|s| ((s.due_ms, s.trigger, s.user, s.cause), s.props_at)),
+                .map(|s| ((s.due_ms, s.trigger, s.user, s.cause), &s.props)),
         );
-        due.sort_unstable();
+        due.sort_unstable_by_key(|(key, _)| *key);
         due.into_iter()
-            .map(|((due_ms, trigger, user, cause), props_at)| PendingFire {
+            .map(|((due_ms, trigger, user, cause), props)| PendingFire {
                 trigger: Arc::clone(&self.names[trigger as usize]),
                 user,
                 cause,
                 due_ms,
-                props_at,
+                props: props.clone(),
             })
             .collect()
     }
@@ -480,19 +472,15 @@ impl TriggerState {
     /// order (by name, not by id, which depends on history).
     pub(crate) fn parts(&self) -> Vec<StoredPending> {
         let name = |id: &TriggerId| Arc::clone(&self.names[*id as usize]);
-        let part = |trigger, user, cause, (due_ms, ts_ms), props_offset, kind| StoredPending {
-            trigger,
-            user,
-            cause,
-            due_ms,
-            ts_ms,
-            props_offset,
-            kind,
+        let part = |trigger, user, cause, (due_ms, ts_ms), props: &EventProps, kind| {
+            StoredPending { trigger, user, cause, due_ms, ts_ms, props: props.clone(), kind }
         };
         let mut due: Vec<_> = self
             .due
             .iter()
-            .map(|((due, t, u, c), at)| part(name(t), *u, *c, (*due, 0), *at, PendingKind::Due))
+            .map(|((due, t, u, c), props)| {
+                part(name(t), *u, *c, (*due, 0), props, PendingKind::Due)
+            })
             .collect();
         due.sort_by(|a, b| {
             (a.due_ms, &a.trigger, a.user, a.cause).cmp(&(b.due_ms, &b.trigger, b.user, b.cause))
@@ -502,7 +490,7 @@ impl TriggerState {
             .iter()
             .map(|s| {
                 let when = (s.due_ms, 0);
-                part(name(&s.trigger), s.user, s.cause, when, s.props_at, PendingKind::Unless)
+                part(name(&s.trigger), s.user, s.cause, when, &s.props, PendingKind::Unless)
             })
             .collect();
         unless.sort();
@@ -511,7 +499,7 @@ impl TriggerState {
             .iter()
             .flat_map(|((t, u), list)| {
                 list.iter().map(move |a| {
-                    part(name(t), *u, a.cause, (0, a.ts_ms), a.props_at, PendingKind::Then)
+                    part(name(t), *u, a.cause, (0, a.ts_ms), &a.props, PendingKind::Then)
                 })
             })
             .collect();
@@ -523,18 +511,17 @@ impl TriggerState {
 
     /// Restores one of [`TriggerState::parts`].
     pub(crate) fn restore(&mut self, part: StoredPending) {
-        let StoredPending { trigger, user, cause, due_ms, ts_ms, props_offset: props_at, kind } =
-            part;
+        let StoredPending { trigger, user, cause, due_ms, ts_ms, props, kind } = part;
         let trigger = self.intern(&trigger);
         match kind {
             PendingKind::Due => {
-                self.due.insert((due_ms, trigger, user, cause), props_at);
+                self.due.insert((due_ms, trigger, user, cause), props);
             }
             PendingKind::Unless => {
-                self.unless.insert(unless::Slot { due_ms, cause, props_at, trigger, user });
+                self.unless.insert(unless::Slot { due_ms, cause, props, trigger, user });
             }
             PendingKind::Then => {
-                self.then.entry((trigger, user)).or_default().push(Armed { cause, ts_ms, props_at })
+                self.then.entry((trigger, user)).or_default().push(Armed { cause, ts_ms, props })
             }
         }
     }

@@ -1,20 +1,22 @@
 //! Pending `unless` fires, kept small: an abandoned-cart rule can have one
 //! pending fire per user, millions of them.
 //!
-//! Each fire is one 32-byte slot in a slab (due time, cause, where its
-//! event's properties are, trigger, user). A hash table of slot numbers,
+//! Each fire is one 40-byte slot in a slab (due time, cause, its event's
+//! properties, trigger, user), plus the properties themselves on the heap
+//! when the event has any. A hash table of slot numbers,
 //! hashed by (trigger, user), finds a user's fire when a cancelling event
 //! arrives; a wheel of one-minute buckets of slot numbers orders them by due
 //! time. Removing a fire frees its slot and leaves its wheel entry behind;
 //! entries are checked against their slot when read, and a bucket is dropped
-//! with its stale entries once none of its fires is left. About 50 bytes per
-//! fire in all (`benches/benches/pending_restore.rs` measures it).
+//! with its stale entries once none of its fires is left. About 60 bytes per
+//! fire in all, plus the properties (`benches/benches/pending_restore.rs`
+//! measures it).
 
 use std::collections::BTreeMap;
 
 use hashbrown::HashTable;
 
-use super::TriggerId;
+use super::{EventProps, TriggerId};
 use crate::store::dict::UserId;
 
 /// Width of a wheel bucket.
@@ -23,11 +25,11 @@ const BUCKET_MS: i64 = 60_000;
 const FREE: TriggerId = TriggerId::MAX;
 
 /// One pending `unless` fire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Slot {
     pub due_ms: i64,
     pub cause: u64,
-    pub props_at: u64,
+    pub props: EventProps,
     pub trigger: TriggerId,
     pub user: UserId,
 }
@@ -81,6 +83,7 @@ impl UnlessFires {
         if self.get(fire.trigger, fire.user).is_some() {
             return false;
         }
+        let (trigger, user, due_ms) = (fire.trigger, fire.user, fire.due_ms);
         let index = match self.free.pop() {
             Some(index) => {
                 self.slots[index as usize] = fire;
@@ -96,11 +99,11 @@ impl UnlessFires {
             }
         };
         let slots = &self.slots;
-        self.table.insert_unique(hash(fire.trigger, fire.user), index, |&s| {
+        self.table.insert_unique(hash(trigger, user), index, |&s| {
             let slot = &slots[s as usize];
             hash(slot.trigger, slot.user)
         });
-        let bucket = self.wheel.entry(bucket_of(fire.due_ms)).or_default();
+        let bucket = self.wheel.entry(bucket_of(due_ms)).or_default();
         bucket.live += 1;
         bucket.slots.push(index);
         true
@@ -119,7 +122,7 @@ impl UnlessFires {
         let (index, _) = entry.remove();
         let fire = std::mem::replace(
             &mut self.slots[index as usize],
-            Slot { due_ms: 0, cause: 0, props_at: 0, trigger: FREE, user: 0 },
+            Slot { due_ms: 0, cause: 0, props: EventProps::default(), trigger: FREE, user: 0 },
         );
         self.free.push(index);
         let key = bucket_of(fire.due_ms);
@@ -156,10 +159,10 @@ impl UnlessFires {
     }
 
     /// Fires due at or before `now_ms`.
-    pub fn due_by(&self, now_ms: i64) -> Vec<Slot> {
+    pub fn due_by(&self, now_ms: i64) -> Vec<&Slot> {
         let mut due = Vec::new();
         for (&key, bucket) in self.wheel.range(..=bucket_of(now_ms)) {
-            due.extend(self.live_in(key, bucket).filter(|s| s.due_ms <= now_ms).copied());
+            due.extend(self.live_in(key, bucket).filter(|s| s.due_ms <= now_ms));
         }
         due
     }
@@ -186,7 +189,7 @@ mod tests {
     use super::*;
 
     fn fire(trigger: TriggerId, user: UserId, due_ms: i64) -> Slot {
-        Slot { due_ms, cause: u64::from(user), props_at: 7, trigger, user }
+        Slot { due_ms, cause: u64::from(user), props: Box::new([7]), trigger, user }
     }
 
     #[test]

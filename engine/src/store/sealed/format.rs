@@ -172,8 +172,8 @@ pub struct EventRef {
     pub starts: SectionRef,
     /// `i64[rows]`: timestamps, ascending within a user.
     pub ts_ms: SectionRef,
-    /// `u32[rows]`: each row's rank in log order among all rows of the day.
-    pub order: SectionRef,
+    /// `u64[rows]`: each row's log key (see `SealRow::log_key`).
+    pub log_keys: SectionRef,
     /// `u64[rows + 1]`: offsets of each row's property blob in `props`.
     pub props_at: SectionRef,
     /// The property blobs (the log's codec, `store/props.rs`).

@@ -24,8 +24,12 @@ pub struct SealRow<'a> {
     pub user: u32,
     /// When it happened, epoch ms (within the day).
     pub ts_ms: i64,
-    /// Its rank in log order among all rows of the day.
-    pub order: u32,
+    /// Its key in log order: its batch's end position shifted left by 14
+    /// bits, plus its index in the batch (the number triggers call its
+    /// cause). Unique; it says which seal a row belongs to (its position is
+    /// at most the seal's `through_position`) and orders events of the same
+    /// millisecond as the log does.
+    pub log_key: u64,
     /// Its property blob (`store/props.rs` codec).
     pub props: &'a [u8],
 }
@@ -179,7 +183,7 @@ struct KeySeen {
 
 fn write_event(out: &mut SectionWriter, event: &mut EventRows<'_>) -> std::io::Result<EventRef> {
     let rows = &mut event.rows;
-    rows.sort_by_key(|r| (r.user, r.ts_ms, r.order));
+    rows.sort_by_key(|r| (r.user, r.ts_ms, r.log_key));
     let mut users = Vec::new();
     let mut starts = Vec::new();
     for (i, row) in rows.iter().enumerate() {
@@ -190,7 +194,7 @@ fn write_event(out: &mut SectionWriter, event: &mut EventRows<'_>) -> std::io::R
     }
     starts.push(rows.len() as u32);
     let ts_ms: Vec<i64> = rows.iter().map(|r| r.ts_ms).collect();
-    let order: Vec<u32> = rows.iter().map(|r| r.order).collect();
+    let log_keys: Vec<u64> = rows.iter().map(|r| r.log_key).collect();
     let mut props_at = Vec::with_capacity(rows.len() + 1);
     let mut blobs = Vec::new();
     let mut seen: FastMap<KeyId, KeySeen> = FastMap::default();
@@ -219,7 +223,7 @@ fn write_event(out: &mut SectionWriter, event: &mut EventRows<'_>) -> std::io::R
     let user_ids = out.typed(&users)?;
     let starts_ref = out.typed(&starts)?;
     let ts_ref = out.typed(&ts_ms)?;
-    let order_ref = out.typed(&order)?;
+    let log_keys_ref = out.typed(&log_keys)?;
     let props_at_ref = out.typed(&props_at)?;
     let props_ref = out.section(&blobs)?;
     let mut columns = Vec::with_capacity(keys.len());
@@ -276,7 +280,7 @@ fn write_event(out: &mut SectionWriter, event: &mut EventRows<'_>) -> std::io::R
         user_ids,
         starts: starts_ref,
         ts_ms: ts_ref,
-        order: order_ref,
+        log_keys: log_keys_ref,
         props_at: props_at_ref,
         props: props_ref,
         columns,

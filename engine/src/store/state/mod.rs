@@ -59,8 +59,6 @@ pub struct AppliedEvent<'a> {
     pub ts_ms: i64,
     /// Its properties (property codec).
     pub blob: &'a [u8],
-    /// Where the properties were stored in the arena.
-    pub props_offset: u64,
 }
 
 impl StoreState {
@@ -73,16 +71,10 @@ impl StoreState {
                 let user = event.user.to_native();
                 let name = event.event.to_native();
                 let ts = event.ts_ms.to_native();
-                let props_offset = self.timelines.insert(user, name, ts, &event.props);
+                self.timelines.insert(user, name, ts, &event.props);
                 self.indexes.add_event(user, name, ts);
                 self.day_changes.touch(crate::clock::day_of(ts));
-                return Some(AppliedEvent {
-                    user,
-                    event: name,
-                    ts_ms: ts,
-                    blob: &event.props,
-                    props_offset,
-                });
+                return Some(AppliedEvent { user, event: name, ts_ms: ts, blob: &event.props });
             }
             ArchivedLogEntry::Profile(update) => {
                 self.indexes.all_user_ids.insert(update.user.to_native());
