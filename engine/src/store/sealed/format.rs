@@ -32,8 +32,8 @@ pub struct Header {
     pub day: i32,
     /// The day's version: 1 when first sealed, one more per compaction.
     pub version: u32,
-    /// The file holds the day's events at log positions up to this one.
-    pub through_position: u64,
+    /// The log position of the cut (`SealDay`) whose rows complete this version.
+    pub cut_position: u64,
     /// How many events (names) have rows.
     pub events: u32,
     /// Rows over all events.
@@ -49,7 +49,7 @@ impl Header {
         out[12..16].copy_from_slice(&self.day.to_le_bytes());
         out[16..20].copy_from_slice(&self.version.to_le_bytes());
         out[20..24].copy_from_slice(&self.events.to_le_bytes());
-        out[24..32].copy_from_slice(&self.through_position.to_le_bytes());
+        out[24..32].copy_from_slice(&self.cut_position.to_le_bytes());
         out[32..40].copy_from_slice(&self.rows.to_le_bytes());
         out
     }
@@ -70,7 +70,7 @@ impl Header {
             day: i32::from_le_bytes(array(bytes, 12)),
             version: u32_at(bytes, 16),
             events: u32_at(bytes, 20),
-            through_position: u64_at(bytes, 24),
+            cut_position: u64_at(bytes, 24),
             rows: u64_at(bytes, 32),
         })
     }
@@ -172,8 +172,8 @@ pub struct EventRef {
     pub starts: SectionRef,
     /// `i64[rows]`: timestamps, ascending within a user.
     pub ts_ms: SectionRef,
-    /// `u64[rows]`: each row's log key (see `SealRow::log_key`).
-    pub log_keys: SectionRef,
+    /// `u32[rows]`: each row's rank among its user's rows of the day (see `SealRow::order`).
+    pub order: SectionRef,
     /// `u64[rows + 1]`: offsets of each row's property blob in `props`.
     pub props_at: SectionRef,
     /// The property blobs (the log's codec, `store/props.rs`).
@@ -244,8 +244,7 @@ mod tests {
 
     #[test]
     fn header_and_footer_round_trip_and_refuse_what_they_are_not() {
-        let header =
-            Header { day: 20_788, version: 2, through_position: 1 << 40, events: 7, rows: 99 };
+        let header = Header { day: 20_788, version: 2, cut_position: 1 << 40, events: 7, rows: 99 };
         assert_eq!(Header::decode(&header.encode()), Ok(header));
         let mut wrong = header.encode();
         wrong[8] = 9;

@@ -120,7 +120,7 @@ impl DayFile {
             users: cast(self.bytes_of(entry.user_ids)),
             starts: cast(self.bytes_of(entry.starts)),
             ts_ms: cast(self.bytes_of(entry.ts_ms)),
-            log_keys: cast(self.bytes_of(entry.log_keys)),
+            order: cast(self.bytes_of(entry.order)),
             props_at: cast(self.bytes_of(entry.props_at)),
             props: self.bytes_of(entry.props),
             file: self,
@@ -134,7 +134,7 @@ impl DayFile {
             ("users", entry.user_ids),
             ("starts", entry.starts),
             ("ts_ms", entry.ts_ms),
-            ("log_keys", entry.log_keys),
+            ("order", entry.order),
             ("props_at", entry.props_at),
             ("props", entry.props),
         ];
@@ -202,8 +202,8 @@ pub struct EventRows<'a> {
     pub starts: &'a [u32],
     /// Each row's timestamp, epoch ms.
     pub ts_ms: &'a [i64],
-    /// Each row's log key (see `SealRow::log_key`).
-    pub log_keys: &'a [u64],
+    /// Each row's rank among its user's rows of the day (see `SealRow::order`).
+    pub order: &'a [u32],
     props_at: &'a [u64],
     props: &'a [u8],
 }
@@ -342,7 +342,7 @@ fn check_shapes(
         fits("users", e.event, e.user_ids, Some(users * 4))?;
         fits("starts", e.event, e.starts, Some((users + 1) * 4))?;
         fits("ts_ms", e.event, e.ts_ms, Some(rows * 8))?;
-        fits("log_keys", e.event, e.log_keys, Some(rows * 8))?;
+        fits("order", e.event, e.order, Some(rows * 4))?;
         fits("props_at", e.event, e.props_at, Some((rows + 1) * 8))?;
         fits("props", e.event, e.props, None)?;
         if e.columns.windows(2).any(|w| w[0].key >= w[1].key) {

@@ -21,8 +21,8 @@ const KEY_CATEGORY: u16 = 2;
 const KEY_MIXED: u16 = 3;
 const KEY_FLAG: u16 = 4;
 
-/// A row as the test keeps it: (user, ts, log key, blob).
-type Row = (u32, i64, u64, Vec<u8>);
+/// A row as the test keeps it: (user, ts, order, blob).
+type Row = (u32, i64, u32, Vec<u8>);
 
 fn blob(entries: &[(u16, Value)]) -> Vec<u8> {
     let refs: Vec<(u16, &Value)> = entries.iter().map(|(k, v)| (*k, v)).collect();
@@ -36,7 +36,7 @@ fn blob(entries: &[(u16, Value)]) -> Vec<u8> {
 fn random_rows(rng: &mut ChaCha8Rng, events: u32, rows: usize) -> Vec<(u32, Vec<Row>)> {
     let categories = ["Shoes", "Bags", "Hats", "Ünïcödé"];
     let mut by_event: Vec<(u32, Vec<Row>)> = (0..events).map(|e| (e * 3 + 1, Vec::new())).collect();
-    for order in 0..rows as u64 {
+    for order in 0..rows as u32 {
         let event = rng.gen_range(0..events as usize);
         let user = rng.gen_range(0..50u32) * 7;
         // Few distinct times, so ties within a user are common.
@@ -57,14 +57,14 @@ fn random_rows(rng: &mut ChaCha8Rng, events: u32, rows: usize) -> Vec<(u32, Vec<
         if rng.gen_bool(0.2) {
             entries.push((KEY_FLAG, Value::Bool(true)));
         }
-        by_event[event].1.push((user, ts, (order << 14) | (order % 3), blob(&entries)));
+        by_event[event].1.push((user, ts, order, blob(&entries)));
     }
     by_event.retain(|(_, rows)| !rows.is_empty());
     by_event
 }
 
 fn spec(version: u32) -> DayFileSpec {
-    DayFileSpec { day: DAY, version, through_position: 123_456 }
+    DayFileSpec { day: DAY, version, cut_position: 123_456 }
 }
 
 fn write(
@@ -78,10 +78,10 @@ fn write(
             event: *event,
             rows: rows
                 .iter()
-                .map(|(user, ts_ms, log_key, props)| SealRow {
+                .map(|(user, ts_ms, order, props)| SealRow {
                     user: *user,
                     ts_ms: *ts_ms,
-                    log_key: *log_key,
+                    order: *order,
                     props,
                 })
                 .collect(),
@@ -93,7 +93,7 @@ fn write(
 /// Checks that `file` holds exactly `events`.
 fn assert_holds(file: &DayFile, events: &[(u32, Vec<Row>)]) {
     let header = file.header();
-    assert_eq!((header.day, header.version, header.through_position), (DAY, 1, 123_456));
+    assert_eq!((header.day, header.version, header.cut_position), (DAY, 1, 123_456));
     assert_eq!(
         file.events().collect::<Vec<_>>(),
         events.iter().map(|(e, _)| *e).collect::<Vec<_>>()
@@ -111,7 +111,7 @@ fn assert_holds(file: &DayFile, events: &[(u32, Vec<Row>)]) {
             let mine: Vec<&Row> = expected.iter().filter(|r| r.0 == user).collect();
             assert_eq!(range.len(), mine.len());
             for (row, want) in range.zip(mine) {
-                assert_eq!((sealed.ts_ms[row], sealed.log_keys[row]), (want.1, want.2));
+                assert_eq!((sealed.ts_ms[row], sealed.order[row]), (want.1, want.2));
                 assert_eq!(sealed.props(row), want.3.as_slice());
             }
         }
@@ -179,7 +179,7 @@ fn what_is_written_reads_back_exactly() {
             .expect("an empty day");
     let file = DayFile::open(&FsStorage, &empty.path).expect("opens");
     assert_eq!((file.header().rows, file.events().count()), (0, 0));
-    let row = SealRow { user: 1, ts_ms: DAY_MS, log_key: 0, props: props::EMPTY };
+    let row = SealRow { user: 1, ts_ms: DAY_MS, order: 0, props: props::EMPTY };
     let twice =
         vec![EventRows { event: 1, rows: vec![row] }, EventRows { event: 1, rows: vec![row] }];
     assert!(write_day_file(&FsStorage, dir.path(), spec(3), twice).is_err());

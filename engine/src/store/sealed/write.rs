@@ -24,12 +24,10 @@ pub struct SealRow<'a> {
     pub user: u32,
     /// When it happened, epoch ms (within the day).
     pub ts_ms: i64,
-    /// Its key in log order: its batch's end position shifted left by 14
-    /// bits, plus its index in the batch (the number triggers call its
-    /// cause). Unique; it says which seal a row belongs to (its position is
-    /// at most the seal's `through_position`) and orders events of the same
-    /// millisecond as the log does.
-    pub log_key: u64,
+    /// Its rank among the same user's rows of the day, all events, in time
+    /// and then log order: orders events of the same millisecond as the log
+    /// does.
+    pub order: u32,
     /// Its property blob (`store/props.rs` codec).
     pub props: &'a [u8],
 }
@@ -50,8 +48,8 @@ pub struct DayFileSpec {
     pub day: i32,
     /// Its version (1 for the first seal).
     pub version: u32,
-    /// The rows are the day's events at log positions up to this one.
-    pub through_position: u64,
+    /// The log position of the cut (`SealDay`) whose rows complete this version.
+    pub cut_position: u64,
 }
 
 /// A day file that is durable under its final name.
@@ -101,7 +99,7 @@ pub fn write_day_file(
     let header = Header {
         day: spec.day,
         version: spec.version,
-        through_position: spec.through_position,
+        cut_position: spec.cut_position,
         events: u32::try_from(events.len())
             .map_err(|_| Error::invalid(None, "events", "more than 2^32 events"))?,
         rows,
@@ -183,7 +181,7 @@ struct KeySeen {
 
 fn write_event(out: &mut SectionWriter, event: &mut EventRows<'_>) -> std::io::Result<EventRef> {
     let rows = &mut event.rows;
-    rows.sort_by_key(|r| (r.user, r.ts_ms, r.log_key));
+    rows.sort_by_key(|r| (r.user, r.ts_ms, r.order));
     let mut users = Vec::new();
     let mut starts = Vec::new();
     for (i, row) in rows.iter().enumerate() {
@@ -194,7 +192,7 @@ fn write_event(out: &mut SectionWriter, event: &mut EventRows<'_>) -> std::io::R
     }
     starts.push(rows.len() as u32);
     let ts_ms: Vec<i64> = rows.iter().map(|r| r.ts_ms).collect();
-    let log_keys: Vec<u64> = rows.iter().map(|r| r.log_key).collect();
+    let order: Vec<u32> = rows.iter().map(|r| r.order).collect();
     let mut props_at = Vec::with_capacity(rows.len() + 1);
     let mut blobs = Vec::new();
     let mut seen: FastMap<KeyId, KeySeen> = FastMap::default();
@@ -223,7 +221,7 @@ fn write_event(out: &mut SectionWriter, event: &mut EventRows<'_>) -> std::io::R
     let user_ids = out.typed(&users)?;
     let starts_ref = out.typed(&starts)?;
     let ts_ref = out.typed(&ts_ms)?;
-    let log_keys_ref = out.typed(&log_keys)?;
+    let order_ref = out.typed(&order)?;
     let props_at_ref = out.typed(&props_at)?;
     let props_ref = out.section(&blobs)?;
     let mut columns = Vec::with_capacity(keys.len());
@@ -280,7 +278,7 @@ fn write_event(out: &mut SectionWriter, event: &mut EventRows<'_>) -> std::io::R
         user_ids,
         starts: starts_ref,
         ts_ms: ts_ref,
-        log_keys: log_keys_ref,
+        order: order_ref,
         props_at: props_at_ref,
         props: props_ref,
         columns,
