@@ -4,7 +4,8 @@
 //! timed (median of 3), and the pending fires are counted after it. It also
 //! measures the heap bytes per pending fire: the trigger state is cloned
 //! under a counting allocator (a clone allocates what the state holds, with
-//! the same slack in hash tables).
+//! the same slack in hash tables); and, the same way, the dictionaries' bytes
+//! per user id.
 //!
 //! Run with: `cargo bench -p nudge-benches --bench pending_restore`
 
@@ -77,6 +78,15 @@ fn main() {
             "trigger state: {bytes} heap bytes for {} pending `unless` fires: {:.1} bytes each",
             copy.pending(),
             bytes as f64 / copy.pending() as f64
+        );
+        let before = ALLOCATED.load(Ordering::Relaxed);
+        let dicts = reader.dicts.clone();
+        let bytes = ALLOCATED.load(Ordering::Relaxed) - before;
+        let text: usize = dicts.users.names().map(str::len).sum();
+        println!(
+            "dictionaries: {bytes} heap bytes for {} user ids ({text} bytes of text): {:.1} bytes each",
+            dicts.users.len(),
+            bytes as f64 / f64::from(dicts.users.len())
         );
     }
     let mut times = Vec::new();

@@ -8,6 +8,7 @@
 //! never reused or removed.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use crate::limits::{MAX_EVENT_NAMES, MAX_PROPERTY_KEYS, MAX_USERS};
 
@@ -21,69 +22,115 @@ pub type UserId = u32;
 /// Dense event-name id.
 pub type EventId = u32;
 
-/// One string ↔ dense id dictionary.
-#[derive(Debug, Default, Clone)]
+/// One string ↔ dense id dictionary, compact: every name is stored once,
+/// back to back in one buffer, and the lookup table holds only ids (hashed by
+/// the names they point to). About the name's length plus 13 bytes per entry,
+/// where a map from boxed names to ids beside a vector of boxed names cost
+/// two allocations and about 70 bytes more (`docs/design/sealed-days.md`,
+/// per-user state).
+#[derive(Clone, Default)]
 pub struct Dictionary {
-    ids: FastMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    /// Every name's UTF-8 bytes, in id order.
+    text: Vec<u8>,
+    /// Where each name ends in `text` (name `i` starts where `i - 1` ends).
+    ends: Vec<u64>,
+    /// Ids, hashed by their names.
+    table: hashbrown::HashTable<u32>,
+    hasher: Hasher,
+}
+
+impl std::fmt::Debug for Dictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dictionary").field("len", &self.ends.len()).finish()
+    }
+}
+
+/// The bytes of name `id` (which exists).
+fn bytes_of<'a>(text: &'a [u8], ends: &[u64], id: u32) -> &'a [u8] {
+    let index = id as usize;
+    let start = if index == 0 { 0 } else { ends[index - 1] as usize };
+    &text[start..ends[index] as usize]
 }
 
 impl Dictionary {
     /// The id of `name`, if it was ever seen.
     pub fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
+        let hash = self.hasher.hash_one(name.as_bytes());
+        let name = name.as_bytes();
+        self.table.find(hash, |&id| bytes_of(&self.text, &self.ends, id) == name).copied()
     }
 
     /// The name behind `id`.
     pub fn name(&self, id: u32) -> Option<&str> {
-        self.names.get(id as usize).map(|n| &**n)
+        if id as usize >= self.ends.len() {
+            return None;
+        }
+        // Only whole `&str`s are ever appended, so the bytes are UTF-8.
+        std::str::from_utf8(bytes_of(&self.text, &self.ends, id)).ok()
     }
 
     /// Number of entries (also the next id).
     pub fn len(&self) -> u32 {
-        u32::try_from(self.names.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.ends.len()).unwrap_or(u32::MAX)
     }
 
     #[cfg(any(test, feature = "internals"))]
     /// True when nothing was assigned yet.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.ends.is_empty()
     }
 
     /// Appends `name` with the next id. The caller checked that it is new.
     pub fn push(&mut self, name: &str) -> u32 {
+        debug_assert!(self.get(name).is_none());
+        self.append(name)
+    }
+
+    fn append(&mut self, name: &str) -> u32 {
         let id = self.len();
-        debug_assert!(!self.ids.contains_key(name));
-        self.ids.insert(name.into(), id);
-        self.names.push(name.into());
+        // Grow by an eighth, not double: at 10M users the text is most of
+        // the dictionaries, and doubling would leave up to half of it unused.
+        if self.text.capacity() - self.text.len() < name.len() {
+            self.text.reserve_exact(name.len().max(self.text.len() / 8).max(4096));
+        }
+        if self.ends.len() == self.ends.capacity() {
+            self.ends.reserve_exact((self.ends.len() / 8).max(64));
+        }
+        self.text.extend_from_slice(name.as_bytes());
+        self.ends.push(self.text.len() as u64);
+        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
+        let rehash = |&id: &u32| hasher.hash_one(bytes_of(text, ends, id));
+        self.table.insert_unique(self.hasher.hash_one(name.as_bytes()), id, rehash);
         id
     }
 
     /// A dictionary with room for `n` names.
     pub fn with_capacity(n: usize) -> Self {
         Dictionary {
-            ids: FastMap::with_capacity_and_hasher(n, Hasher::default()),
-            names: Vec::with_capacity(n),
+            ends: Vec::with_capacity(n),
+            table: hashbrown::HashTable::with_capacity(n),
+            ..Dictionary::default()
         }
     }
 
     /// Appends `name` with the next id, or returns `None` (changing nothing)
     /// when it is already present.
     pub fn try_push(&mut self, name: &str) -> Option<u32> {
-        let id = self.len();
-        match self.ids.entry(name.into()) {
-            std::collections::hash_map::Entry::Occupied(_) => None,
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(id);
-                self.names.push(name.into());
-                Some(id)
-            }
+        match self.get(name) {
+            Some(_) => None,
+            None => Some(self.append(name)),
         }
     }
 
     /// All names in id order.
     pub fn names(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.names.iter().map(|n| &**n)
+        (0..self.len()).map(|id| self.name(id).unwrap_or_default())
+    }
+
+    /// Heap bytes held (capacities, not lengths).
+    pub fn heap_bytes(&self) -> usize {
+        // A hashbrown table holds a 4-byte id and one control byte per bucket.
+        self.text.capacity() + self.ends.capacity() * 8 + self.table.capacity() * 5
     }
 }
 
@@ -110,6 +157,11 @@ pub enum Full {
 }
 
 impl Dictionaries {
+    /// Heap bytes held by the three dictionaries.
+    pub fn heap_bytes(&self) -> usize {
+        self.users.heap_bytes() + self.events.heap_bytes() + self.keys.heap_bytes()
+    }
+
     /// Checks that `extra` more entries fit in each dictionary.
     pub fn room_for(&self, users: usize, events: usize, keys: usize) -> Result<(), Full> {
         let fits = |dict: &Dictionary, extra: usize, max: u32| {
@@ -141,5 +193,29 @@ mod tests {
         assert_eq!(dict.get("c"), None);
         assert_eq!(dict.name(0), Some("b"));
         assert_eq!(dict.names().collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(dict.try_push("a"), None, "already there");
+        assert_eq!(dict.try_push(""), Some(2), "the empty name is a name");
+        assert_eq!((dict.get(""), dict.name(2), dict.name(3)), (Some(2), Some(""), None));
+    }
+
+    #[test]
+    fn a_large_dictionary_finds_every_name_and_costs_its_text_plus_a_few_bytes() {
+        let mut dict = Dictionary::default();
+        let names: Vec<String> =
+            (0..100_000u32).map(|i| format!("u_{:016x}", i.wrapping_mul(2_654_435_761))).collect();
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(dict.try_push(name), Some(i as u32));
+        }
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(dict.get(name), Some(i as u32));
+            assert_eq!(dict.name(i as u32), Some(name.as_str()));
+        }
+        assert_eq!(dict.get("u_missing"), None);
+        let text: usize = names.iter().map(String::len).sum();
+        let per_name = (dict.heap_bytes() - text) as f64 / names.len() as f64;
+        // Growth slack included: ends and table at most double their need.
+        assert!(per_name < 40.0, "{per_name:.1} bytes per name besides its text");
+        let copy = dict.clone();
+        assert_eq!(copy.get(&names[77]), Some(77));
     }
 }
