@@ -126,7 +126,8 @@ impl Out {
 
 /// Encodes a snapshot file's complete bytes.
 pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Vec<u8> {
-    let mut out = Out { bytes: Vec::with_capacity(state.store.heap_bytes() + 1024) };
+    let estimate = state.store.heap_bytes() + dicts.heap_bytes() + 1024;
+    let mut out = Out { bytes: Vec::with_capacity(estimate) };
     out.bytes.extend_from_slice(MAGIC);
     out.u32(SNAPSHOT_VERSION);
     out.u32(0);

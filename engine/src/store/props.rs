@@ -258,6 +258,15 @@ impl<'a> Iterator for PropsIter<'a> {
     }
 }
 
+/// The length of the blob at the start of `bytes`, which may continue past
+/// it (an arena page): the codec knows where a blob ends.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub fn blob_len(bytes: &[u8]) -> usize {
+    let mut entries = iter(bytes);
+    for _ in entries.by_ref() {}
+    bytes.len() - entries.rest.len()
+}
+
 /// Looks up one key in a blob.
 pub fn get(blob: &[u8], key: KeyId) -> Option<ValueRef<'_>> {
     iter(blob).take_while(|(k, _)| *k <= key).find(|(k, _)| *k == key).map(|(_, v)| v)
@@ -324,6 +333,9 @@ mod tests {
         assert_eq!(decoded, expected);
         assert_eq!(get(&blob, 9).map(|v| v.to_owned_value()), Some(values[3].clone()));
         assert_eq!(get(&blob, 4), None);
+        let mut followed = blob.clone();
+        followed.extend_from_slice(&[9, 9, 9]);
+        assert_eq!((blob_len(&followed), blob_len(EMPTY)), (blob.len(), EMPTY.len()));
     }
 
     #[test]

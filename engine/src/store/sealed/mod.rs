@@ -8,6 +8,8 @@
 //!   and syncs the directory.
 //! - `read.rs`: [`DayFile`] maps a file, checks header, footer, directory and
 //!   bounds at open, and each event's checksums and shapes on first read.
+//! - `buffer.rs`: [`SealBuffer`], a day's rows cut from the head
+//!   (`Timelines::cut_day`) and waiting to be written.
 //!
 //! A day file is derived state: the log says which days are sealed, and a
 //! file that is missing or fails a check is rebuilt from the log, never read.
@@ -18,10 +20,12 @@
 #[cfg(target_endian = "big")]
 compile_error!("sealed day files are read in place as little-endian columns");
 
+pub mod buffer;
 pub mod format;
 pub mod read;
 pub mod write;
 
+pub use buffer::{BufferedEvent, SealBuffer};
 pub use read::{CodeColumn, DayFile, EventRows as SealedEventRows};
 pub use write::{DayFileSpec, EventRows, SealRow, WrittenDayFile, write_day_file};
 

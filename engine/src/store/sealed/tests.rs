@@ -269,3 +269,40 @@ fn a_crash_at_any_step_leaves_no_file_or_the_whole_file() {
         }
     }
 }
+
+#[test]
+fn a_buffer_writes_the_same_file_every_time_and_reads_back_as_itself() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let mut buffer = SealBuffer { day: DAY, cut_position: 123_456, events: Vec::new() };
+    for (event, mut rows) in random_rows(&mut rng, 4, 1_500) {
+        rows.sort_by_key(|(user, ts, order, _)| (*user, *ts, *order));
+        let mut buffered = BufferedEvent { event, ..Default::default() };
+        for (user, ts, order, blob) in &rows {
+            buffered.push(*user, *ts, *order, blob);
+        }
+        buffer.events.push(buffered);
+    }
+    let sim = SimStorage::new();
+    let spec = DayFileSpec { day: DAY, version: 1, cut_position: buffer.cut_position };
+    let write_in = |dir: &str| {
+        let dir = Path::new(dir);
+        let written =
+            write_day_file(sim.storage().as_ref(), dir, spec, buffer.to_write()).expect("written");
+        (sim.read(&written.path).expect("the file"), written)
+    };
+    let (first, written) = write_in("/a");
+    let (second, again) = write_in("/b");
+    assert_eq!(first, second, "the same rows write the same bytes");
+    assert_eq!((written.checksum, written.rows), (again.checksum, buffer.rows() as u64));
+    let file = DayFile::open(sim.storage().as_ref(), &written.path).expect("opens");
+    for event in &buffer.events {
+        let sealed = file.event(event.event).expect("checks out").expect("has rows");
+        assert_eq!(sealed.users, event.users.as_slice());
+        assert_eq!(sealed.starts, event.starts.as_slice());
+        assert_eq!(sealed.ts_ms, event.ts_ms.as_slice());
+        assert_eq!(sealed.order, event.order.as_slice());
+        for row in 0..event.len() {
+            assert_eq!(sealed.props(row), event.blob(row));
+        }
+    }
+}

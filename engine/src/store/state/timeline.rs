@@ -11,8 +11,9 @@
 //! a blob never straddles pages. Events without properties share the blob at
 //! offset 0.
 
-use crate::store::dict::{EventId, UserId};
+use crate::store::dict::{EventId, FastMap, UserId};
 use crate::store::props;
+use crate::store::sealed::{BufferedEvent, SealBuffer};
 
 /// Bits of the packed word holding the arena offset.
 const OFFSET_BITS: u32 = 40;
@@ -180,6 +181,62 @@ impl Timelines {
         entries + self.by_user.capacity() * 24 + self.arena.bytes()
     }
 
+    /// Cuts the rows of UTC day `day` out of the timelines of `users` (those
+    /// the day's bitmaps list; others have no rows that day) into a sealing
+    /// buffer: per event, users ascending, each user's rows in timeline
+    /// order, ranked among the user's rows of the day, with their property
+    /// blobs copied. The arena keeps the blobs until [`Timelines::compact_arena`].
+    /// (Used by the `SealDay` fold, which comes with the sealer:
+    /// `docs/design/sealed-days.md`, step 3.)
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    pub fn cut_day(
+        &mut self,
+        day: i32,
+        users: impl IntoIterator<Item = UserId>,
+        cut_position: u64,
+    ) -> SealBuffer {
+        let from = i64::from(day) * crate::clock::DAY_MS;
+        let until = from + crate::clock::DAY_MS;
+        let mut by_event: FastMap<EventId, BufferedEvent> = FastMap::default();
+        for user in users {
+            let Some(timeline) = self.by_user.get_mut(user as usize) else { continue };
+            let start = timeline.partition_point(|e| e.ts_ms < from);
+            let end = start + timeline[start..].partition_point(|e| e.ts_ms < until);
+            for (rank, entry) in timeline.drain(start..end).enumerate() {
+                let event = by_event.entry(entry.event()).or_insert_with(|| BufferedEvent {
+                    event: entry.event(),
+                    ..Default::default()
+                });
+                let blob = self.arena.get(entry.props_at());
+                let blob = &blob[..props::blob_len(blob)];
+                event.push(user, entry.ts_ms, rank as u32, blob);
+                self.events -= 1;
+            }
+        }
+        let mut events: Vec<BufferedEvent> = by_event.into_values().collect();
+        events.sort_by_key(|e| e.event);
+        SealBuffer { day, cut_position, events }
+    }
+
+    /// Rewrites the arena with only the blobs the timelines still point to
+    /// (after a cut), in timeline order, and points the entries at their new
+    /// offsets. Offsets change: anything that kept one must be rebuilt.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    pub fn compact_arena(&mut self) {
+        let mut arena = PropsArena::default();
+        for timeline in &mut self.by_user {
+            for entry in timeline.iter_mut() {
+                if entry.props_at() == 0 {
+                    continue;
+                }
+                let blob = self.arena.get(entry.props_at());
+                let at = arena.push(&blob[..props::blob_len(blob)]);
+                *entry = TimelineEntry::new(entry.ts_ms, entry.event(), at);
+            }
+        }
+        self.arena = arena;
+    }
+
     /// Rebuilds timelines from snapshot parts.
     pub fn from_parts(by_user: Vec<Vec<TimelineEntry>>, arena: PropsArena) -> Self {
         let events = by_user.iter().map(|t| t.len() as u64).sum();
@@ -211,6 +268,65 @@ mod tests {
         assert_eq!(timelines.of(3)[1].props_at(), 0, "empty properties share offset 0");
         assert!(timelines.of(0).is_empty());
         assert_eq!(timelines.event_count(), 4);
+    }
+
+    #[test]
+    fn a_cut_takes_exactly_the_days_rows_and_compaction_keeps_the_rest() {
+        use rand::{Rng, SeedableRng};
+        let day_ms = crate::clock::DAY_MS;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut timelines = Timelines::default();
+        for _ in 0..3000 {
+            let user = rng.gen_range(0..40u32);
+            let ts = rng.gen_range(0..3 * day_ms / 1000) * 1000; // days 0, 1, 2; many ties
+            let event = rng.gen_range(1..5u32);
+            let mut blob = Vec::new();
+            if rng.gen_bool(0.6) {
+                let value = props::Value::Number(f64::from(rng.gen_range(0..100u32)));
+                props::encode(&mut blob, &[(1, &value)]);
+            } else {
+                blob.extend_from_slice(props::EMPTY);
+            }
+            timelines.insert(user, event, ts, &blob);
+        }
+        let snapshot = |t: &Timelines, user: u32| -> Vec<(i64, EventId, Vec<u8>)> {
+            t.of(user)
+                .iter()
+                .map(|e| {
+                    let blob = t.props(e);
+                    (e.ts_ms, e.event(), blob[..props::blob_len(blob)].to_vec())
+                })
+                .collect()
+        };
+        let before: Vec<_> = (0..40).map(|u| snapshot(&timelines, u)).collect();
+        let buffer = timelines.cut_day(1, 0..40u32, 77);
+        assert_eq!((buffer.day, buffer.cut_position), (1, 77));
+        timelines.compact_arena();
+        for user in 0..40u32 {
+            let (on_day, other): (Vec<_>, Vec<_>) = before[user as usize]
+                .iter()
+                .cloned()
+                .partition(|(ts, ..)| (day_ms..2 * day_ms).contains(ts));
+            assert_eq!(snapshot(&timelines, user), other, "user {user} keeps the other days");
+            // The buffer holds the day's rows, per event, in timeline order and ranked.
+            let mut cut = Vec::new();
+            for event in &buffer.events {
+                let Ok(i) = event.users.binary_search(&user) else { continue };
+                for r in event.starts[i] as usize..event.starts[i + 1] as usize {
+                    cut.push((
+                        event.order[r],
+                        (event.ts_ms[r], event.event, event.blob(r).to_vec()),
+                    ));
+                }
+            }
+            cut.sort_by_key(|(rank, _)| *rank);
+            let ranks: Vec<u32> = cut.iter().map(|(rank, _)| *rank).collect();
+            assert_eq!(ranks, (0..cut.len() as u32).collect::<Vec<_>>());
+            assert_eq!(cut.into_iter().map(|(_, row)| row).collect::<Vec<_>>(), on_day);
+        }
+        let left: usize = (0..40).map(|u| timelines.of(u).len()).sum();
+        assert_eq!(left as u64 + buffer.rows() as u64, 3000);
+        assert_eq!(timelines.event_count(), left as u64);
     }
 
     #[test]
