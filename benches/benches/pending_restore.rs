@@ -5,7 +5,8 @@
 //! measures the heap bytes per pending fire: the trigger state is cloned
 //! under a counting allocator (a clone allocates what the state holds, with
 //! the same slack in hash tables); and, the same way, the dictionaries' bytes
-//! per user id.
+//! per user id and, for 200k users with one push subscription each (an
+//! FCM-shaped endpoint of 163 bytes), the subscriptions' bytes each.
 //!
 //! Run with: `cargo bench -p nudge-benches --bench pending_restore`
 
@@ -18,7 +19,7 @@ use std::time::Instant;
 
 use mimalloc::MiMalloc;
 use nudge_engine::clock::ManualClock;
-use nudge_engine::{Durability, Engine, EngineOptions, Event, Record};
+use nudge_engine::{Durability, Engine, EngineOptions, Event, Record, Subscription};
 
 /// mimalloc, counting the bytes currently allocated (this bench's only use
 /// of `unsafe`: `GlobalAlloc` is an unsafe trait; every call is forwarded).
@@ -47,6 +48,8 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const USERS: usize = 1_000_000;
+/// Users with a push subscription, for the subscriptions' bytes.
+const SUBSCRIBED_USERS: usize = 200_000;
 const NOW: i64 = 1_793_491_200_000;
 
 fn main() {
@@ -89,6 +92,7 @@ fn main() {
             bytes as f64 / f64::from(dicts.users.len())
         );
     }
+    subscription_bytes(&options());
     let mut times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
@@ -99,4 +103,36 @@ fn main() {
     }
     times.sort();
     println!("open with {USERS} pending fires restored: median {:?} of 3", times[1]);
+}
+
+/// Heap bytes per subscription, measured like the trigger state.
+fn subscription_bytes(options: &EngineOptions) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(dir.path(), options.clone()).expect("open");
+    for chunk in (0..SUBSCRIBED_USERS).collect::<Vec<_>>().chunks(5000) {
+        let records: Vec<Record> = chunk
+            .iter()
+            .map(|u| Record::Subscribe {
+                user_id: format!("u{u}"),
+                subscription: Subscription {
+                    endpoint: format!(
+                        "https://fcm.googleapis.com/fcm/send/{u:011x}:APA91bH{}",
+                        "x".repeat(108)
+                    ),
+                    p256dh: format!("B{}", "k".repeat(86)),
+                    auth: "a".repeat(22),
+                },
+            })
+            .collect();
+        engine.ingest(records).expect("ingest");
+    }
+    let reader = engine.read();
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    let copy = reader.state.store.subscriptions.clone();
+    let bytes = ALLOCATED.load(Ordering::Relaxed) - before;
+    drop(copy);
+    println!(
+        "subscriptions: {bytes} heap bytes for {SUBSCRIBED_USERS} subscriptions: {:.1} bytes each",
+        bytes as f64 / SUBSCRIBED_USERS as f64
+    );
 }

@@ -6,6 +6,8 @@
 //! subscriptions; a further one replaces the oldest. The set of users with at
 //! least one subscription is `Indexes::webpush_user_ids`.
 
+use std::hash::BuildHasher;
+
 use roaring::RoaringBitmap;
 
 use crate::limits::MAX_SUBSCRIPTIONS_PER_USER;
@@ -24,35 +26,96 @@ pub struct StoredSubscription {
     pub auth: String,
 }
 
-/// All active subscriptions.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// All active subscriptions, each stored once: a slab of subscriptions, a
+/// table of slot numbers hashed by endpoint, and each user's slot numbers.
+/// (The first version kept every endpoint three times: as a map key, in the
+/// subscription, and in the user's list.)
+#[derive(Debug, Clone, Default)]
 pub struct Subscriptions {
-    by_endpoint: FastMap<String, StoredSubscription>,
-    /// Per user, endpoints oldest first.
-    by_user: FastMap<UserId, Vec<String>>,
+    slots: Vec<Option<StoredSubscription>>,
+    free: Vec<u32>,
+    by_endpoint: hashbrown::HashTable<u32>,
+    hasher: crate::store::dict::Hasher,
+    /// Per user, slot numbers oldest first.
+    by_user: FastMap<UserId, Vec<u32>>,
+}
+
+impl PartialEq for Subscriptions {
+    /// The same subscriptions, whatever slots they sit in.
+    fn eq(&self, other: &Self) -> bool {
+        self.all() == other.all()
+    }
 }
 
 impl Subscriptions {
+    fn slot(&self, index: u32) -> Option<&StoredSubscription> {
+        self.slots.get(index as usize).and_then(Option::as_ref)
+    }
+
+    fn find(&self, endpoint: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(endpoint.as_bytes());
+        self.by_endpoint
+            .find(hash, |&i| self.slot(i).is_some_and(|s| s.endpoint == endpoint))
+            .copied()
+    }
+
+    fn insert(&mut self, subscription: StoredSubscription) -> u32 {
+        let hash = self.hasher.hash_one(subscription.endpoint.as_bytes());
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index as usize] = Some(subscription);
+                index
+            }
+            None => {
+                self.slots.push(Some(subscription));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let rehash = |&i: &u32| {
+            let endpoint = slots[i as usize].as_ref().map_or("", |s| s.endpoint.as_str());
+            hasher.hash_one(endpoint.as_bytes())
+        };
+        self.by_endpoint.insert_unique(hash, index, rehash);
+        index
+    }
+
+    /// Removes the subscription in slot `index` from the slab and the table.
+    fn take(&mut self, index: u32) -> Option<StoredSubscription> {
+        let subscription = self.slots.get_mut(index as usize)?.take()?;
+        let hash = self.hasher.hash_one(subscription.endpoint.as_bytes());
+        if let Ok(entry) = self.by_endpoint.find_entry(hash, |&i| i == index) {
+            entry.remove();
+        }
+        self.free.push(index);
+        Some(subscription)
+    }
+
     /// Adds (or moves) a subscription.
     pub fn subscribe(&mut self, subscription: StoredSubscription, reachable: &mut RoaringBitmap) {
-        self.unsubscribe(&subscription.endpoint.clone(), reachable);
+        self.unsubscribe(&subscription.endpoint, reachable);
         let user = subscription.user;
-        let endpoints = self.by_user.entry(user).or_default();
-        if endpoints.len() >= MAX_SUBSCRIPTIONS_PER_USER {
-            let oldest = endpoints.remove(0);
-            self.by_endpoint.remove(&oldest);
+        if let Some(slots) = self.by_user.get(&user)
+            && slots.len() >= MAX_SUBSCRIPTIONS_PER_USER
+        {
+            let oldest = slots[0];
+            self.take(oldest);
+            if let Some(slots) = self.by_user.get_mut(&user) {
+                slots.remove(0);
+            }
         }
-        endpoints.push(subscription.endpoint.clone());
-        self.by_endpoint.insert(subscription.endpoint.clone(), subscription);
+        let index = self.insert(subscription);
+        self.by_user.entry(user).or_default().push(index);
         reachable.insert(user);
     }
 
     /// Removes a subscription by endpoint (unknown endpoints are ignored).
     pub fn unsubscribe(&mut self, endpoint: &str, reachable: &mut RoaringBitmap) {
-        let Some(old) = self.by_endpoint.remove(endpoint) else { return };
-        if let Some(endpoints) = self.by_user.get_mut(&old.user) {
-            endpoints.retain(|e| e != endpoint);
-            if endpoints.is_empty() {
+        let Some(index) = self.find(endpoint) else { return };
+        let Some(old) = self.take(index) else { return };
+        if let Some(slots) = self.by_user.get_mut(&old.user) {
+            slots.retain(|&i| i != index);
+            if slots.is_empty() {
                 self.by_user.remove(&old.user);
                 reachable.remove(old.user);
             }
@@ -63,14 +126,14 @@ impl Subscriptions {
     pub fn of(&self, user: UserId) -> Vec<&StoredSubscription> {
         self.by_user
             .get(&user)
-            .map(|endpoints| endpoints.iter().filter_map(|e| self.by_endpoint.get(e)).collect())
+            .map(|slots| slots.iter().filter_map(|&i| self.slot(i)).collect())
             .unwrap_or_default()
     }
 
     #[cfg(any(test, feature = "internals"))]
     /// The subscription with this endpoint.
     pub fn by_endpoint(&self, endpoint: &str) -> Option<&StoredSubscription> {
-        self.by_endpoint.get(endpoint)
+        self.find(endpoint).and_then(|i| self.slot(i))
     }
 
     #[cfg(any(test, feature = "internals"))]
@@ -89,12 +152,14 @@ impl Subscriptions {
     /// without replaying each subscribe.
     pub fn from_parts(stored: Vec<StoredSubscription>) -> Self {
         let mut subscriptions = Subscriptions {
-            by_endpoint: FastMap::with_capacity_and_hasher(stored.len(), Default::default()),
-            by_user: FastMap::default(),
+            slots: Vec::with_capacity(stored.len()),
+            by_endpoint: hashbrown::HashTable::with_capacity(stored.len()),
+            ..Subscriptions::default()
         };
         for sub in stored {
-            subscriptions.by_user.entry(sub.user).or_default().push(sub.endpoint.clone());
-            subscriptions.by_endpoint.insert(sub.endpoint.clone(), sub);
+            let user = sub.user;
+            let index = subscriptions.insert(sub);
+            subscriptions.by_user.entry(user).or_default().push(index);
         }
         subscriptions
     }
@@ -131,5 +196,16 @@ mod tests {
         subs.unsubscribe("unknown", &mut reachable);
         assert_eq!(reachable.iter().collect::<Vec<_>>(), [3]);
         assert_eq!(subs.len(), MAX_SUBSCRIPTIONS_PER_USER);
+        // Freed slots are reused, and the table still finds every endpoint.
+        subs.subscribe(sub(4, "e2"), &mut reachable);
+        assert_eq!(subs.by_endpoint("e2").map(|s| s.user), Some(4));
+        let last = format!("x{MAX_SUBSCRIPTIONS_PER_USER}");
+        assert_eq!(subs.by_endpoint(&last).map(|s| s.user), Some(3));
+        assert_eq!(subs.slots.len(), subs.len() + subs.free.len());
+        assert!(subs.slots.len() < MAX_SUBSCRIPTIONS_PER_USER + 4, "freed slots are reused");
+        // Rebuilding from `all` gives an equal set.
+        let rebuilt = Subscriptions::from_parts(subs.all().into_iter().cloned().collect());
+        assert_eq!(rebuilt, subs);
+        assert_eq!(rebuilt.of(3), subs.of(3));
     }
 }
