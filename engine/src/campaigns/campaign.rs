@@ -12,7 +12,7 @@
 use jiff::civil::{DateTime, Time, Weekday};
 use rkyv::{Archive, Deserialize, Serialize};
 
-pub use crate::campaigns::policy::{Caps, QuietHours, QuietMode};
+pub use crate::campaigns::policy::{Caps, IfPassed, QuietHours, QuietMode};
 use crate::error::{Error, Result};
 use crate::store::log::entry::{LogCampaign, LogCampaignPaused, LogCampaignRemoved, LogEntry};
 
@@ -102,17 +102,6 @@ pub enum ScheduleZone {
     User,
     /// One IANA zone for everyone (`Europe/Paris`).
     Named(String),
-}
-
-/// What a scheduled occurrence does for users whose local time had already
-/// passed when the campaign was saved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IfPassed {
-    /// Skip them this time.
-    #[default]
-    Drop,
-    /// Send at that local time the next day (one-off `at` times only).
-    NextDay,
 }
 
 /// When a scheduled campaign sends.
@@ -241,21 +230,6 @@ impl Every {
     /// The inverse of [`Every::name`].
     pub fn of_name(name: &str) -> Option<Every> {
         [Every::Day, Every::Week, Every::Month].into_iter().find(|e| e.name() == name)
-    }
-}
-
-impl IfPassed {
-    /// Its name in the HTTP API and the stored form: `drop`, `next_day`.
-    pub fn name(self) -> &'static str {
-        match self {
-            IfPassed::Drop => "drop",
-            IfPassed::NextDay => "next_day",
-        }
-    }
-
-    /// The inverse of [`IfPassed::name`].
-    pub fn of_name(name: &str) -> Option<IfPassed> {
-        [IfPassed::Drop, IfPassed::NextDay].into_iter().find(|e| e.name() == name)
     }
 }
 

@@ -58,6 +58,21 @@ pub enum QuietMode {
     Discard,
 }
 
+impl QuietMode {
+    /// Its name in the HTTP API and the stored form: `delay`, `discard`.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuietMode::Delay => "delay",
+            QuietMode::Discard => "discard",
+        }
+    }
+
+    /// The inverse of [`QuietMode::name`].
+    pub fn of_name(name: &str) -> Option<QuietMode> {
+        [QuietMode::Delay, QuietMode::Discard].into_iter().find(|m| m.name() == name)
+    }
+}
+
 /// Quiet hours in the user's local time, `from` inclusive to `to` exclusive;
 /// `from > to` spans midnight (21:00 → 09:00).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,15 +158,31 @@ impl Caps {
     }
 }
 
-/// What to do when a scheduled local delivery time has already passed today.
-/// (A tested building block: `schedule.rs` applies `if_passed` itself today.)
-#[cfg(test)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a scheduled occurrence does for users whose local time had already
+/// passed when the campaign was saved (`local_delivery` is its tested
+/// building block; `schedule.rs` applies it per occurrence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IfPassed {
-    /// Skip this user.
+    /// Skip them this time.
+    #[default]
     Drop,
-    /// Deliver at that time tomorrow.
+    /// Send at that local time the next day (one-off `at` times only).
     NextDay,
+}
+
+impl IfPassed {
+    /// Its name in the HTTP API and the stored form: `drop`, `next_day`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IfPassed::Drop => "drop",
+            IfPassed::NextDay => "next_day",
+        }
+    }
+
+    /// The inverse of [`IfPassed::name`].
+    pub fn of_name(name: &str) -> Option<IfPassed> {
+        [IfPassed::Drop, IfPassed::NextDay].into_iter().find(|e| e.name() == name)
+    }
 }
 
 /// When to deliver "at `time`, local" on `date` to a user in `tz`, seen at `now_ms`.

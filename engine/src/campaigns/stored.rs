@@ -69,29 +69,14 @@ pub struct SettingsRecord {
     pub dnd: Option<StoredQuietHours>,
 }
 
-fn quiet_mode_name(mode: QuietMode) -> &'static str {
-    match mode {
-        QuietMode::Delay => "delay",
-        QuietMode::Discard => "discard",
-    }
-}
-
 /// Quiet hours in their stored form.
 pub fn store_quiet_hours(quiet: &QuietHours) -> StoredQuietHours {
-    (
-        format_local_time(quiet.from),
-        format_local_time(quiet.to),
-        quiet_mode_name(quiet.mode).to_owned(),
-    )
+    (format_local_time(quiet.from), format_local_time(quiet.to), quiet.mode.name().to_owned())
 }
 
 /// Quiet hours from their stored form (`None` when a part does not read).
 pub fn read_quiet_hours((from, to, mode): &StoredQuietHours) -> Option<QuietHours> {
-    let mode = match mode.as_str() {
-        "delay" => QuietMode::Delay,
-        "discard" => QuietMode::Discard,
-        _ => return None,
-    };
+    let mode = QuietMode::of_name(mode)?;
     Some(QuietHours { from: from.parse().ok()?, to: to.parse().ok()?, mode })
 }
 

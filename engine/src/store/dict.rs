@@ -30,8 +30,8 @@ pub type EventId = u32;
 /// per-user state).
 #[derive(Clone, Default)]
 pub struct Dictionary {
-    /// Every name's UTF-8 bytes, in id order.
-    text: Vec<u8>,
+    /// Every name, back to back, in id order.
+    text: String,
     /// Where each name ends in `text` (name `i` starts where `i - 1` ends).
     ends: Vec<u64>,
     /// Ids, hashed by their names.
@@ -45,8 +45,9 @@ impl std::fmt::Debug for Dictionary {
     }
 }
 
-/// The bytes of name `id` (which exists).
-fn bytes_of<'a>(text: &'a [u8], ends: &[u64], id: u32) -> &'a [u8] {
+/// Name `id` (which exists). Names are appended whole, so its ends are
+/// character boundaries.
+fn name_of<'a>(text: &'a str, ends: &[u64], id: u32) -> &'a str {
     let index = id as usize;
     let start = if index == 0 { 0 } else { ends[index - 1] as usize };
     &text[start..ends[index] as usize]
@@ -55,18 +56,13 @@ fn bytes_of<'a>(text: &'a [u8], ends: &[u64], id: u32) -> &'a [u8] {
 impl Dictionary {
     /// The id of `name`, if it was ever seen.
     pub fn get(&self, name: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(name.as_bytes());
-        let name = name.as_bytes();
-        self.table.find(hash, |&id| bytes_of(&self.text, &self.ends, id) == name).copied()
+        let hash = self.hasher.hash_one(name);
+        self.table.find(hash, |&id| name_of(&self.text, &self.ends, id) == name).copied()
     }
 
     /// The name behind `id`.
     pub fn name(&self, id: u32) -> Option<&str> {
-        if id as usize >= self.ends.len() {
-            return None;
-        }
-        // Only whole `&str`s are ever appended, so the bytes are UTF-8.
-        std::str::from_utf8(bytes_of(&self.text, &self.ends, id)).ok()
+        (id < self.len()).then(|| name_of(&self.text, &self.ends, id))
     }
 
     /// Number of entries (also the next id).
@@ -96,11 +92,11 @@ impl Dictionary {
         if self.ends.len() == self.ends.capacity() {
             self.ends.reserve_exact((self.ends.len() / 8).max(64));
         }
-        self.text.extend_from_slice(name.as_bytes());
+        self.text.push_str(name);
         self.ends.push(self.text.len() as u64);
         let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
-        let rehash = |&id: &u32| hasher.hash_one(bytes_of(text, ends, id));
-        self.table.insert_unique(self.hasher.hash_one(name.as_bytes()), id, rehash);
+        let rehash = |&id: &u32| hasher.hash_one(name_of(text, ends, id));
+        self.table.insert_unique(self.hasher.hash_one(name), id, rehash);
         id
     }
 

@@ -381,7 +381,7 @@ fn schedule_from_json(
         }
     };
     // Where instants given as local times are read.
-    let instant_zone = || Ok(own_zone.clone().unwrap_or_else(|| default_timezone.clone()));
+    let instant_zone = own_zone.as_ref().unwrap_or(default_timezone);
     let mut at = Vec::new();
     for (i, text) in json.at.unwrap_or_default().iter().enumerate() {
         at.push(local_at(&format!("schedule.at[{i}]"), text, own_zone.as_ref())?);
@@ -400,7 +400,7 @@ fn schedule_from_json(
         None => None,
     };
     let bound = |field: &str, value: Option<Value>| match value {
-        Some(value) => instant(&format!("schedule.{field}"), &value, &instant_zone).map(Some),
+        Some(value) => instant(&format!("schedule.{field}"), &value, instant_zone).map(Some),
         None => Ok(None),
     };
     let (start_ms, end_ms, cutoff_ms) =
@@ -466,12 +466,8 @@ fn civil(field: &str, text: &str) -> Result<DateTime, FieldError> {
 }
 
 /// An instant (`start`, `end`, `cutoff`): RFC 3339, epoch milliseconds, or
-/// a local date-time read in `zone()`.
-fn instant(
-    field: &str,
-    value: &Value,
-    zone: &dyn Fn() -> Result<TimeZone, FieldError>,
-) -> Result<i64, FieldError> {
+/// a local date-time read in `zone`.
+fn instant(field: &str, value: &Value, zone: &TimeZone) -> Result<i64, FieldError> {
     let text = match value {
         Value::Number(n) => {
             return n.as_i64().ok_or_else(|| {
@@ -491,8 +487,7 @@ fn instant(
         return Ok(ms);
     }
     let local = civil(field, text)?;
-    let zone = zone()?;
-    local.to_zoned(zone).map(|z| z.timestamp().as_millisecond()).map_err(|e| {
+    local.to_zoned(zone.clone()).map(|z| z.timestamp().as_millisecond()).map_err(|e| {
         FieldError::new(field, format!("{text:?} has no instant in the schedule's zone: {e}"))
     })
 }

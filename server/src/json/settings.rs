@@ -74,14 +74,10 @@ impl DndJson {
     }
 
     pub(super) fn to_json(quiet: &QuietHours) -> Value {
-        let mode = match quiet.mode {
-            QuietMode::Delay => "delay",
-            QuietMode::Discard => "discard",
-        };
         json!({
             "from": format_local_time(quiet.from),
             "to": format_local_time(quiet.to),
-            "mode": mode,
+            "mode": quiet.mode.name(),
         })
     }
 }

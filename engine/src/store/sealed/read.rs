@@ -103,10 +103,7 @@ impl DayFile {
 
     /// Checks every section now (the background pass after open).
     pub fn verify_all(&self) -> Result<()> {
-        for event in self.events().collect::<Vec<_>>() {
-            self.event(event)?;
-        }
-        Ok(())
+        self.events().try_for_each(|event| self.event(event).map(|_| ()))
     }
 
     fn bytes_of(&self, section: SectionRef) -> &[u8] {
@@ -157,23 +154,26 @@ impl DayFile {
         if rows.users.windows(2).any(|w| w[0] >= w[1]) {
             return Err(format!("event {name}: users not ascending"));
         }
-        let ascending_to = |offsets: &[u64], end: u64| {
-            offsets.first() == Some(&0)
-                && offsets.windows(2).all(|w| w[0] <= w[1])
-                && offsets.last() == Some(&end)
-        };
-        let starts: Vec<u64> = rows.starts.iter().map(|&s| u64::from(s)).collect();
-        if !ascending_to(&starts, entry.rows) || starts.windows(2).any(|w| w[0] == w[1]) {
+        // Offsets from 0 to `end`, never going down (strictly up for `starts`:
+        // every user listed has a row).
+        fn covers<T: Copy + Into<u64>>(offsets: &[T], end: u64, strictly: bool) -> bool {
+            let up = |w: &[T]| {
+                if strictly { w[0].into() < w[1].into() } else { w[0].into() <= w[1].into() }
+            };
+            offsets.first().map(|&o| o.into()) == Some(0)
+                && offsets.windows(2).all(up)
+                && offsets.last().map(|&o| o.into()) == Some(end)
+        }
+        if !covers(rows.starts, entry.rows, true) {
             return Err(format!("event {name}: row ranges do not cover the rows"));
         }
-        if !ascending_to(rows.props_at, entry.props.len) {
+        if !covers(rows.props_at, entry.props.len, false) {
             return Err(format!("event {name}: property offsets do not cover the blobs"));
         }
         for column in entry.columns.iter().filter(|c| c.kind == ColumnKind::Code) {
             let at: &[u32] = cast(self.bytes_of(column.dictionary_at));
-            let at: Vec<u64> = at.iter().map(|&a| u64::from(a)).collect();
             let words = at.len() as u32 - 1;
-            if !ascending_to(&at, column.dictionary_bytes.len)
+            if !covers(at, column.dictionary_bytes.len, false)
                 || std::str::from_utf8(self.bytes_of(column.dictionary_bytes)).is_err()
             {
                 return Err(format!("event {name}: key {} dictionary is damaged", column.key));

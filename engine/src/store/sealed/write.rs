@@ -10,8 +10,8 @@ use crate::store::dict::FastMap;
 use crate::store::log::storage::{LogFile, LogStorage};
 use crate::store::props::{self, KeyId, ValueRef};
 use crate::store::sealed::format::{
-    ColumnKind, ColumnRef, Directory, EventRef, FOOTER_BYTES, Footer, HEADER_BYTES, Header,
-    NO_CODE, SECTION_ALIGN_BYTES, SectionRef, TEMP_SUFFIX, file_name,
+    ColumnKind, ColumnRef, Directory, EventRef, Footer, Header, NO_CODE, SECTION_ALIGN_BYTES,
+    SectionRef, TEMP_SUFFIX, file_name,
 };
 
 /// Bytes buffered before a write to the file.
@@ -125,7 +125,6 @@ pub fn write_day_file(
     drop(out);
     storage.rename(&temp, &path).context(|| format!("renaming {} into place", temp.display()))?;
     storage.sync_dir(dir).context(|| format!("syncing directory {}", dir.display()))?;
-    debug_assert!(bytes as usize >= HEADER_BYTES + FOOTER_BYTES);
     Ok(WrittenDayFile { path, bytes, checksum: footer.directory_crc, rows })
 }
 
