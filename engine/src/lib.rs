@@ -70,7 +70,8 @@ mod triggers;
 
 pub use engine::loops::{MAX_ITEMS_IN_FLIGHT, OUTBOX_DRAIN_GRACE, OutboxLoop, OutboxReports};
 pub use engine::{
-    Engine, EngineOptions, Fire, FireLoop, IngestOutcome, LOOP_IDLE_WAIT_MS, OpenReport,
+    DEFAULT_SEAL_GRACE_MS, Engine, EngineOptions, Fire, FireLoop, IngestOutcome, LOOP_IDLE_WAIT_MS,
+    OpenReport, SealLoop, SealedDayReport, StorageTiers,
 };
 pub use error::{Error, Result};
 pub use query::{
@@ -123,5 +124,6 @@ pub mod internals {
     pub use crate::engine::state::DerivedState;
     pub use crate::engine::{StateReader, snapshot};
     pub use crate::store::log::entry;
+    pub use crate::store::state::sealed_days;
     pub use crate::store::{dedupe, dict, log, props, sealed};
 }

@@ -35,3 +35,15 @@ pub fn batch(b: usize, n: usize) -> Vec<Record> {
 pub fn event_count(engine: &Engine) -> u64 {
     engine.read().state.store.timelines.event_count()
 }
+
+/// The UTC days (days since 1970-01-01) of the events among `records` that
+/// carry a time.
+pub fn event_days(records: &[Record]) -> std::collections::BTreeSet<i32> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Event(e) => e.ts_ms.map(nudge_engine::clock::day_of),
+            _ => None,
+        })
+        .collect()
+}

@@ -9,6 +9,12 @@
 //! and day rows are cached by queries run halfway through ingest, so a stale
 //! cache entry would show as a disagreement.
 //!
+//! Data is spread over the two tiers of storage: one seed in three keeps
+//! everything in the in-memory head; the others seal random days at random
+//! points of the ingest (`Engine::seal_day`), so later batches add late rows
+//! to sealed days and the next seal of such a day merges them into a new
+//! version; one seed in three then seals every day.
+//!
 //! `NUDGE_DIFF_SEEDS` sets the number of datasets (default 40, 60 queries each).
 
 mod common;
@@ -18,6 +24,7 @@ use std::collections::BTreeSet;
 
 use nudge_engine::clock::ManualClock;
 use nudge_engine::{QueryOptions, Strategy};
+use rand::Rng;
 use reference::{NOW, Reference};
 
 #[test]
@@ -43,16 +50,40 @@ fn the_engine_agrees_with_the_reference_on_random_data_and_queries() {
             memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
         };
         let mut warm_rng = reference::rng(seed ^ 0x5eed);
+        let mut seal_rng = reference::rng(seed ^ 0x5ea1);
+        let mut days_seen = BTreeSet::new();
         for (i, chunk) in records.chunks(17).enumerate() {
             engine
                 .ingest(chunk.to_vec())
                 .unwrap_or_else(|e| panic!("seed {seed}: ingest failed: {e}"));
+            days_seen.extend(common::event_days(chunk));
+            if seed % 3 != 0 && seal_rng.gen_bool(0.3) && !days_seen.is_empty() {
+                let day = *days_seen
+                    .iter()
+                    .nth(seal_rng.gen_range(0..days_seen.len()))
+                    .expect("a day seen");
+                engine.seal_day(day).unwrap_or_else(|e| panic!("seed {seed}: sealing failed: {e}"));
+            }
             if i % 3 == 1 {
                 // Fills the day-row cache with views that later batches make stale.
                 for _ in 0..5 {
                     let query = reference::random_segment(&mut warm_rng, 2);
                     let _ = engine.query(&query, &warm);
                 }
+            }
+        }
+        if seed % 3 == 2 {
+            for &day in &days_seen {
+                engine.seal_day(day).unwrap_or_else(|e| panic!("seed {seed}: sealing failed: {e}"));
+            }
+        }
+        let tiers = engine.storage_tiers();
+        match seed % 3 {
+            0 => assert_eq!(tiers.sealed_rows, 0, "seed {seed}: {tiers:?}"),
+            1 => assert!(tiers.sealed_rows > 0 && tiers.head_rows > 0, "seed {seed}: {tiers:?}"),
+            _ => {
+                assert_eq!(tiers.head_days, 0, "seed {seed}: every day sealed: {tiers:?}");
+                assert_eq!(tiers.mapped_days, tiers.sealed_days, "seed {seed}: {tiers:?}");
             }
         }
         for (name, query) in &saved_segments {

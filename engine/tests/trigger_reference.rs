@@ -5,6 +5,10 @@
 //! the clock is at its arrival and due fires are decided; both sides must
 //! decide the same (trigger, user, due time, outcome) at the same moment.
 //!
+//! On odd seeds, every day seen so far is sealed after every fourth batch
+//! (`Engine::seal_day`), so `if` checks read sealed days and later events
+//! are late rows of sealed days.
+//!
 //! `NUDGE_TRIGGER_SEEDS` sets the number of streams (default 60).
 
 mod common;
@@ -248,6 +252,7 @@ fn fires_agree_with_the_reference_on_random_streams() {
         std::env::var("NUDGE_TRIGGER_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     let mut decisions = 0;
     let mut outcomes = [0usize; 3];
+    let mut sealed_rows = 0;
     for seed in 0..seeds {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(NOW);
@@ -256,9 +261,17 @@ fn fires_agree_with_the_reference_on_random_streams() {
             engine.save_trigger(&format!("t{i}"), text).expect("save");
         }
         let mut reference = Reference::default();
+        let mut days = std::collections::BTreeSet::new();
         for (b, (arrival, events)) in stream(seed).into_iter().enumerate() {
             clock.set(arrival);
-            engine.ingest(events.iter().map(record).collect()).expect("ingest");
+            let records: Vec<Record> = events.iter().map(record).collect();
+            days.extend(common::event_days(&records));
+            engine.ingest(records).expect("ingest");
+            if seed % 2 == 1 && b % 4 == 3 {
+                for &day in &days {
+                    engine.seal_day(day).expect("seal");
+                }
+            }
             for e in &events {
                 reference.apply(arrival, e);
             }
@@ -276,7 +289,9 @@ fn fires_agree_with_the_reference_on_random_streams() {
                 outcomes[*outcome as usize] += 1;
             }
         }
+        sealed_rows += engine.storage_tiers().sealed_rows;
     }
     eprintln!("{decisions} decisions: {outcomes:?} (fired, late, condition)");
+    assert!(sealed_rows > 0, "sealed days were exercised");
     assert!(outcomes.iter().all(|&n| n > 0), "every outcome is exercised: {outcomes:?}");
 }

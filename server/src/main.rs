@@ -97,6 +97,11 @@ enum Command {
         /// File to read, or `-` for standard input.
         #[arg(default_value = "-")]
         file: String,
+        /// Memory the in-memory head may take before the days holding the
+        /// most rows are sealed into day files (default: a quarter of
+        /// physical memory).
+        #[arg(long)]
+        head_memory_mb: Option<usize>,
     },
 }
 
@@ -115,14 +120,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Repl { data } => repl::run(&query::open(&data)?, &data),
         Command::Serve(options) => http::run(options),
         Command::Gen { users, days, seed, now } => generate::run(users, days, seed, now),
-        Command::Import { data, file } => {
-            let summary = import::run(&data, &file, EngineOptions::default())?;
+        Command::Import { data, file, head_memory_mb } => {
+            let budget =
+                head_memory_mb.map_or_else(import::default_head_budget_bytes, |mb| mb << 20);
+            let summary = import::run(&data, &file, EngineOptions::default(), budget)?;
             eprintln!(
-                "imported {} records ({} duplicate events skipped) from {} lines into {}",
+                "imported {} records ({} duplicate events skipped) from {} lines into {}; {} day files written",
                 summary.accepted,
                 summary.duplicates,
                 summary.lines,
-                data.display()
+                data.display(),
+                summary.day_files
             );
             Ok(())
         }

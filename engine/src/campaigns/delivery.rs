@@ -199,13 +199,12 @@ impl<'a> Planner<'a> {
 
     fn sends(&self, user: UserId) -> Vec<i64> {
         let mut sent: Vec<i64> = self.sent_event.map_or_else(Vec::new, |event| {
-            let timeline = self.state.timelines.of(user);
+            let timeline = self.state.events_in(user, self.now - CAP_LOOKBACK_MS, i64::MAX);
             timeline
                 .iter()
-                .filter(|e| e.event() == event && e.ts_ms >= self.now - CAP_LOOKBACK_MS)
+                .filter(|e| e.event() == event)
                 .filter(|e| {
-                    let test =
-                        self.test_key.and_then(|k| props::get(self.state.timelines.props(e), k));
+                    let test = self.test_key.and_then(|k| props::get(self.state.props(e), k));
                     test != Some(ValueRef::Bool(true))
                 })
                 .map(|e| e.ts_ms)

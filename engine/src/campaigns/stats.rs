@@ -178,13 +178,13 @@ pub fn campaign_stats(
         let mut controls: Vec<(i64, Option<String>)> = Vec::new();
         let mut outcomes: BTreeMap<&str, [bool; 4]> = BTreeMap::new();
         let mut variant_of: BTreeMap<&str, Option<String>> = BTreeMap::new();
-        let timeline = state.timelines.of(user);
-        for entry in timeline {
+        let timeline = state.events_of(user);
+        for entry in timeline.iter() {
             let name = Some(entry.event());
             if ![fired, sent, dropped, delivered, failed, viewed, clicked].contains(&name) {
                 continue;
             }
-            let blob = state.timelines.props(entry);
+            let blob = state.props(entry);
             if text(blob, campaign_key) != Some(id)
                 || props::get(blob, test_key.unwrap_or(KeyId::MAX)) == Some(ValueRef::Bool(true))
             {
@@ -237,7 +237,7 @@ pub fn campaign_stats(
         for entry in timeline.iter().filter(|e| e.event() == converting) {
             if let Some(variant) = attributed(&sends, entry.ts_ms, window) {
                 converted.get_or_insert(variant.clone());
-                let blob = state.timelines.props(entry);
+                let blob = state.props(entry);
                 stats.revenue += number(blob, revenue_key).unwrap_or(0.0);
             }
             control_converted |= attributed(&controls, entry.ts_ms, window).is_some();
@@ -266,11 +266,11 @@ pub fn decisions(
     let wanted: Vec<u32> = DECISION_EVENTS.iter().filter_map(|n| dicts.events.get(n)).collect();
     let campaign_key = dicts.keys.get(keys::CAMPAIGN).and_then(|k| KeyId::try_from(k).ok());
     let mut entries = Vec::new();
-    for entry in state.timelines.of(user) {
+    for entry in state.events_of(user).iter() {
         if !wanted.contains(&entry.event()) {
             continue;
         }
-        let blob = state.timelines.props(entry);
+        let blob = state.props(entry);
         if campaign.is_some() && text(blob, campaign_key) != campaign {
             continue;
         }
@@ -306,12 +306,12 @@ pub fn engagement_event(
         let key = |name: &str| dicts.keys.get(name).and_then(|k| KeyId::try_from(k).ok());
         let sent = dicts.events.get(PUSH_SENT_EVENT);
         user.zip(sent).and_then(|(user, sent)| {
-            let timeline = state.timelines.of(user);
+            let timeline = state.events_of(user);
             let entry = timeline.iter().rev().find(|e| {
                 e.event() == sent
-                    && text(state.timelines.props(e), key(keys::DELIVERY_ID)) == Some(delivery_id)
+                    && text(state.props(e), key(keys::DELIVERY_ID)) == Some(delivery_id)
             })?;
-            let blob = state.timelines.props(entry);
+            let blob = state.props(entry);
             Some((
                 dicts.users.name(user)?.to_owned(),
                 text(blob, key(keys::CAMPAIGN)).unwrap_or_default().to_owned(),

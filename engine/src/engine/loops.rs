@@ -192,6 +192,30 @@ impl FireLoop {
     }
 }
 
+/// A thread that seals each UTC day into its day file once it has closed
+/// (its end plus `EngineOptions::seal_grace_ms`), and sleeps until the next
+/// day closes. Dropping it stops the thread.
+pub struct SealLoop {
+    _running: EngineLoop,
+}
+
+impl SealLoop {
+    /// Starts sealing `engine`'s closed days. Errors go to `on_error`, and
+    /// the loop tries again at its next step.
+    pub fn spawn(
+        engine: std::sync::Arc<Engine>,
+        on_error: impl Fn(crate::Error) + Send + 'static,
+    ) -> std::io::Result<SealLoop> {
+        EngineLoop::spawn(engine, "nudge-sealer", move |engine| {
+            if let Err(e) = engine.seal_closed_days() {
+                on_error(e);
+            }
+            Some(engine.next_day_closes())
+        })
+        .map(|running| SealLoop { _running: running })
+    }
+}
+
 /// A thread that runs `step` over and over: after each step it sleeps until
 /// the time the step returned (at most [`LOOP_IDLE_WAIT_MS`]), and wakes
 /// early after every ingest. Dropping it stops the thread.

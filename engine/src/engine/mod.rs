@@ -20,11 +20,13 @@ mod ingest;
 pub mod loops;
 mod outbox;
 mod queries;
+mod sealing;
 pub mod snapshot;
 pub mod state;
 mod triggers;
 
-pub use loops::{FireLoop, LOOP_IDLE_WAIT_MS};
+pub use loops::{FireLoop, LOOP_IDLE_WAIT_MS, SealLoop};
+pub use sealing::{DEFAULT_SEAL_GRACE_MS, SealedDayReport, StorageTiers};
 pub use state::DerivedState;
 pub use triggers::Fire;
 
@@ -48,7 +50,9 @@ use crate::store::log::storage::{FsStorage, LogStorage};
 use crate::store::log::writer::{self, FaultInjector, Request, WriterConfig, Written};
 use crate::store::log::{Durability, LOG_DIR, LogPosition, RecoveryMode};
 use crate::store::meta::Meta;
+use crate::store::sealed::SEALED_DIR;
 use crate::store::state as store_state;
+use crate::store::state::sealed_days::DayFiles;
 use snapshot::SNAPSHOT_DIR;
 
 /// Snapshots kept on disk (the newest, plus older ones to fall back on).
@@ -83,6 +87,9 @@ pub struct EngineOptions {
     pub trigger_freshness_ms: i64,
     /// How long after its due time a fire may still fire (after downtime).
     pub fire_grace_ms: i64,
+    /// How long after a UTC day ends it is sealed into a day file
+    /// ([`SealLoop`], [`Engine::seal_closed_days`]).
+    pub seal_grace_ms: i64,
 }
 
 impl Default for EngineOptions {
@@ -99,6 +106,7 @@ impl Default for EngineOptions {
             log_storage: Arc::new(FsStorage),
             trigger_freshness_ms: crate::triggers::DEFAULT_FRESHNESS_MS,
             fire_grace_ms: crate::triggers::DEFAULT_FIRE_GRACE_MS,
+            seal_grace_ms: sealing::DEFAULT_SEAL_GRACE_MS,
         }
     }
 }
@@ -185,6 +193,8 @@ pub struct Engine {
     meta: Meta,
     last_snapshot: Mutex<Option<LogPosition>>,
     report: OpenReport,
+    /// Held while a day is sealed, so one day is sealed at a time.
+    seal_lock: Mutex<()>,
     _lock: File,
 }
 
@@ -352,6 +362,10 @@ impl Engine {
         let log_dir = dir.join(LOG_DIR);
         let snapshot_dir = dir.join(SNAPSHOT_DIR);
         fs::create_dir_all(&log_dir).context(|| format!("creating {}", log_dir.display()))?;
+        let sealed_dir = dir.join(SEALED_DIR);
+        fs::create_dir_all(&sealed_dir).context(|| format!("creating {}", sealed_dir.display()))?;
+        let day_files =
+            DayFiles { storage: Arc::clone(&options.log_storage), dir: sealed_dir.clone() };
         let (meta, recreated) = Meta::open(&dir.join(META_DIR))?;
         let mut report = OpenReport::default();
         if recreated {
@@ -362,6 +376,7 @@ impl Engine {
             (Dictionaries::default(), Dedupe::new(options.dedupe_window_ms), {
                 let mut state = DerivedState::default();
                 state.triggers.freshness_ms = options.trigger_freshness_ms;
+                state.store.sealed.set_files(day_files.clone());
                 state
             })
         };
@@ -371,6 +386,7 @@ impl Engine {
                 &snapshot_dir,
                 meta.newest_snapshot().as_deref(),
                 options.dedupe_window_ms,
+                &day_files,
             );
             report.warnings.extend(problems);
             if let Some(contents) = loaded {
@@ -425,8 +441,7 @@ impl Engine {
             .name("nudge-applier".into())
             .spawn(move || applier(written_rx, applier_state, applier_dicts))
             .context(|| "starting the applier thread".into())?;
-        report.took = started.elapsed();
-        Ok(Engine {
+        let engine = Engine {
             dir,
             sequencer: Mutex::new(Sequencer { dedupe, writer: Some(writer_tx) }),
             fire_lock: Mutex::new(()),
@@ -440,8 +455,15 @@ impl Engine {
             last_snapshot: Mutex::new(report.snapshot_position),
             report,
             options,
+            seal_lock: Mutex::new(()),
             _lock: lock,
-        })
+        };
+        // Days cut but not written (a crash between the two entries), and
+        // files the log recorded but that are missing or damaged.
+        engine.finish_sealing()?;
+        let mut engine = engine;
+        engine.report.took = started.elapsed();
+        Ok(engine)
     }
 
     /// What open found (snapshot used, frames replayed, bytes truncated).
@@ -498,6 +520,8 @@ impl Engine {
     /// Writes a snapshot of derived state at the current log position (ingest
     /// waits meanwhile) and removes older snapshots beyond the few kept.
     pub fn snapshot(&self) -> Result<PathBuf> {
+        // No day file is replaced while the snapshot naming it is written.
+        let _sealing = self.seal_lock.lock();
         let dir = self.dir.join(SNAPSHOT_DIR);
         let (path, position) = self.with_quiesced(|dicts, dedupe, state| {
             Ok((snapshot::write(&dir, dicts, dedupe, state)?, state.store.position))
@@ -506,6 +530,8 @@ impl Engine {
             self.meta.set_newest_snapshot(name)?;
         }
         snapshot::prune(&dir, SNAPSHOTS_KEPT)?;
+        // Versions of days that only the pruned snapshots named.
+        self.remove_day_files(None)?;
         *self.last_snapshot.lock() = Some(position);
         Ok(path)
     }

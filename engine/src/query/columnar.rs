@@ -20,7 +20,7 @@ use roaring::RoaringBitmap;
 use super::Source;
 use crate::clock::{DAY_MS, day_of};
 pub(crate) use crate::query::day_rows::RowCondition;
-use crate::query::day_rows::{CODE_SET_BITS, CodeSet, DayRows, NO_VALUE};
+use crate::query::day_rows::{CODE_SET_BITS, CodeSet, DayRows, NO_VALUE, RowsView};
 use crate::store::dict::{EventId, UserId};
 use crate::store::props::KeyId;
 use crate::store::state::timeline::TimelineEntry;
@@ -116,12 +116,12 @@ pub(crate) fn in_parallel(
 /// a block's users form one run in each of them; blocks holding no
 /// candidate are skipped. Parts of the candidates run on parallel threads.
 fn accumulate<S: Clone + Default>(
-    days: &[Arc<DayRows>],
+    days: &[RowsView<'_>],
     candidates: &RoaringBitmap,
     add: impl Fn(&mut S, usize, std::ops::Range<usize>) + Sync,
     keep: impl Fn(&S) -> bool + Sync,
 ) -> RoaringBitmap {
-    let add_run = |scratch: &mut [S], base: UserId, d: usize, rows: &DayRows, run: Run| {
+    let add_run = |scratch: &mut [S], base: UserId, d: usize, rows: &RowsView<'_>, run: Run| {
         for i in run {
             let rows_of_user = rows.starts[i] as usize..rows.starts[i + 1] as usize;
             add(&mut scratch[(rows.users[i] - base) as usize], d, rows_of_user);
@@ -136,18 +136,18 @@ type Run = std::ops::Range<usize>;
 /// [`accumulate`], with `add_run` folding a whole run of a day's users (of
 /// one block, whose first id is `base`) into the block's scratch at once.
 fn accumulate_runs<S: Clone + Default>(
-    days: &[Arc<DayRows>],
+    days: &[RowsView<'_>],
     candidates: &RoaringBitmap,
-    add_run: impl Fn(&mut [S], UserId, usize, &DayRows, Run) + Sync,
+    add_run: impl Fn(&mut [S], UserId, usize, &RowsView<'_>, Run) + Sync,
     keep: impl Fn(&S) -> bool + Sync,
 ) -> RoaringBitmap {
     in_parallel(candidates, |part| accumulate_part(days, part, &add_run, &keep))
 }
 
 fn accumulate_part<S: Clone + Default>(
-    days: &[Arc<DayRows>],
+    days: &[RowsView<'_>],
     candidates: &RoaringBitmap,
-    add_run: &impl Fn(&mut [S], UserId, usize, &DayRows, Run),
+    add_run: &impl Fn(&mut [S], UserId, usize, &RowsView<'_>, Run),
     keep: &impl Fn(&S) -> bool,
 ) -> RoaringBitmap {
     let block = block_users::<S>();
@@ -160,8 +160,8 @@ fn accumulate_part<S: Clone + Default>(
         let base = first - first % block;
         let end = base.saturating_add(block);
         for (d, rows) in days.iter().enumerate() {
-            let from = seek(&rows.users, cursors[d], base);
-            let to = seek(&rows.users, from, end);
+            let from = seek(rows.users, cursors[d], base);
+            let to = seek(rows.users, from, end);
             add_run(&mut scratch, base, d, rows, from..to);
             runs[d] = from..to;
             cursors[d] = to;
@@ -186,8 +186,18 @@ fn accumulate_part<S: Clone + Default>(
 }
 
 /// Which rows of a day's rows lie in `range` (`None`: the whole day does).
-fn in_range(day: i32, range: Range, rows: &DayRows) -> Option<impl Fn(usize) -> bool + Sync + '_> {
-    (!range.covers_day(day)).then_some(move |r: usize| range.contains(rows.ts_ms[r]))
+fn in_range<'a>(
+    day: i32,
+    range: Range,
+    rows: &RowsView<'a>,
+) -> Option<impl Fn(usize) -> bool + Sync + 'a> {
+    let ts_ms = rows.ts_ms;
+    (!range.covers_day(day)).then_some(move |r: usize| range.contains(ts_ms[r]))
+}
+
+/// The views of `rows`.
+fn views(rows: &[Arc<DayRows>]) -> Vec<RowsView<'_>> {
+    rows.iter().map(|r| r.view()).collect()
 }
 
 /// The rows of `event` (passing `condition`) on each of `days`.
@@ -212,7 +222,8 @@ pub(crate) fn count(
     holds: impl Fn(u64) -> bool + Sync,
 ) -> RoaringBitmap {
     let days = days(state, event, range);
-    let rows = rows_of(state, event, condition, &days);
+    let held = rows_of(state, event, condition, &days);
+    let rows = views(&held);
     let filters: Vec<_> =
         days.iter().zip(&rows).map(|(&day, day_rows)| in_range(day, range, day_rows)).collect();
     accumulate_runs(
@@ -252,7 +263,8 @@ pub(crate) fn aggregate(
         return count_distinct(state, event, condition, key, range, candidates, holds);
     }
     let days = days(state, event, range);
-    let rows = rows_of(state, event, condition, &days);
+    let held = rows_of(state, event, condition, &days);
+    let rows = views(&held);
     let numbers: Vec<_> = days
         .iter()
         .map(|&day| state.columns.numbers(state, (event, day, condition), key))
@@ -297,7 +309,8 @@ fn count_distinct(
     holds: impl Fn(f64) -> bool + Sync,
 ) -> RoaringBitmap {
     let days = days(state, event, range);
-    let rows = rows_of(state, event, condition, &days);
+    let held = rows_of(state, event, condition, &days);
+    let rows = views(&held);
     let codes: Vec<_> =
         days.iter().map(|&day| state.columns.codes(state, (event, day, condition), key)).collect();
     let filters: Vec<_> =
@@ -429,8 +442,8 @@ impl Gatherer {
         candidates: &RoaringBitmap,
         check: impl Fn(UserId, Option<&[TimelineEntry]>) -> bool,
     ) -> RoaringBitmap {
-        let runs: Vec<(&EventDays, &DayRows)> =
-            self.events.iter().flat_map(|e| e.days.iter().map(move |d| (e, &**d))).collect();
+        let runs: Vec<(&EventDays, RowsView<'_>)> =
+            self.events.iter().flat_map(|e| e.days.iter().map(move |d| (e, d.view()))).collect();
         let mut cursors = vec![0usize; runs.len()];
         let mut spans = vec![0..0; runs.len()];
         let block = BLOCK_USERS as usize;
@@ -444,8 +457,8 @@ impl Gatherer {
             let end = base.saturating_add(BLOCK_USERS);
             offsets.fill(0);
             for (k, (event, rows)) in runs.iter().enumerate() {
-                let from = seek(&rows.users, cursors[k], base);
-                let to = seek(&rows.users, from, end);
+                let from = seek(rows.users, cursors[k], base);
+                let to = seek(rows.users, from, end);
                 for i in from..to {
                     let span = rows.starts[i] as usize..rows.starts[i + 1] as usize;
                     let n = span.filter(|&r| event.range.contains(rows.ts_ms[r])).count();
@@ -467,7 +480,7 @@ impl Gatherer {
                         if event.range.contains(rows.ts_ms[r]) {
                             let at = fill[slot] as usize;
                             entries[at] =
-                                TimelineEntry::new(rows.ts_ms[r], event.event, rows.props_at[r]);
+                                TimelineEntry::new(rows.ts_ms[r], event.event, rows.handle(r));
                             fill[slot] += 1;
                         }
                     }

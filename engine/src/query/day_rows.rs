@@ -25,74 +25,180 @@ use crate::store::dict::{EventId, FastMap, UserId};
 use crate::store::props::{self, DistinctValue, KeyId, ValueRef};
 use crate::store::state::DayChanges;
 use crate::store::state::StoreState;
+use crate::store::state::sealed_days::{SealedDay, SealedRows};
 
 /// Most bytes the column cache holds before it is emptied.
 pub const COLUMN_CACHE_MAX_BYTES: usize = 4 << 30;
 
-/// The rows of one event on one UTC day, grouped by user.
-#[derive(Debug, Default)]
+/// The rows of one event on one UTC day, grouped by user: built from the
+/// head's timelines, or read in place from a sealed day, or both merged
+/// while a sealed day has late rows in the head. Read through [`DayRows::view`].
+#[derive(Debug)]
 pub struct DayRows {
-    /// Users with at least one row, ascending.
-    pub users: Vec<UserId>,
-    /// `starts[i]..starts[i + 1]` are the rows of `users[i]` (one more entry than users).
-    pub starts: Vec<u32>,
-    /// Event time of each row.
-    pub ts_ms: Vec<i64>,
-    /// Where each row's properties are in the arena.
-    pub props_at: Vec<u64>,
+    kind: RowsKind,
 }
 
+#[derive(Debug)]
+enum RowsKind {
+    /// Built here; `props_at` are property handles (`StoreState::props_at`).
+    Owned { users: Vec<UserId>, starts: Vec<u32>, ts_ms: Vec<i64>, props_at: Vec<u64> },
+    /// A sealed day's rows of the event, in place.
+    Sealed { day: Arc<SealedDay>, event: EventId },
+}
+
+/// [`DayRows`] as slices: users ascending, `starts[i]..starts[i + 1]` the
+/// rows of `users[i]` in time and then log order.
+#[derive(Debug, Clone, Copy)]
+pub struct RowsView<'a> {
+    /// Users with at least one row, ascending.
+    pub users: &'a [UserId],
+    /// Row ranges, one more entry than users.
+    pub starts: &'a [u32],
+    /// Event time of each row.
+    pub ts_ms: &'a [i64],
+    props: ViewProps<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ViewProps<'a> {
+    Handles(&'a [u64]),
+    Sealed(SealedRows<'a>),
+}
+
+impl<'a> RowsView<'a> {
+    /// Row `r`'s property handle (`StoreState::props_at`).
+    pub fn handle(&self, r: usize) -> u64 {
+        match self.props {
+            ViewProps::Handles(handles) => handles[r],
+            ViewProps::Sealed(rows) => rows.handle(r),
+        }
+    }
+
+    /// Row `r`'s property blob.
+    pub fn blob(&self, state: &'a StoreState, r: usize) -> &'a [u8] {
+        match self.props {
+            ViewProps::Handles(handles) => state.props_at(handles[r]),
+            ViewProps::Sealed(rows) => rows.blob(r),
+        }
+    }
+}
+
+const NO_ROWS: RowsView<'static> =
+    RowsView { users: &[], starts: &[0], ts_ms: &[], props: ViewProps::Handles(&[]) };
+
 impl DayRows {
-    /// Reads the rows of `event` on `day` from the timelines of the users the
-    /// day bucket lists.
+    fn empty() -> DayRows {
+        DayRows::owned(Vec::new(), vec![0], Vec::new(), Vec::new())
+    }
+
+    fn owned(users: Vec<UserId>, starts: Vec<u32>, ts_ms: Vec<i64>, props_at: Vec<u64>) -> Self {
+        DayRows { kind: RowsKind::Owned { users, starts, ts_ms, props_at } }
+    }
+
+    /// The rows as slices.
+    pub fn view(&self) -> RowsView<'_> {
+        match &self.kind {
+            RowsKind::Owned { users, starts, ts_ms, props_at } => {
+                RowsView { users, starts, ts_ms, props: ViewProps::Handles(props_at) }
+            }
+            RowsKind::Sealed { day, event } => match day.event(*event) {
+                Some(rows) => RowsView {
+                    users: rows.users,
+                    starts: rows.starts,
+                    ts_ms: rows.ts_ms,
+                    props: ViewProps::Sealed(rows),
+                },
+                None => NO_ROWS,
+            },
+        }
+    }
+
+    /// The rows of `event` on `day`: in place when the day is sealed and the
+    /// head holds none of its rows; otherwise read from the timelines of the
+    /// users the day bucket lists, merged with the sealed rows if any (those
+    /// came first in the log, so they go first at equal times).
     fn build(state: &StoreState, event: EventId, day: i32) -> DayRows {
-        let mut rows = DayRows { starts: vec![0], ..Default::default() };
         let Some(bucket) =
             state.indexes.event_user_ids.get(event as usize).and_then(|e| e.by_bucket[0].get(&day))
         else {
-            return rows;
+            return DayRows::empty();
         };
+        let sealed_day = state.sealed.get(day);
+        let sealed = sealed_day.and_then(|d| d.event(event));
+        let head_rows = state.timelines.rows_of_day(day);
+        match (sealed_day, head_rows) {
+            (Some(_), 0) if sealed.is_none() => return DayRows::empty(),
+            (Some(day), 0) => {
+                return DayRows { kind: RowsKind::Sealed { day: Arc::clone(day), event } };
+            }
+            _ => {}
+        }
+        let (mut users, mut starts, mut ts_ms, mut props_at) =
+            (Vec::new(), vec![0u32], Vec::new(), Vec::new());
         let from = i64::from(day) * DAY_MS;
         let until = from + DAY_MS;
+        let mut cursor = 0;
         for user in bucket {
-            let timeline = state.timelines.of(user);
-            let start = timeline.partition_point(|e| e.ts_ms < from);
-            let before = rows.ts_ms.len();
-            for entry in timeline[start..].iter().take_while(|e| e.ts_ms < until) {
-                if entry.event() == event {
-                    rows.ts_ms.push(entry.ts_ms);
-                    rows.props_at.push(entry.props_at());
+            let before = ts_ms.len();
+            let mut old = 0..0;
+            if let Some(sealed) = &sealed {
+                cursor += sealed.users[cursor..].partition_point(|&u| u < user);
+                if sealed.users.get(cursor) == Some(&user) {
+                    old = sealed.starts[cursor] as usize..sealed.starts[cursor + 1] as usize;
                 }
             }
-            if rows.ts_ms.len() > before {
-                rows.users.push(user);
-                rows.starts.push(rows.ts_ms.len() as u32);
+            let timeline = state.timelines.range(user, from, until - 1);
+            let mut head = timeline.iter().filter(|e| e.event() == event).peekable();
+            for r in old {
+                let Some(sealed) = &sealed else { break };
+                while let Some(e) = head.next_if(|e| e.ts_ms < sealed.ts_ms[r]) {
+                    ts_ms.push(e.ts_ms);
+                    props_at.push(e.props_at());
+                }
+                ts_ms.push(sealed.ts_ms[r]);
+                props_at.push(sealed.handle(r));
+            }
+            for e in head {
+                ts_ms.push(e.ts_ms);
+                props_at.push(e.props_at());
+            }
+            if ts_ms.len() > before {
+                users.push(user);
+                starts.push(ts_ms.len() as u32);
             }
         }
-        rows
+        DayRows::owned(users, starts, ts_ms, props_at)
     }
 
     /// The rows for which `holds` is true of the properties.
     fn filtered(&self, state: &StoreState, holds: &dyn Fn(&[u8]) -> bool) -> DayRows {
-        let mut kept = DayRows { starts: vec![0], ..Default::default() };
-        for (i, &user) in self.users.iter().enumerate() {
-            let before = kept.ts_ms.len();
-            for r in self.starts[i] as usize..self.starts[i + 1] as usize {
-                if holds(state.timelines.arena().get(self.props_at[r])) {
-                    kept.ts_ms.push(self.ts_ms[r]);
-                    kept.props_at.push(self.props_at[r]);
+        let rows = self.view();
+        let (mut users, mut starts, mut ts_ms, mut props_at) =
+            (Vec::new(), vec![0u32], Vec::new(), Vec::new());
+        for (i, &user) in rows.users.iter().enumerate() {
+            let before = ts_ms.len();
+            for r in rows.starts[i] as usize..rows.starts[i + 1] as usize {
+                if holds(rows.blob(state, r)) {
+                    ts_ms.push(rows.ts_ms[r]);
+                    props_at.push(rows.handle(r));
                 }
             }
-            if kept.ts_ms.len() > before {
-                kept.users.push(user);
-                kept.starts.push(kept.ts_ms.len() as u32);
+            if ts_ms.len() > before {
+                users.push(user);
+                starts.push(ts_ms.len() as u32);
             }
         }
-        kept
+        DayRows::owned(users, starts, ts_ms, props_at)
     }
 
+    /// Heap bytes held (rows read in place hold none).
     fn bytes(&self) -> usize {
-        self.users.len() * 4 + self.starts.len() * 4 + self.ts_ms.len() * 16
+        match &self.kind {
+            RowsKind::Owned { users, starts, ts_ms, .. } => {
+                users.len() * 4 + starts.len() * 4 + ts_ms.len() * 16
+            }
+            RowsKind::Sealed { .. } => std::mem::size_of::<Self>(),
+        }
     }
 }
 
@@ -282,11 +388,10 @@ impl ColumnCache {
             return column;
         }
         let rows = self.day_rows(state, event, day, condition);
+        let view = rows.view();
         let mut inner = self.inner.lock();
-        let column: Vec<T> = rows
-            .props_at
-            .iter()
-            .map(|&at| value(&mut inner, props::get(state.timelines.arena().get(at), key)))
+        let column: Vec<T> = (0..view.ts_ms.len())
+            .map(|r| value(&mut inner, props::get(view.blob(state, r), key)))
             .collect();
         let column = Arc::new(column);
         let bytes = column.len() * std::mem::size_of::<T>();
@@ -382,6 +487,7 @@ impl ColumnCache {
         }
         let codes = self.codes(state, rows, key);
         let day_rows = self.day_rows(state, event, day, condition);
+        let day_rows = day_rows.view();
         let mut sets = Vec::with_capacity(day_rows.users.len());
         for bounds in day_rows.starts.windows(2) {
             let mut set = CodeSet::default();

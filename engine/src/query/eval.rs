@@ -11,6 +11,7 @@
 //! wholly inside the window are in without reading their timeline; users
 //! seen only on a partly covered edge day are checked on their timeline.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,7 +75,7 @@ impl Filter {
 
     fn matches(&self, entry: &TimelineEntry, state: &Source<'_>) -> bool {
         entry.event() == self.event
-            && self.cond.as_ref().is_none_or(|c| c.holds(state.timelines.props(entry)))
+            && self.cond.as_ref().is_none_or(|c| c.holds(state.props(entry)))
     }
 }
 
@@ -235,12 +236,9 @@ impl<'a> Evaluator<'a> {
         (lo_day, starts_whole, hi_day, ends_whole)
     }
 
-    /// The user's events in `range`, in order.
-    fn events_in(&self, user: UserId, range: Range) -> &'a [TimelineEntry] {
-        let timeline = self.state.timelines.of(user);
-        let start = timeline.partition_point(|e| e.ts_ms < range.lo);
-        let end = timeline.partition_point(|e| e.ts_ms <= range.hi);
-        timeline.get(start..end.max(start)).unwrap_or(&[])
+    /// The user's events in `range`, in order, from the head and the sealed days.
+    fn events_in(&self, user: UserId, range: Range) -> Cow<'a, [TimelineEntry]> {
+        self.state.store.events_in(user, range.lo, range.hi)
     }
 
     /// Narrows candidates with a value index when the condition is one equality.
@@ -280,7 +278,7 @@ impl<'a> Evaluator<'a> {
         keep: impl Fn(&[TimelineEntry]) -> bool + Sync,
     ) -> RoaringBitmap {
         if !self.use_day_rows(candidates) {
-            return self.verify(candidates, |u| keep(self.events_in(u, timeline_range)));
+            return self.verify(candidates, |u| keep(&self.events_in(u, timeline_range)));
         }
         let gatherer = Gatherer::new(self.state, wanted);
         columnar::in_parallel(candidates, |part| {
@@ -288,7 +286,7 @@ impl<'a> Evaluator<'a> {
                 !self.stopping_at(u)
                     && match entries {
                         Some(entries) => keep(entries),
-                        None => keep(self.events_in(u, timeline_range)),
+                        None => keep(&self.events_in(u, timeline_range)),
                     }
             })
         })
@@ -550,7 +548,7 @@ impl<'a> Evaluator<'a> {
         self.verify_entries(&candidates, &[(filter.event, range)], range, |events| {
             let mut run = 0u32;
             for e in events.iter().filter(|e| e.event() == filter.event) {
-                if filter.cond.as_ref().is_none_or(|c| c.holds(self.state.timelines.props(e))) {
+                if filter.cond.as_ref().is_none_or(|c| c.holds(self.state.props(e))) {
                     run += 1;
                     if run >= needed {
                         return true;
@@ -673,11 +671,11 @@ impl<'a> Evaluator<'a> {
             });
         }
         self.verify(&candidates, |u| {
-            let values = self
-                .events_in(u, range)
+            let events = self.events_in(u, range);
+            let values = events
                 .iter()
                 .filter(|e| filter.matches(e, self.state))
-                .filter_map(|e| props::get(self.state.timelines.props(e), key));
+                .filter_map(|e| props::get(self.state.props(e), key));
             aggregate::compute(clause.function.node, values).is_some_and(holds)
         })
     }

@@ -54,7 +54,8 @@ impl std::ops::Deref for Source<'_> {
 }
 
 /// The query layer's derived state: the saved segments (a fold of their log
-/// entries) and the query cache (never saved; rebuilt as days change).
+/// entries) and the query cache (never saved; rebuilt as days change, and
+/// dropped whole when a day is sealed).
 #[derive(Debug, Clone, Default)]
 pub struct QueryState {
     /// Saved segments: name → expression text.
@@ -68,6 +69,11 @@ impl QueryState {
     /// entry belongs to another layer and is ignored.
     pub fn apply_entry(&mut self, entry: &ArchivedLogEntry) {
         self.segments.apply_entry(entry);
+        if matches!(entry, ArchivedLogEntry::SealDay(_) | ArchivedLogEntry::DaySealed(_)) {
+            // Rows moved between the tiers: the cached rows hold property
+            // handles that no longer point at them.
+            self.columns = ColumnCache::default();
+        }
     }
 
     /// What a query of `store` reads.

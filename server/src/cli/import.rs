@@ -8,6 +8,12 @@
 //! events carry ids (repeats are acknowledged, not stored twice).
 //! A progress bar (bytes read, records per second) is drawn when standard
 //! error is a terminal.
+//!
+//! Every day of history is already closed, so the in-memory head would hold
+//! all of it: whenever the head's rows take more than the head budget
+//! (`--head-memory-mb`, by default a quarter of physical memory), the days
+//! holding the most rows are sealed into day files, and at the end every
+//! closed day is (`docs/design/sealed-days.md`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read};
@@ -22,6 +28,20 @@ use crate::json::ndjson;
 
 /// Records per ingest call during import.
 pub const IMPORT_BATCH_RECORDS: usize = 2000;
+/// Batches between two looks at the head's size.
+const BUDGET_CHECK_BATCHES: u64 = 64;
+/// The head budget when physical memory cannot be read.
+const FALLBACK_HEAD_BUDGET_BYTES: usize = 2 << 30;
+
+/// A quarter of physical memory (`MemTotal` of `/proc/meminfo`).
+pub fn default_head_budget_bytes() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+    });
+    total_kib.map_or(FALLBACK_HEAD_BUDGET_BYTES, |kib| kib * 1024 / 4)
+}
 
 /// What an import did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +52,8 @@ pub struct ImportSummary {
     pub duplicates: u64,
     /// Lines read (blank lines included).
     pub lines: u64,
+    /// Day files written (a day sealed twice counts twice).
+    pub day_files: u64,
 }
 
 fn progress(total_bytes: Option<u64>) -> ProgressBar {
@@ -93,8 +115,14 @@ fn apply_definition(
     }
 }
 
-/// Imports `source` (a path, or `-` for standard input) into `data_dir`.
-pub fn run(data_dir: &Path, source: &str, options: EngineOptions) -> Result<ImportSummary> {
+/// Imports `source` (a path, or `-` for standard input) into `data_dir`,
+/// sealing days whenever the head's rows take more than `head_budget_bytes`.
+pub fn run(
+    data_dir: &Path,
+    source: &str,
+    options: EngineOptions,
+    head_budget_bytes: usize,
+) -> Result<ImportSummary> {
     let (reader, total): (Box<dyn Read>, Option<u64>) = if source == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {
@@ -112,6 +140,7 @@ pub fn run(data_dir: &Path, source: &str, options: EngineOptions) -> Result<Impo
     let mut batch = Vec::with_capacity(IMPORT_BATCH_RECORDS);
     let mut batch_lines = Vec::with_capacity(IMPORT_BATCH_RECORDS);
     let mut line = String::new();
+    let mut batches = 0u64;
     loop {
         line.clear();
         let read = reader
@@ -150,11 +179,17 @@ pub fn run(data_dir: &Path, source: &str, options: EngineOptions) -> Result<Impo
         batch_lines.push(summary.lines);
         if batch.len() == IMPORT_BATCH_RECORDS {
             flush_batch(&engine, &mut batch, &mut batch_lines, &mut summary)?;
+            batches += 1;
+            if batches.is_multiple_of(BUDGET_CHECK_BATCHES) {
+                summary.day_files += engine.seal_over_budget(head_budget_bytes)?.len() as u64;
+            }
             let rate = summary.accepted as f64 / started.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("{} records, {rate:.0}/s", summary.accepted));
         }
     }
     flush_batch(&engine, &mut batch, &mut batch_lines, &mut summary)?;
+    bar.set_message("sealing the closed days");
+    summary.day_files += engine.seal_closed_days()?.len() as u64;
     engine.flush()?;
     bar.finish_and_clear();
     engine.close()?;

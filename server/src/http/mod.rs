@@ -21,7 +21,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use nudge_engine::OutboxLoop;
-use nudge_engine::{Engine, EngineOptions, FireLoop};
+use nudge_engine::{Engine, EngineOptions, FireLoop, SealLoop};
 
 use crate::error::{Error, Result};
 use crate::push::sender::Sender;
@@ -184,6 +184,8 @@ pub fn run(options: ServeOptions) -> Result<()> {
     let report = |what: &'static str| move |e: nudge_engine::Error| eprintln!("nudge: {what}: {e}");
     let fires = FireLoop::spawn(engine.clone(), |_| {}, report("deciding fires"))
         .map_err(|e| Error::Io { context: "starting the fire loop".into(), source: e })?;
+    let sealer = SealLoop::spawn(engine.clone(), report("sealing days"))
+        .map_err(|e| Error::Io { context: "starting the sealer".into(), source: e })?;
     let handle = runtime.handle().clone();
     let outbox_sender = sender.clone();
     let outbox = OutboxLoop::spawn(
@@ -224,6 +226,7 @@ pub fn run(options: ServeOptions) -> Result<()> {
     println!("nudge: shutting down");
     drop(outbox);
     drop(fires);
+    drop(sealer);
     runtime.shutdown_timeout(Duration::from_secs(1));
     // The ingest threads let go of the engine once the queue's last handle is gone.
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;

@@ -61,6 +61,11 @@ pub enum LogEntry {
     CampaignPaused(LogCampaignPaused),
     /// An outbox, settings or schedule record (`outbox::DeliveryRecord`, rkyv-encoded).
     Delivery(LogDelivery),
+    /// A UTC day's rows leave the in-memory head for a sealing buffer (the
+    /// cut; `docs/design/sealed-days.md`).
+    SealDay(LogSealDay),
+    /// The day file of a cut is durable.
+    DaySealed(LogDaySealed),
 }
 
 /// An event with dense ids.
@@ -192,6 +197,26 @@ pub struct LogCampaignPaused {
 pub struct LogDelivery {
     /// `outbox::DeliveryRecord::encode`: its own encoding, so new kinds never change this layout.
     pub body: Vec<u8>,
+}
+
+/// A day's head rows cut for sealing.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogSealDay {
+    /// The UTC day: days since 1970-01-01.
+    pub day: i32,
+}
+
+/// A day file made durable.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogDaySealed {
+    /// The UTC day.
+    pub day: i32,
+    /// The file's version.
+    pub version: u32,
+    /// Rows in the file.
+    pub rows: u64,
+    /// The file's checksum (the CRC-32C of its directory).
+    pub checksum: u32,
 }
 
 /// Encodes a value that is stored on its own inside a log entry or a

@@ -56,6 +56,33 @@ impl BufferedEvent {
         self.ts_ms.len()
     }
 
+    /// Checks the shape the accessors rely on (for rows read back from a
+    /// snapshot): users ascending, row ranges and blob offsets that cover
+    /// the rows and blobs exactly.
+    pub fn check_shape(&self) -> Result<(), String> {
+        let rows = self.ts_ms.len();
+        let name = self.event;
+        let covers = |offsets: &[u64], end: u64| {
+            offsets.first() == Some(&0)
+                && offsets.windows(2).all(|w| w[0] <= w[1])
+                && offsets.last() == Some(&end)
+        };
+        let starts: Vec<u64> = self.starts.iter().map(|&s| u64::from(s)).collect();
+        if self.users.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!("event {name}: users not ascending"));
+        }
+        if starts.len() != self.users.len() + 1 || !covers(&starts, rows as u64) {
+            return Err(format!("event {name}: row ranges do not cover the rows"));
+        }
+        if self.order.len() != rows
+            || self.props_at.len() != rows + 1
+            || !covers(&self.props_at, self.props.len() as u64)
+        {
+            return Err(format!("event {name}: columns of different lengths"));
+        }
+        Ok(())
+    }
+
     /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.ts_ms.is_empty()

@@ -232,6 +232,16 @@ impl<'a> EventRows<'a> {
         }
     }
 
+    /// Offsets of each row's blob in [`EventRows::props_section`] (one more than the rows).
+    pub fn props_at(&self) -> &'a [u64] {
+        self.props_at
+    }
+
+    /// The property blobs of all rows, back to back.
+    pub fn props_section(&self) -> &'a [u8] {
+        self.props
+    }
+
     /// Row `row`'s property blob.
     pub fn props(&self, row: usize) -> &'a [u8] {
         let (from, to) = (self.props_at[row] as usize, self.props_at[row + 1] as usize);

@@ -15,6 +15,7 @@
 mod day_changes;
 pub mod index;
 pub mod profiles;
+pub mod sealed_days;
 pub mod subscriptions;
 pub mod timeline;
 
@@ -27,7 +28,10 @@ pub use day_changes::DayChanges;
 use index::Indexes;
 use index::ValueUserIds;
 use profiles::Profiles;
+use sealed_days::SealedDays;
+use std::borrow::Cow;
 use subscriptions::{StoredSubscription, Subscriptions};
+use timeline::TimelineEntry;
 use timeline::Timelines;
 
 /// Timelines, indexes, profiles and subscriptions, as of a log position.
@@ -45,6 +49,8 @@ pub struct StoreState {
     pub position: LogPosition,
     /// When each day last received an event (not saved: a fresh state starts at zero).
     pub day_changes: DayChanges,
+    /// The sealed days (`sealed_days.rs`).
+    pub sealed: SealedDays,
 }
 
 /// An event as the store just applied it, for the layers above that react to
@@ -94,14 +100,102 @@ impl StoreState {
             ArchivedLogEntry::Unsubscribe(unsub) => {
                 self.subscriptions.unsubscribe(&unsub.endpoint, &mut self.indexes.webpush_user_ids);
             }
+            ArchivedLogEntry::SealDay(seal) => self.seal_day(seal.day.to_native()),
+            ArchivedLogEntry::DaySealed(sealed) => self.sealed.file_durable(
+                sealed.day.to_native(),
+                sealed.version.to_native(),
+                sealed.checksum.to_native(),
+            ),
             _ => {}
         }
         None
     }
 
+    /// Folds `SealDay`: the head's rows of `day` go to a sealing buffer (the
+    /// next version when the day was sealed before), and the arena keeps
+    /// only what the head still points to. A day without head rows is left
+    /// as it is.
+    fn seal_day(&mut self, day: i32) {
+        if self.timelines.rows_of_day(day) == 0 {
+            return;
+        }
+        let mut users = roaring::RoaringBitmap::new();
+        for event in &self.indexes.event_user_ids {
+            if let Some(bucket) = event.by_bucket[0].get(&day) {
+                users |= bucket;
+            }
+        }
+        let cut = self.timelines.cut_day(day, users.iter(), self.position);
+        self.timelines.compact_arena();
+        self.sealed.cut(cut);
+    }
+
+    /// `user`'s events within `lo..=hi` (epoch ms), in time and then log
+    /// order, from the head and the sealed days: borrowed when only the head
+    /// holds any.
+    pub fn events_in(&self, user: UserId, lo: i64, hi: i64) -> Cow<'_, [TimelineEntry]> {
+        let head = self.timelines.range(user, lo, hi);
+        if self.sealed.is_empty() || lo > hi {
+            return Cow::Borrowed(head);
+        }
+        let mut sealed = Vec::new();
+        let has_rows = |event: EventId, day: i32| {
+            self.indexes
+                .event_user_ids
+                .get(event as usize)
+                .and_then(|e| e.by_bucket[0].get(&day))
+                .is_some_and(|users| users.contains(user))
+        };
+        self.sealed.user_rows(user, lo, hi, has_rows, &mut sealed);
+        if sealed.is_empty() {
+            return Cow::Borrowed(head);
+        }
+        if head.is_empty() {
+            return Cow::Owned(sealed);
+        }
+        // A head row of a sealed day came after the sealed rows in the log:
+        // at equal times, sealed rows first.
+        let mut merged = Vec::with_capacity(sealed.len() + head.len());
+        let (mut s, mut h) = (0, 0);
+        while s < sealed.len() && h < head.len() {
+            if sealed[s].ts_ms <= head[h].ts_ms {
+                merged.push(sealed[s]);
+                s += 1;
+            } else {
+                merged.push(head[h]);
+                h += 1;
+            }
+        }
+        merged.extend_from_slice(&sealed[s..]);
+        merged.extend_from_slice(&head[h..]);
+        Cow::Owned(merged)
+    }
+
+    /// All of `user`'s events, in order (see [`StoreState::events_in`]).
+    pub fn events_of(&self, user: UserId) -> Cow<'_, [TimelineEntry]> {
+        self.events_in(user, i64::MIN, i64::MAX)
+    }
+
+    /// The properties of an entry, in the head or a sealed day.
+    pub fn props(&self, entry: &TimelineEntry) -> &[u8] {
+        self.props_at(entry.props_at())
+    }
+
+    /// The properties behind a handle (an entry's `props_at`).
+    pub fn props_at(&self, handle: u64) -> &[u8] {
+        if handle < sealed_days::SEALED_PROPS_BASE {
+            self.timelines.arena().get(handle)
+        } else {
+            self.sealed.props(handle)
+        }
+    }
+
     /// Approximate heap bytes held by derived state.
     pub fn heap_bytes(&self) -> usize {
-        self.timelines.heap_bytes() + self.indexes.heap_bytes() + self.profiles.heap_bytes()
+        self.timelines.heap_bytes()
+            + self.indexes.heap_bytes()
+            + self.profiles.heap_bytes()
+            + self.sealed.heap_bytes()
     }
 }
 
@@ -200,7 +294,9 @@ pub fn check_batch_refs(batch: &ArchivedLogBatch, sizes: DictionarySizes) -> Res
             | ArchivedLogEntry::CampaignSaved(_)
             | ArchivedLogEntry::CampaignRemoved(_)
             | ArchivedLogEntry::CampaignPaused(_)
-            | ArchivedLogEntry::Delivery(_) => Ok(()),
+            | ArchivedLogEntry::Delivery(_)
+            | ArchivedLogEntry::SealDay(_)
+            | ArchivedLogEntry::DaySealed(_) => Ok(()),
         };
         checked.map_err(|e| format!("entry {i}: {e}"))?;
     }

@@ -11,6 +11,8 @@
 //! a blob never straddles pages. Events without properties share the blob at
 //! offset 0.
 
+use std::collections::BTreeMap;
+
 use crate::store::dict::{EventId, FastMap, UserId};
 use crate::store::props;
 use crate::store::sealed::{BufferedEvent, SealBuffer};
@@ -125,6 +127,8 @@ pub struct Timelines {
     by_user: Vec<Vec<TimelineEntry>>,
     arena: PropsArena,
     events: u64,
+    /// Rows per UTC day (days with none are absent).
+    days: BTreeMap<i32, u64>,
 }
 
 impl Timelines {
@@ -146,7 +150,26 @@ impl Timelines {
             _ => timeline.push(entry),
         }
         self.events += 1;
+        *self.days.entry(crate::clock::day_of(ts_ms)).or_default() += 1;
         props_at
+    }
+
+    /// `user`'s events within `lo..=hi`, in order.
+    pub fn range(&self, user: UserId, lo: i64, hi: i64) -> &[TimelineEntry] {
+        let timeline = self.of(user);
+        let start = timeline.partition_point(|e| e.ts_ms < lo);
+        let end = timeline.partition_point(|e| e.ts_ms <= hi);
+        timeline.get(start..end.max(start)).unwrap_or(&[])
+    }
+
+    /// Rows per UTC day held here, ascending by day.
+    pub fn days(&self) -> &BTreeMap<i32, u64> {
+        &self.days
+    }
+
+    /// Rows held of UTC day `day`.
+    pub fn rows_of_day(&self, day: i32) -> u64 {
+        self.days.get(&day).copied().unwrap_or(0)
     }
 
     /// `user`'s events in time order (empty for unknown users).
@@ -186,9 +209,6 @@ impl Timelines {
     /// buffer: per event, users ascending, each user's rows in timeline
     /// order, ranked among the user's rows of the day, with their property
     /// blobs copied. The arena keeps the blobs until [`Timelines::compact_arena`].
-    /// (Used by the `SealDay` fold, which comes with the sealer:
-    /// `docs/design/sealed-days.md`, step 3.)
-    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn cut_day(
         &mut self,
         day: i32,
@@ -213,6 +233,7 @@ impl Timelines {
                 self.events -= 1;
             }
         }
+        self.days.remove(&day);
         let mut events: Vec<BufferedEvent> = by_event.into_values().collect();
         events.sort_by_key(|e| e.event);
         SealBuffer { day, cut_position, events }
@@ -221,7 +242,6 @@ impl Timelines {
     /// Rewrites the arena with only the blobs the timelines still point to
     /// (after a cut), in timeline order, and points the entries at their new
     /// offsets. Offsets change: anything that kept one must be rebuilt.
-    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn compact_arena(&mut self) {
         let mut arena = PropsArena::default();
         for timeline in &mut self.by_user {
@@ -240,7 +260,11 @@ impl Timelines {
     /// Rebuilds timelines from snapshot parts.
     pub fn from_parts(by_user: Vec<Vec<TimelineEntry>>, arena: PropsArena) -> Self {
         let events = by_user.iter().map(|t| t.len() as u64).sum();
-        Timelines { by_user, arena, events }
+        let mut days = BTreeMap::new();
+        for entry in by_user.iter().flatten() {
+            *days.entry(crate::clock::day_of(entry.ts_ms)).or_default() += 1;
+        }
+        Timelines { by_user, arena, events, days }
     }
 }
 

@@ -8,8 +8,19 @@
 //!
 //! ```text
 //! file    := magic "NUDGSNAP" | version u32le | reserved u32le | body | crc32c(all before) u32le
-//! body    := position u64le | dictionaries | dedupe | timelines | arena | profiles
-//!            | subscriptions | indexes          (each section documented in encode_body)
+//! body    := position u64le | dictionaries | dedupe | timelines | arena | sealed days
+//!            | profiles | subscriptions | indexes | definitions, triggers, campaigns
+//!            (each section documented in `encode`)
+//! ```
+//!
+//! The sealed days section holds the table of sealed days, not their rows:
+//! a day whose file is in use is a reference (day, version, cut position,
+//! rows, checksum) that open resolves by mapping the file and checking it
+//! ([`load_newest`]); a snapshot naming a file that is missing or fails a
+//! check is not used. Only a day still in its sealing buffer is written out
+//! whole.
+//!
+//! ```text
 //! ```
 //!
 //! Encoding is deterministic (hash maps are written in sorted order), so two
@@ -23,6 +34,11 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
+mod sealed;
+
+pub use sealed::{DayFileRef, day_files_in_use};
+use sealed::{manifest_name, resolve_day_files};
+
 use super::state::DerivedState;
 use crate::campaigns::CampaignState;
 use crate::error::{IoContext, Result};
@@ -34,6 +50,7 @@ use crate::store::log::recovery::sync_dir;
 use crate::store::state::StoreState;
 use crate::store::state::index::{EventUserIds, IndexedValue, Indexes, TIME_LEVELS, ValueUserIds};
 use crate::store::state::profiles::Profiles;
+use crate::store::state::sealed_days::DayFiles;
 use crate::store::state::subscriptions::{StoredSubscription, Subscriptions};
 use crate::store::state::timeline::{PropsArena, TimelineEntry, Timelines};
 
@@ -41,7 +58,7 @@ use crate::store::state::timeline::{PropsArena, TimelineEntry, Timelines};
 pub const SNAPSHOT_DIR: &str = "snapshots";
 const MAGIC: &[u8; 8] = b"NUDGSNAP";
 /// Version of the snapshot layout written today.
-pub const SNAPSHOT_VERSION: u32 = 6;
+pub const SNAPSHOT_VERSION: u32 = 7;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone)]
@@ -50,8 +67,11 @@ pub struct Contents {
     pub dicts: Dictionaries,
     /// Idempotency index.
     pub dedupe: Dedupe,
-    /// Derived state (its `position` is the snapshot's).
+    /// Derived state (its `position` is the snapshot's), without the
+    /// sealed days whose files are in use: see `day_files`.
     pub state: DerivedState,
+    /// The day files the snapshot names, to be mapped and checked.
+    pub day_files: Vec<DayFileRef>,
 }
 
 /// The file name of a snapshot at `position`.
@@ -161,6 +181,7 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
     for page in pages {
         out.bytes(page);
     }
+    sealed::encode(&mut out, &state.store.sealed);
     // Profiles: slots, each present flag + blob.
     let profiles = state.store.profiles.parts();
     out.len(profiles.len());
@@ -423,6 +444,7 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
         pages.push(input.bytes()?);
     }
     let timelines = Timelines::from_parts(by_user, PropsArena::from_pages(pages));
+    let (sealed, day_files) = sealed::decode(input)?;
     let mut profiles = Vec::new();
     for _ in 0..input.len()? {
         profiles.push(match input.u8()? {
@@ -517,13 +539,14 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
             profiles: Profiles::from_parts(profiles),
             subscriptions,
             position,
+            sealed,
             ..Default::default()
         },
         queries: QueryState { segments: SavedSegments::restore(segments), ..Default::default() },
         triggers: rules,
         campaigns: CampaignState { campaigns, outbox },
     };
-    Ok(Contents { dicts, dedupe, state })
+    Ok(Contents { dicts, dedupe, state, day_files })
 }
 
 /// Writes a snapshot durably into `dir`; returns its path.
@@ -536,6 +559,9 @@ pub fn write(
     fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     let bytes = encode(dicts, dedupe, state);
     let path = dir.join(file_name(state.store.position));
+    // The day files it names, beside it, written first: they are kept while
+    // the snapshot is ([`day_files_in_use`]).
+    sealed::write_manifest(dir, state.store.position, &state.store.sealed)?;
     let tmp = dir.join(format!("{}.tmp", file_name(state.store.position)));
     let mut file = File::create(&tmp).context(|| format!("creating {}", tmp.display()))?;
     file.write_all(&bytes).context(|| format!("writing {}", tmp.display()))?;
@@ -562,10 +588,14 @@ pub fn list(dir: &Path) -> Vec<(LogPosition, PathBuf)> {
 
 /// Loads the newest snapshot that decodes, trying `preferred` first; returns
 /// it with the problems met on the way (damaged files are reported, not fatal).
+/// The day files it names are mapped and checked completely; a snapshot
+/// naming one that is missing or fails a check is skipped like a damaged one
+/// (its rows are nowhere else but in the log).
 pub fn load_newest(
     dir: &Path,
     preferred: Option<&str>,
     dedupe_window_ms: i64,
+    files: &DayFiles,
 ) -> (Option<Contents>, Vec<String>) {
     let mut problems = Vec::new();
     let mut candidates = list(dir);
@@ -581,7 +611,7 @@ pub fn load_newest(
             let len = file.metadata().map_err(|e| e.to_string())?.len();
             decode(std::io::BufReader::with_capacity(1 << 20, file), len, dedupe_window_ms)
         });
-        match decoded {
+        match decoded.and_then(|contents| resolve_day_files(contents, files)) {
             Ok(contents) => return (Some(contents), problems),
             Err(why) => problems.push(format!("snapshot {} skipped: {why}", path.display())),
         }
@@ -591,12 +621,20 @@ pub fn load_newest(
 
 /// Removes all but the newest `keep` snapshots (and stray temporary files).
 pub fn prune(dir: &Path, keep: usize) -> Result<()> {
-    for (_, path) in list(dir).into_iter().skip(keep) {
+    for (position, path) in list(dir).into_iter().skip(keep) {
         fs::remove_file(&path).context(|| format!("removing old snapshot {}", path.display()))?;
+        let manifest = dir.join(manifest_name(position));
+        if manifest.exists() {
+            fs::remove_file(&manifest).context(|| format!("removing {}", manifest.display()))?;
+        }
     }
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let orphan_manifest = name
+                .strip_suffix(".days")
+                .is_some_and(|stem| !dir.join(format!("{stem}.snap")).exists());
+            if name.ends_with(".tmp") || orphan_manifest {
                 let _ = fs::remove_file(entry.path());
             }
         }

@@ -1,0 +1,237 @@
+//! Sealing: moving closed UTC days out of the in-memory head into day files
+//! (`docs/design/sealed-days.md`).
+//!
+//! Sealing day `D` is three steps, one day at a time (`seal_lock`):
+//!
+//! 1. append `SealDay { D }`: the fold cuts the head's rows of `D` into a
+//!    sealing buffer (merged with the day's current version, if any);
+//! 2. write the buffer as the day file, with no lock held: readers keep
+//!    reading the buffer meanwhile;
+//! 3. append `DaySealed { D, version, rows, checksum }`: the fold maps the
+//!    file, checks it and drops the buffer. Older versions of the day are
+//!    then removed.
+//!
+//! A crash between the steps loses nothing: the log still holds every event,
+//! and open finishes what was started ([`Engine::finish_sealing`]).
+
+use std::collections::BTreeSet;
+
+use super::Engine;
+use crate::clock::{DAY_MS, day_of};
+use crate::error::{IoContext, Result};
+use crate::query::ColumnCache;
+use crate::store::log::entry::{LogDaySealed, LogEntry, LogSealDay};
+use crate::store::sealed::format::{TEMP_SUFFIX, parse_file_name};
+use crate::store::sealed::{DayFileSpec, write_day_file};
+use crate::store::sequencer::Input;
+
+/// How long after a UTC day ends it is sealed, by default: late events
+/// within this grace still go straight into the day's first version.
+pub const DEFAULT_SEAL_GRACE_MS: i64 = 2 * 60 * 60 * 1000;
+
+/// What sealing one day did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedDayReport {
+    /// The UTC day (days since 1970-01-01).
+    pub day: i32,
+    /// The version written.
+    pub version: u32,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Bytes of the file.
+    pub bytes: u64,
+}
+
+/// Where the events are: the in-memory head and the sealed days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StorageTiers {
+    /// Rows in the head.
+    pub head_rows: u64,
+    /// UTC days the head holds rows of.
+    pub head_days: usize,
+    /// Sealed days.
+    pub sealed_days: usize,
+    /// Rows in sealed days.
+    pub sealed_rows: u64,
+    /// Sealed days whose file is mapped (the others wait in a sealing buffer).
+    pub mapped_days: usize,
+    /// Bytes of the mapped day files.
+    pub mapped_bytes: u64,
+}
+
+impl Engine {
+    /// Where the events are now (see [`StorageTiers`]).
+    pub fn storage_tiers(&self) -> StorageTiers {
+        let state = self.state.read();
+        let (timelines, sealed) = (&state.store.timelines, &state.store.sealed);
+        let mapped: Vec<_> = sealed.iter().filter_map(|d| d.file()).collect();
+        StorageTiers {
+            head_rows: timelines.days().values().sum(),
+            head_days: timelines.days().len(),
+            sealed_days: sealed.iter().count(),
+            sealed_rows: sealed.rows(),
+            mapped_days: mapped.len(),
+            mapped_bytes: mapped.iter().map(|f| f.byte_len() as u64).sum(),
+        }
+    }
+
+    /// The days the head holds rows of that are closed at `now`: they ended
+    /// more than the seal grace ago. Ascending.
+    pub fn closed_head_days(&self) -> Vec<i32> {
+        let now = self.options.clock.now_ms();
+        let last_closed = day_of(now.saturating_sub(self.options.seal_grace_ms)) - 1;
+        let state = self.state.read();
+        state.store.timelines.days().range(..=last_closed).map(|(&day, _)| day).collect()
+    }
+
+    /// Seals every closed day the head holds (see [`Engine::closed_head_days`]).
+    pub fn seal_closed_days(&self) -> Result<Vec<SealedDayReport>> {
+        let mut done = Vec::new();
+        for day in self.closed_head_days() {
+            done.extend(self.seal_day(day)?);
+        }
+        Ok(done)
+    }
+
+    /// Seals the closed days holding the most head rows until the head's
+    /// timelines take at most `budget_bytes` (history import keeps memory
+    /// bounded this way, since every day of history is already closed).
+    pub fn seal_over_budget(&self, budget_bytes: usize) -> Result<Vec<SealedDayReport>> {
+        let mut done = Vec::new();
+        loop {
+            let largest = {
+                let state = self.state.read();
+                if state.store.timelines.heap_bytes() <= budget_bytes {
+                    break;
+                }
+                let now = self.options.clock.now_ms();
+                let last_closed = day_of(now.saturating_sub(self.options.seal_grace_ms)) - 1;
+                state
+                    .store
+                    .timelines
+                    .days()
+                    .range(..=last_closed)
+                    .max_by_key(|&(_, &rows)| rows)
+                    .map(|(&day, _)| day)
+            };
+            let Some(day) = largest else { break };
+            match self.seal_day(day)? {
+                Some(report) => done.push(report),
+                None => break,
+            }
+        }
+        Ok(done)
+    }
+
+    /// Seals UTC day `day` now (whether or not it is closed): its head rows
+    /// go into the next version of its day file. `None` when the head holds
+    /// no row of it.
+    pub fn seal_day(&self, day: i32) -> Result<Option<SealedDayReport>> {
+        let _one_at_a_time = self.seal_lock.lock();
+        if self.state.read().store.timelines.rows_of_day(day) == 0 {
+            return Ok(None);
+        }
+        self.ingest_inputs(vec![Input::Entry(LogEntry::SealDay(LogSealDay { day }))])?;
+        self.write_sealed(day)
+    }
+
+    /// Writes the buffer of `day` as its file and records it durable.
+    fn write_sealed(&self, day: i32) -> Result<Option<SealedDayReport>> {
+        let Some(sealed) = self.state.read().store.sealed.get(day).cloned() else {
+            return Ok(None);
+        };
+        let (Some(buffer), Some(files)) =
+            (sealed.buffer(), self.state.read().store.sealed.files().cloned())
+        else {
+            return Ok(None);
+        };
+        let spec = DayFileSpec { day, version: sealed.version, cut_position: sealed.cut_position };
+        let written = write_day_file(files.storage.as_ref(), &files.dir, spec, buffer.to_write())?;
+        match sealed.checksum {
+            None => {
+                let entry = LogEntry::DaySealed(LogDaySealed {
+                    day,
+                    version: sealed.version,
+                    rows: written.rows,
+                    checksum: written.checksum,
+                });
+                self.ingest_inputs(vec![Input::Entry(entry)])?;
+            }
+            Some(_) => {
+                // Its `DaySealed` is in the log already: install the file again.
+                let mut state = self.state.write();
+                state.store.sealed.rewritten(day)?;
+                state.queries.columns = ColumnCache::default();
+            }
+        }
+        self.remove_day_files(Some(day))?;
+        Ok(Some(SealedDayReport {
+            day,
+            version: sealed.version,
+            rows: written.rows,
+            bytes: written.bytes,
+        }))
+    }
+
+    /// At open: writes the days that are only in buffers (cut before a
+    /// crash, or recorded durable but missing or damaged on disk), then
+    /// removes every file of the sealed directory that no sealed day uses.
+    pub(super) fn finish_sealing(&self) -> Result<()> {
+        let _one_at_a_time = self.seal_lock.lock();
+        let unwritten = self.state.read().store.sealed.unwritten();
+        for (day, ..) in unwritten {
+            self.write_sealed(day)?;
+        }
+        self.remove_day_files(None)
+    }
+
+    /// Removes the files of the sealed directory that no sealed day uses and
+    /// no snapshot names: of `day` only, or all of them (temporary files,
+    /// older versions, files whose `DaySealed` never became durable).
+    pub(super) fn remove_day_files(&self, day: Option<i32>) -> Result<()> {
+        let named = super::snapshot::day_files_in_use(&self.dir.join(super::SNAPSHOT_DIR));
+        let (files, in_use) = {
+            let state = self.state.read();
+            let sealed = &state.store.sealed;
+            let Some(files) = sealed.files().cloned() else { return Ok(()) };
+            let in_use: BTreeSet<(i32, u32)> =
+                sealed.iter().filter(|d| d.file().is_some()).map(|d| (d.day, d.version)).collect();
+            (files, in_use)
+        };
+        let names = files
+            .storage
+            .list(&files.dir)
+            .context(|| format!("listing {}", files.dir.display()))?;
+        let mut removed = false;
+        for name in names {
+            let parsed = parse_file_name(&name);
+            let stray = match parsed {
+                Some(key) => {
+                    !in_use.contains(&key)
+                        && !named.contains(&name)
+                        && day.is_none_or(|d| d == key.0)
+                }
+                None => day.is_none() && name.ends_with(TEMP_SUFFIX),
+            };
+            if stray {
+                let path = files.dir.join(&name);
+                files.storage.remove(&path).context(|| format!("removing {}", path.display()))?;
+                removed = true;
+            }
+        }
+        if removed {
+            files
+                .storage
+                .sync_dir(&files.dir)
+                .context(|| format!("syncing {}", files.dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// When the next day closes: the end of today plus the seal grace.
+    pub(crate) fn next_day_closes(&self) -> i64 {
+        let now = self.options.clock.now_ms();
+        let today = day_of(now.saturating_sub(self.options.seal_grace_ms));
+        (i64::from(today) + 1) * DAY_MS + self.options.seal_grace_ms
+    }
+}

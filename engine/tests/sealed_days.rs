@@ -1,0 +1,221 @@
+//! Sealed days as a user of the engine meets them: state built with seals
+//! equals state rebuilt by replay (with and without a snapshot), including
+//! which days are sealed and in which version; answers do not change when
+//! days are sealed, when late events are merged into a new version, or when a
+//! day file is damaged, missing or of the wrong version (it is rebuilt from
+//! the log); a crash between the cut and the durable file finishes at open;
+//! stray files are removed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use nudge_engine::clock::ManualClock;
+use nudge_engine::dataset::{self, DatasetSpec};
+use nudge_engine::internals::log::entry::{LogEntry, LogSealDay};
+use nudge_engine::{Engine, EngineOptions, QueryOptions, Record};
+
+/// Queries touching every path that reads rows: counts, windows, sequences,
+/// absences, in-a-row, first/last, aggregates, distinct counts, profiles.
+const QUERIES: [&str; 10] = [
+    r#"did "Product Viewed" at least 3 times in last 7 days"#,
+    r#"did "Added To Cart" then "Charged" within 2 days in last 30 days"#,
+    r#"did "Added To Cart" in last 10 days and not did "Charged" in last 10 days"#,
+    r#"did "Added To Cart" then not "Charged" within 1 day in last 20 days"#,
+    r#"did "Product Viewed" 3 times in a row in last 30 days"#,
+    r#"first did "Session Started" in last 20 days"#,
+    r#"last did "Charged" in last 12 days"#,
+    r#"sum(amount) of "Charged" in last 30 days > 100"#,
+    r#"count_distinct(category) of "Product Viewed" in last 30 days >= 2"#,
+    r#"user.city == "Mumbai" and did "Session Started" in last 3 days"#,
+];
+
+fn records() -> Vec<Record> {
+    let spec = DatasetSpec { now_ms: NOW, days: 20, ..DatasetSpec::new(300) };
+    dataset::records(spec).collect()
+}
+
+fn ingest_all(engine: &Engine, records: &[Record]) {
+    for chunk in records.chunks(211) {
+        engine.ingest(chunk.to_vec()).expect("ingest");
+    }
+}
+
+fn answers(engine: &Engine) -> Vec<(u64, Vec<String>)> {
+    let options = QueryOptions {
+        now_ms: Some(NOW),
+        limit: Some(usize::MAX),
+        deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+        memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
+        ..QueryOptions::default()
+    };
+    QUERIES
+        .iter()
+        .map(|q| {
+            let answer = engine.query(q, &options).unwrap_or_else(|e| panic!("{q}: {e}"));
+            (answer.count, answer.users)
+        })
+        .collect()
+}
+
+fn day_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("sealed"))
+        .expect("sealed dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// The answers of an engine that never seals, on the same records.
+fn head_only_answers(records: &[Record]) -> Vec<(u64, Vec<String>)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), &ManualClock::new(NOW));
+    ingest_all(&engine, records);
+    assert_eq!(engine.storage_tiers().sealed_days, 0);
+    answers(&engine)
+}
+
+/// An engine over `dir` holding `records`: the first half ingested and every
+/// closed day sealed, a snapshot, then the second half (late rows for the
+/// sealed days, since the records come user by user) and the closed days
+/// sealed again (second versions).
+fn sealed_twice(dir: &Path, clock: &ManualClock, records: &[Record]) -> Engine {
+    let engine = open(dir, clock);
+    let (first, second) = records.split_at(records.len() / 2);
+    ingest_all(&engine, first);
+    let sealed = engine.seal_closed_days().expect("seal");
+    assert!(sealed.len() >= 15, "the closed days are sealed: {sealed:?}");
+    assert!(sealed.iter().all(|s| s.version == 1 && s.rows > 0));
+    engine.snapshot().expect("snapshot");
+    ingest_all(&engine, second);
+    let again = engine.seal_closed_days().expect("seal");
+    assert!(again.iter().any(|s| s.version == 2), "late rows make second versions: {again:?}");
+    engine
+}
+
+#[test]
+fn sealing_changes_no_answer_and_replay_rebuilds_the_same_sealed_days() {
+    let records = records();
+    let expected = head_only_answers(&records);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let engine = sealed_twice(dir.path(), &clock, &records);
+    let tiers = engine.storage_tiers();
+    assert_eq!(tiers.head_days, 1, "only today is in the head: {tiers:?}");
+    assert_eq!(tiers.mapped_days, tiers.sealed_days, "every sealed day is mapped: {tiers:?}");
+    assert_eq!(answers(&engine), expected, "answers with sealed days");
+    let incremental = engine.encode_state().expect("encode");
+    // The first versions stay while the snapshot names them.
+    let files = day_files(dir.path()).len();
+    assert!(files > tiers.sealed_days, "{files} files for {tiers:?}");
+    drop(engine);
+
+    let from_snapshot = open(dir.path(), &clock);
+    assert!(from_snapshot.open_report().snapshot_position.is_some());
+    assert!(from_snapshot.encode_state().expect("encode") == incremental, "snapshot + tail");
+    assert_eq!(answers(&from_snapshot), expected);
+    drop(from_snapshot);
+
+    let full = Engine::open(dir.path(), EngineOptions { load_snapshot: false, ..options(&clock) })
+        .expect("open");
+    assert!(full.encode_state().expect("encode") == incremental, "full replay");
+    assert_eq!(full.storage_tiers(), tiers);
+    assert_eq!(answers(&full), expected);
+    // Once no kept snapshot names the first versions, they go.
+    for b in 0..2 {
+        full.ingest(batch(b, 1)).expect("ingest");
+        full.snapshot().expect("snapshot");
+    }
+    assert_eq!(day_files(dir.path()).len(), tiers.sealed_days, "one file per sealed day");
+}
+
+#[test]
+fn a_damaged_missing_or_wrong_day_file_is_rebuilt_and_answers_stay() {
+    let records = records();
+    let expected = head_only_answers(&records);
+    type Damage = fn(&Path, &Path);
+    let damages: [(&str, Damage); 4] = [
+        ("flipped byte", |file, _| {
+            let mut bytes = std::fs::read(file).expect("read");
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x10;
+            std::fs::write(file, bytes).expect("write");
+        }),
+        ("truncated", |file, _| {
+            let bytes = std::fs::read(file).expect("read");
+            std::fs::write(file, &bytes[..bytes.len() - 100]).expect("write");
+        }),
+        ("missing", |file, _| std::fs::remove_file(file).expect("remove")),
+        ("another day's file", |file, other| {
+            std::fs::copy(other, file).expect("copy");
+        }),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(NOW);
+        let engine = sealed_twice(dir.path(), &clock, &records);
+        let state = engine.encode_state().expect("encode");
+        engine.snapshot().expect("snapshot");
+        drop(engine);
+        let files = day_files(dir.path());
+        let original = std::fs::read(&files[3]).expect("read");
+        damage(&files[3], &files[4]);
+
+        let engine = open(dir.path(), &clock);
+        let report = engine.open_report().clone();
+        assert!(
+            report.warnings.iter().any(|w| w.contains("day file")),
+            "{what}: the snapshot naming the file is not used: {report:?}"
+        );
+        assert_eq!(std::fs::read(&files[3]).expect("rebuilt"), original, "{what}: rebuilt");
+        assert!(engine.encode_state().expect("encode") == state, "{what}: same state");
+        assert_eq!(answers(&engine), expected, "{what}");
+
+        // Without a snapshot, replay meets the `DaySealed` of a damaged file.
+        drop(engine);
+        damage(&files[3], &files[4]);
+        let engine =
+            Engine::open(dir.path(), EngineOptions { load_snapshot: false, ..options(&clock) })
+                .expect("open");
+        assert_eq!(std::fs::read(&files[3]).expect("rebuilt"), original, "{what}: rebuilt");
+        assert!(engine.encode_state().expect("encode") == state, "{what}: same state");
+        assert_eq!(answers(&engine), expected, "{what}");
+    }
+}
+
+#[test]
+fn a_cut_without_its_file_is_finished_at_open_and_stray_files_go() {
+    let records = records();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let engine = open(dir.path(), &clock);
+    ingest_all(&engine, &records);
+    let day = nudge_engine::clock::day_of(NOW) - 3;
+    // The cut is durable, the file is not: as if the process died in between.
+    engine.ingest_entries(vec![LogEntry::SealDay(LogSealDay { day })]).expect("cut");
+    let tiers = engine.storage_tiers();
+    assert_eq!((tiers.sealed_days, tiers.mapped_days), (1, 0), "{tiers:?}");
+    let expected = answers(&engine);
+    drop(engine);
+    let sealed = dir.path().join("sealed");
+    std::fs::write(sealed.join("2026-10-01-v7.day"), b"a file no entry names").expect("write");
+    std::fs::write(sealed.join("2026-10-01-v1.day.tmp"), b"half written").expect("write");
+
+    let engine = open(dir.path(), &clock);
+    let tiers = engine.storage_tiers();
+    assert_eq!((tiers.sealed_days, tiers.mapped_days), (1, 1), "{tiers:?}");
+    let names: Vec<String> = day_files(dir.path())
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["2026-10-29-v1.day"], "only the day's file is left");
+    assert_eq!(answers(&engine), expected);
+    drop(engine);
+    let full = Engine::open(dir.path(), EngineOptions { load_snapshot: false, ..options(&clock) })
+        .expect("open");
+    assert_eq!(full.storage_tiers(), tiers, "replay finds the same file");
+    assert_eq!(answers(&full), expected);
+}
