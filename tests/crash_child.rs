@@ -5,6 +5,9 @@
 //! Usage: `nudge-crash-child DATA_DIR FIRST_BATCH`. Batch N holds
 //! [`nudge_tests::CRASH_BATCH_EVENTS`] events of user `bN`, all in one record,
 //! so a batch is either wholly present after recovery or wholly absent.
+//! After every fifth batch it seals the day of an earlier batch
+//! (`Engine::seal_day`), so kills also land while a day file is written, and
+//! later batches add late rows to sealed days (their next versions).
 
 use std::io::Write;
 
@@ -34,9 +37,17 @@ fn main() {
     for batch in first.. {
         match engine.ingest(nudge_tests::crash_batch(batch)) {
             Ok(_) => {
-                let mut out = stdout.lock();
-                let _ = writeln!(out, "ack {batch}");
-                let _ = out.flush();
+                {
+                    let mut out = stdout.lock();
+                    let _ = writeln!(out, "ack {batch}");
+                    let _ = out.flush();
+                }
+                if batch % 5 == 4
+                    && let Err(error) = engine.seal_day(nudge_tests::crash_batch_day(batch + 3))
+                {
+                    eprintln!("sealing failed: {error}");
+                    std::process::exit(5);
+                }
             }
             Err(error) => {
                 eprintln!("ingest failed: {error}");

@@ -63,5 +63,20 @@ pub const DAY_MS: i64 = 86_400_000;
 
 /// The UTC day number (days since 1970-01-01) holding `ts_ms`.
 pub fn day_of(ts_ms: i64) -> i32 {
-    i32::try_from(ts_ms.div_euclid(DAY_MS)).unwrap_or(i32::MAX)
+    // Clamped: `i64::MIN` is the earliest day, not the latest.
+    ts_ms.div_euclid(DAY_MS).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_floored_and_the_extremes_clamp_to_the_right_end() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(-1), -1);
+        assert_eq!(day_of(i64::MIN), i32::MIN, "the earliest time is the earliest day");
+        assert_eq!(day_of(i64::MAX), i32::MAX);
+    }
 }

@@ -33,7 +33,8 @@ pub fn batch(b: usize, n: usize) -> Vec<Record> {
 }
 
 pub fn event_count(engine: &Engine) -> u64 {
-    engine.read().state.store.timelines.event_count()
+    let tiers = engine.storage_tiers();
+    tiers.head_rows + tiers.sealed_rows
 }
 
 /// The UTC days (days since 1970-01-01) of the events among `records` that
@@ -44,6 +45,25 @@ pub fn event_days(records: &[Record]) -> std::collections::BTreeSet<i32> {
         .filter_map(|r| match r {
             Record::Event(e) => e.ts_ms.map(nudge_engine::clock::day_of),
             _ => None,
+        })
+        .collect()
+}
+
+/// The count and every user of each of `queries` at `NOW`, with no deadline
+/// or memory limit.
+pub fn answers(engine: &Engine, queries: &[&str]) -> Vec<(u64, Vec<String>)> {
+    let options = nudge_engine::QueryOptions {
+        now_ms: Some(NOW),
+        limit: Some(usize::MAX),
+        deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
+        memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
+        ..Default::default()
+    };
+    queries
+        .iter()
+        .map(|q| {
+            let answer = engine.query(q, &options).unwrap_or_else(|e| panic!("{q}: {e}"));
+            (answer.count, answer.users)
         })
         .collect()
 }

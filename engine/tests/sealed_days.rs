@@ -14,7 +14,7 @@ use common::*;
 use nudge_engine::clock::ManualClock;
 use nudge_engine::dataset::{self, DatasetSpec};
 use nudge_engine::internals::log::entry::{LogEntry, LogSealDay};
-use nudge_engine::{Engine, EngineOptions, QueryOptions, Record};
+use nudge_engine::{Engine, EngineOptions, Record};
 
 /// Queries touching every path that reads rows: counts, windows, sequences,
 /// absences, in-a-row, first/last, aggregates, distinct counts, profiles.
@@ -43,20 +43,7 @@ fn ingest_all(engine: &Engine, records: &[Record]) {
 }
 
 fn answers(engine: &Engine) -> Vec<(u64, Vec<String>)> {
-    let options = QueryOptions {
-        now_ms: Some(NOW),
-        limit: Some(usize::MAX),
-        deadline_ms: Some(nudge_engine::limits::NO_QUERY_DEADLINE_MS),
-        memory_limit_bytes: Some(nudge_engine::limits::NO_QUERY_MEMORY_LIMIT_BYTES),
-        ..QueryOptions::default()
-    };
-    QUERIES
-        .iter()
-        .map(|q| {
-            let answer = engine.query(q, &options).unwrap_or_else(|e| panic!("{q}: {e}"));
-            (answer.count, answer.users)
-        })
-        .collect()
+    common::answers(engine, &QUERIES)
 }
 
 fn day_files(dir: &Path) -> Vec<PathBuf> {
@@ -218,4 +205,37 @@ fn a_cut_without_its_file_is_finished_at_open_and_stray_files_go() {
         .expect("open");
     assert_eq!(full.storage_tiers(), tiers, "replay finds the same file");
     assert_eq!(answers(&full), expected);
+}
+
+#[test]
+fn a_users_whole_history_reads_the_same_from_both_tiers() {
+    let records = records();
+    let clock = ManualClock::new(NOW);
+    let (head_dir, sealed_dir) =
+        (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let head = open(head_dir.path(), &clock);
+    ingest_all(&head, &records);
+    let sealed = sealed_twice(sealed_dir.path(), &clock, &records);
+    let history = |engine: &Engine, user: &str| {
+        let reader = engine.read();
+        let Some(id) = reader.dicts.users.get(user) else { return Vec::new() };
+        let store = &reader.state.store;
+        store
+            .events_of(id)
+            .iter()
+            .map(|e| {
+                let name = reader.dicts.events.name(e.event()).unwrap_or_default().to_owned();
+                let blob = store.props(e);
+                (e.ts_ms, name, blob[..nudge_engine::internals::props::blob_len(blob)].to_vec())
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut compared = 0;
+    for u in 0..300 {
+        let user = dataset::user_id(u);
+        let expected = history(&head, &user);
+        assert_eq!(history(&sealed, &user), expected, "{user}");
+        compared += expected.len();
+    }
+    assert!(compared > 1000, "{compared} events compared");
 }
