@@ -199,7 +199,8 @@ impl<'a> Planner<'a> {
 
     fn sends(&self, user: UserId) -> Vec<i64> {
         let mut sent: Vec<i64> = self.sent_event.map_or_else(Vec::new, |event| {
-            let timeline = self.state.events_in(user, self.now - CAP_LOOKBACK_MS, i64::MAX);
+            let timeline =
+                self.state.events_in(user, self.now - CAP_LOOKBACK_MS, i64::MAX, Some(&[event]));
             timeline
                 .iter()
                 .filter(|e| e.event() == event)

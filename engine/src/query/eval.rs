@@ -236,9 +236,16 @@ impl<'a> Evaluator<'a> {
         (lo_day, starts_whole, hi_day, ends_whole)
     }
 
-    /// The user's events in `range`, in order, from the head and the sealed days.
-    fn events_in(&self, user: UserId, range: Range) -> Cow<'a, [TimelineEntry]> {
-        self.state.store.events_in(user, range.lo, range.hi)
+    /// The user's events in `range`, in order, from the head and the sealed
+    /// days; of the sealed days, only rows of `events` (see
+    /// `StoreState::events_in`: callers look at those events only).
+    fn events_in(
+        &self,
+        user: UserId,
+        range: Range,
+        events: &[EventId],
+    ) -> Cow<'a, [TimelineEntry]> {
+        self.state.store.events_in(user, range.lo, range.hi, Some(events))
     }
 
     /// Narrows candidates with a value index when the condition is one equality.
@@ -277,8 +284,9 @@ impl<'a> Evaluator<'a> {
         timeline_range: Range,
         keep: impl Fn(&[TimelineEntry]) -> bool + Sync,
     ) -> RoaringBitmap {
+        let events: Vec<EventId> = wanted.iter().map(|&(event, _)| event).collect();
         if !self.use_day_rows(candidates) {
-            return self.verify(candidates, |u| keep(&self.events_in(u, timeline_range)));
+            return self.verify(candidates, |u| keep(&self.events_in(u, timeline_range, &events)));
         }
         let gatherer = Gatherer::new(self.state, wanted);
         columnar::in_parallel(candidates, |part| {
@@ -286,7 +294,7 @@ impl<'a> Evaluator<'a> {
                 !self.stopping_at(u)
                     && match entries {
                         Some(entries) => keep(entries),
-                        None => keep(&self.events_in(u, timeline_range)),
+                        None => keep(&self.events_in(u, timeline_range, &events)),
                     }
             })
         })
@@ -450,7 +458,9 @@ impl<'a> Evaluator<'a> {
             let unsure = &candidates - &certain;
             return certain
                 | self.verify(&unsure, |u| {
-                    self.events_in(u, range).iter().any(|e| e.event() == filter.event)
+                    self.events_in(u, range, &[filter.event])
+                        .iter()
+                        .any(|e| e.event() == filter.event)
                 });
         }
         let universe = std::ptr::eq(scope, &self.state.indexes.all_user_ids);
@@ -472,8 +482,11 @@ impl<'a> Evaluator<'a> {
             });
         }
         self.verify(&candidates, |u| {
-            let matching =
-                self.events_in(u, range).iter().filter(|e| filter.matches(e, self.state)).count();
+            let matching = self
+                .events_in(u, range, &[filter.event])
+                .iter()
+                .filter(|e| filter.matches(e, self.state))
+                .count();
             count_holds(count, matching as u64)
         })
     }
@@ -574,7 +587,7 @@ impl<'a> Evaluator<'a> {
         self.narrow_by_value(&mut candidates, &filter);
         let until_now = Range { lo: 0, hi: self.now };
         let check = |u: UserId| {
-            let events = self.events_in(u, until_now);
+            let events = self.events_in(u, until_now, &[filter.event]);
             let found = if first {
                 events.iter().find(|e| filter.matches(e, self.state))
             } else {
@@ -671,7 +684,7 @@ impl<'a> Evaluator<'a> {
             });
         }
         self.verify(&candidates, |u| {
-            let events = self.events_in(u, range);
+            let events = self.events_in(u, range, &[filter.event]);
             let values = events
                 .iter()
                 .filter(|e| filter.matches(e, self.state))

@@ -132,19 +132,29 @@ impl StoreState {
 
     /// `user`'s events within `lo..=hi` (epoch ms), in time and then log
     /// order, from the head and the sealed days: borrowed when only the head
-    /// holds any.
-    pub fn events_in(&self, user: UserId, lo: i64, hi: i64) -> Cow<'_, [TimelineEntry]> {
+    /// holds any. With `only`, the sealed days give only those events (the
+    /// head's slice still holds every event): enough for a caller that
+    /// looks at those events alone, and far fewer lookups.
+    pub fn events_in(
+        &self,
+        user: UserId,
+        lo: i64,
+        hi: i64,
+        only: Option<&[EventId]>,
+    ) -> Cow<'_, [TimelineEntry]> {
         let head = self.timelines.range(user, lo, hi);
         if self.sealed.is_empty() || lo > hi {
             return Cow::Borrowed(head);
         }
         let mut sealed = Vec::new();
         let has_rows = |event: EventId, day: i32| {
-            self.indexes
-                .event_user_ids
-                .get(event as usize)
-                .and_then(|e| e.by_bucket[0].get(&day))
-                .is_some_and(|users| users.contains(user))
+            only.is_none_or(|only| only.contains(&event))
+                && self
+                    .indexes
+                    .event_user_ids
+                    .get(event as usize)
+                    .and_then(|e| e.by_bucket[0].get(&day))
+                    .is_some_and(|users| users.contains(user))
         };
         self.sealed.user_rows(user, lo, hi, has_rows, &mut sealed);
         if sealed.is_empty() {
@@ -173,7 +183,7 @@ impl StoreState {
 
     /// All of `user`'s events, in order (see [`StoreState::events_in`]).
     pub fn events_of(&self, user: UserId) -> Cow<'_, [TimelineEntry]> {
-        self.events_in(user, i64::MIN, i64::MAX)
+        self.events_in(user, i64::MIN, i64::MAX, None)
     }
 
     /// The properties of an entry, in the head or a sealed day.
