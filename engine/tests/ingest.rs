@@ -223,7 +223,7 @@ fn subscriptions_and_event_indexes_answer_what_was_ingested() {
     let timeline = reader.state.store.timelines.of(user("s1"));
     assert_eq!(timeline.len(), 1);
     assert_eq!(
-        nudge_engine::internals::props::get(reader.state.store.timelines.props(&timeline[0]), mode),
+        nudge_engine::internals::props::get(reader.state.store.props(&timeline[0]), mode),
         Some(ValueRef::Str("upi"))
     );
 }

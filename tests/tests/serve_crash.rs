@@ -307,8 +307,7 @@ fn serve_survives_kill_9_under_ingest_and_campaign_load() {
     let fired = reader.dicts.events.get(TRIGGER_FIRED_EVENT).expect("some fires");
     for user in waverers(&acked).iter().chain(&waverers(&unknown)) {
         let Some(id) = reader.dicts.users.get(user) else { continue };
-        let fires =
-            reader.state.store.timelines.of(id).iter().filter(|e| e.event() == fired).count();
+        let fires = reader.state.store.events_of(id).iter().filter(|e| e.event() == fired).count();
         assert!(fires <= 1, "{user} fired {fires} times (seed {seed})");
         if pushed_users.contains(user) {
             assert_eq!(fires, 1, "{user} was pushed without a fire record");

@@ -7,6 +7,7 @@ use nudge_query_lang::{self as ql, CompareOp, ConditionKind, Test};
 
 use crate::store::dict::Dictionaries;
 use crate::store::props::{self, KeyId, ValueRef};
+use crate::store::sealed::SealedEventRows;
 
 /// A literal of the query, typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +186,70 @@ impl Cond {
         }
     }
 
+    /// Which of `rows` rows satisfy the condition, read from their typed
+    /// columns where the key has one (a number or a code column: NaN or
+    /// `NO_CODE` where absent; a code's test is decided once per distinct
+    /// string), else from row `r`'s blob (`blob(r)`): keys whose values
+    /// changed type within the day, booleans, arrays.
+    pub fn mask<'b>(
+        &self,
+        rows: &SealedEventRows<'b>,
+        blob: &impl Fn(usize) -> &'b [u8],
+    ) -> Vec<bool> {
+        let n = rows.len();
+        match self {
+            Cond::Test(None, test) => vec![test_value(test, None); n],
+            Cond::Test(Some(key), test) => {
+                if let Some(numbers) = rows.numbers(*key) {
+                    let absent = test_value(test, None);
+                    return numbers
+                        .iter()
+                        .map(|&v| {
+                            if v.is_nan() {
+                                absent
+                            } else {
+                                test_value(test, Some(ValueRef::Number(v)))
+                            }
+                        })
+                        .collect();
+                }
+                if let Some(codes) = rows.codes(*key) {
+                    let absent = test_value(test, None);
+                    let decided: Vec<bool> = (0..codes.dictionary_len() as u32)
+                        .map(|c| {
+                            codes.text(c).is_some_and(|t| test_value(test, Some(ValueRef::Str(t))))
+                        })
+                        .collect();
+                    return codes
+                        .codes
+                        .iter()
+                        .map(|&c| decided.get(c as usize).copied().unwrap_or(absent))
+                        .collect();
+                }
+                (0..n).map(|r| test_value(test, props::get(blob(r), *key))).collect()
+            }
+            Cond::And(items) => {
+                let mut mask = vec![true; n];
+                for item in items {
+                    for (m, v) in mask.iter_mut().zip(item.mask(rows, blob)) {
+                        *m &= v;
+                    }
+                }
+                mask
+            }
+            Cond::Or(items) => {
+                let mut mask = vec![false; n];
+                for item in items {
+                    for (m, v) in mask.iter_mut().zip(item.mask(rows, blob)) {
+                        *m |= v;
+                    }
+                }
+                mask
+            }
+            Cond::Not(inner) => inner.mask(rows, blob).into_iter().map(|v| !v).collect(),
+        }
+    }
+
     /// The (key, value) of a condition that is a single `==` on a scalar, if it is one:
     /// a value index can then narrow candidates before any timeline is read.
     pub fn equality(&self) -> Option<(KeyId, ValueRef<'_>)> {
@@ -204,7 +269,9 @@ pub fn never_holds_for_arrays(test: &BoundTest) -> bool {
     let scalar = |l: &Literal| !matches!(l, Literal::List(_));
     match test {
         BoundTest::Compare(_, literal) | BoundTest::StartsWith(literal) => scalar(literal),
-        BoundTest::In(items) | BoundTest::NotIn(items) => items.iter().all(scalar),
+        BoundTest::In(items) => items.iter().all(scalar),
+        // `not in []` holds for every present value, arrays included.
+        BoundTest::NotIn(items) => !items.is_empty() && items.iter().all(scalar),
         BoundTest::Between(low, high) => scalar(low) && scalar(high),
         BoundTest::Contains(_) | BoundTest::Exists | BoundTest::NotExists => false,
     }
@@ -273,5 +340,36 @@ pub fn compare(op: CompareOp, value: ValueRef<'_>, literal: &Literal) -> bool {
             }
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tests_that_no_array_passes_may_be_answered_from_scalar_values() {
+        let mut blob = Vec::new();
+        let cities = props::Value::Array(vec![props::Value::String("Delhi".into())]);
+        props::encode(&mut blob, &[(0, &cities)]);
+        let array = props::get(&blob, 0).expect("the array");
+        let city = Literal::Str("Delhi".into());
+        let tests = [
+            BoundTest::In(vec![city.clone()]),
+            BoundTest::In(Vec::new()),
+            BoundTest::NotIn(vec![city.clone()]),
+            BoundTest::NotIn(Vec::new()),
+            BoundTest::Compare(CompareOp::Ne, city.clone()),
+            BoundTest::Contains(city),
+            BoundTest::Exists,
+        ];
+        for test in tests {
+            if never_holds_for_arrays(&test) {
+                assert!(!test_value(&test, Some(array)), "{test:?} holds for an array");
+            }
+        }
+        // `not in []` holds for any present value.
+        assert!(test_value(&BoundTest::NotIn(Vec::new()), Some(array)));
+        assert!(!never_holds_for_arrays(&BoundTest::NotIn(Vec::new())));
     }
 }

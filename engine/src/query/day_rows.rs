@@ -21,8 +21,10 @@ use parking_lot::Mutex;
 use roaring::RoaringBitmap;
 
 use crate::clock::DAY_MS;
+use crate::query::condition::Cond;
 use crate::store::dict::{EventId, FastMap, UserId};
 use crate::store::props::{self, DistinctValue, KeyId, ValueRef};
+use crate::store::sealed::SealedEventRows;
 use crate::store::state::DayChanges;
 use crate::store::state::StoreState;
 use crate::store::state::sealed_days::{SealedDay, SealedRows};
@@ -113,6 +115,15 @@ impl DayRows {
         }
     }
 
+    /// The rows in a mapped day file with its typed columns, when they are
+    /// read in place from one.
+    fn file_rows(&self) -> Option<SealedEventRows<'_>> {
+        match &self.kind {
+            RowsKind::Sealed { day, event } => day.file_rows(*event),
+            RowsKind::Owned { .. } => None,
+        }
+    }
+
     /// The rows of `event` on `day`: in place when the day is sealed and the
     /// head holds none of its rows; otherwise read from the timelines of the
     /// users the day bucket lists, merged with the sealed rows if any (those
@@ -170,15 +181,21 @@ impl DayRows {
         DayRows::owned(users, starts, ts_ms, props_at)
     }
 
-    /// The rows for which `holds` is true of the properties.
-    fn filtered(&self, state: &StoreState, holds: &dyn Fn(&[u8]) -> bool) -> DayRows {
+    /// The rows for which `cond` holds: decided over the typed columns when
+    /// the rows are a mapped day file's, else blob by blob.
+    fn filtered(&self, state: &StoreState, cond: &Cond) -> DayRows {
         let rows = self.view();
+        let mask = self.file_rows().map(|file| cond.mask(&file, &|r| rows.blob(state, r)));
+        let holds = |r: usize| match &mask {
+            Some(mask) => mask[r],
+            None => cond.holds(rows.blob(state, r)),
+        };
         let (mut users, mut starts, mut ts_ms, mut props_at) =
             (Vec::new(), vec![0u32], Vec::new(), Vec::new());
         for (i, &user) in rows.users.iter().enumerate() {
             let before = ts_ms.len();
             for r in rows.starts[i] as usize..rows.starts[i + 1] as usize {
-                if holds(rows.blob(state, r)) {
+                if holds(r) {
                     ts_ms.push(rows.ts_ms[r]);
                     props_at.push(rows.handle(r));
                 }
@@ -242,8 +259,8 @@ impl RowsKey {
 pub struct RowCondition<'c> {
     /// The condition in canonical syntax.
     pub text: &'c str,
-    /// Whether a property blob satisfies it.
-    pub holds: &'c (dyn Fn(&[u8]) -> bool + Sync),
+    /// The condition, bound.
+    pub cond: &'c Cond,
 }
 
 #[derive(Default)]
@@ -329,7 +346,7 @@ impl ColumnCache {
         }
         let rows = Arc::new(match condition {
             None => DayRows::build(state, event, day),
-            Some(c) => self.day_rows(state, event, day, None).filtered(state, c.holds),
+            Some(c) => self.day_rows(state, event, day, None).filtered(state, c.cond),
         });
         let mut inner = self.inner.lock();
         inner.keep(|c| &mut c.rows, key, changes.stamp(), rows.bytes(), &rows);
@@ -372,7 +389,9 @@ impl ColumnCache {
         });
     }
 
-    /// A column of `key`'s values over the rows [`ColumnCache::day_rows`] gives.
+    /// A column of `key`'s values over the rows [`ColumnCache::day_rows`]
+    /// gives: from the day file's typed column when the rows are a mapped
+    /// file's and `from_file` reads one, else blob by blob.
     fn column<T>(
         &self,
         state: &StoreState,
@@ -380,6 +399,7 @@ impl ColumnCache {
         key: KeyId,
         table: impl Fn(&mut CacheInner) -> &mut FastMap<(RowsKey, KeyId), Stamped<Vec<T>>>,
         value: impl Fn(&mut CacheInner, Option<ValueRef<'_>>) -> T,
+        from_file: impl Fn(&mut CacheInner, &SealedEventRows<'_>) -> Option<Vec<T>>,
     ) -> Arc<Vec<T>> {
         let changes = &state.day_changes;
         let rows_key = RowsKey::new(event, day, condition);
@@ -390,9 +410,12 @@ impl ColumnCache {
         let rows = self.day_rows(state, event, day, condition);
         let view = rows.view();
         let mut inner = self.inner.lock();
-        let column: Vec<T> = (0..view.ts_ms.len())
-            .map(|r| value(&mut inner, props::get(view.blob(state, r), key)))
-            .collect();
+        let typed = rows.file_rows().and_then(|file| from_file(&mut inner, &file));
+        let column: Vec<T> = typed.unwrap_or_else(|| {
+            (0..view.ts_ms.len())
+                .map(|r| value(&mut inner, props::get(view.blob(state, r), key)))
+                .collect()
+        });
         let column = Arc::new(column);
         let bytes = column.len() * std::mem::size_of::<T>();
         inner.keep(table, column_key, changes.stamp(), bytes, &column);
@@ -415,6 +438,8 @@ impl ColumnCache {
                 Some(ValueRef::Number(n)) => n,
                 _ => f64::NAN,
             },
+            // NaN where absent, as here.
+            |_, file| file.numbers(key).map(<[f64]>::to_vec),
         )
     }
 
@@ -440,6 +465,26 @@ impl ColumnCache {
                 let dictionary = inner.dictionary.entry(key).or_default();
                 let next = dictionary.len() as u32;
                 *dictionary.entry(DistinctValue::from(value)).or_insert(next)
+            },
+            // The file's codes are its own: each distinct string is given the
+            // cache's code once, then every row is translated.
+            |inner, file| {
+                let column = file.codes(key)?;
+                let dictionary = inner.dictionary.entry(key).or_default();
+                let ours: Vec<u32> = (0..column.dictionary_len() as u32)
+                    .map(|c| {
+                        let Some(text) = column.text(c) else { return NO_VALUE };
+                        let next = dictionary.len() as u32;
+                        *dictionary.entry(DistinctValue::from(ValueRef::Str(text))).or_insert(next)
+                    })
+                    .collect();
+                Some(
+                    column
+                        .codes
+                        .iter()
+                        .map(|&c| ours.get(c as usize).copied().unwrap_or(NO_VALUE))
+                        .collect(),
+                )
             },
         )
     }

@@ -66,10 +66,7 @@ impl Filter {
     fn with_row_condition<T>(&self, f: impl FnOnce(Option<&RowCondition<'_>>) -> T) -> T {
         match &self.cond {
             None => f(None),
-            Some(cond) => {
-                let holds = move |blob: &[u8]| cond.holds(blob);
-                f(Some(&RowCondition { text: &self.cond_text, holds: &holds }))
-            }
+            Some(cond) => f(Some(&RowCondition { text: &self.cond_text, cond })),
         }
     }
 

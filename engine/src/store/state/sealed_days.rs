@@ -27,7 +27,7 @@ use crate::error::Result;
 use crate::store::log::storage::LogStorage;
 use crate::store::props;
 use crate::store::sealed::format::file_name;
-use crate::store::sealed::{BufferedEvent, DayFile, SealBuffer};
+use crate::store::sealed::{BufferedEvent, DayFile, SealBuffer, SealedEventRows};
 use crate::store::state::timeline::TimelineEntry;
 
 /// The first virtual offset of sealed property blobs; the head's arena
@@ -81,16 +81,6 @@ pub struct SealedRows<'a> {
 }
 
 impl<'a> SealedRows<'a> {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.ts_ms.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.ts_ms.is_empty()
-    }
-
     /// The rows of `user` (by binary search; empty when none).
     pub fn rows_of(&self, user: u32) -> std::ops::Range<usize> {
         match self.users.binary_search(&user) {
@@ -188,6 +178,12 @@ impl SealedDay {
                 })
             }
         }
+    }
+
+    /// The rows of `event` in the mapped file, with its typed columns
+    /// (`None` while the day is in a buffer, or without rows of `event`).
+    pub fn file_rows(&self, event: u32) -> Option<SealedEventRows<'_>> {
+        self.file()?.event(event).ok().flatten()
     }
 
     /// Rows over all events.

@@ -177,11 +177,6 @@ impl Timelines {
         self.by_user.get(user as usize).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// The properties of an entry.
-    pub fn props(&self, entry: &TimelineEntry) -> &[u8] {
-        self.arena.get(entry.props_at())
-    }
-
     #[cfg(any(test, feature = "internals"))]
     /// Events stored.
     pub fn event_count(&self) -> u64 {
@@ -231,6 +226,10 @@ impl Timelines {
                 let blob = &blob[..props::blob_len(blob)];
                 event.push(user, entry.ts_ms, rank as u32, blob);
                 self.events -= 1;
+            }
+            // The memory of the rows that left goes back (sealing exists to bound it).
+            if timeline.capacity() > 2 * timeline.len() {
+                timeline.shrink_to_fit();
             }
         }
         self.days.remove(&day);
@@ -288,7 +287,10 @@ mod tests {
             timelines.of(3).iter().map(|e| (e.ts_ms, e.event())).collect();
         assert_eq!(got, [(100, 2), (150, 4), (200, 1), (200, 3)]);
         let third = timelines.of(3)[2];
-        assert_eq!(props::get(timelines.props(&third), 0), Some(props::ValueRef::Number(1.0)));
+        assert_eq!(
+            props::get(timelines.arena().get(third.props_at()), 0),
+            Some(props::ValueRef::Number(1.0))
+        );
         assert_eq!(timelines.of(3)[1].props_at(), 0, "empty properties share offset 0");
         assert!(timelines.of(0).is_empty());
         assert_eq!(timelines.event_count(), 4);
@@ -317,7 +319,7 @@ mod tests {
             t.of(user)
                 .iter()
                 .map(|e| {
-                    let blob = t.props(e);
+                    let blob = t.arena().get(e.props_at());
                     (e.ts_ms, e.event(), blob[..props::blob_len(blob)].to_vec())
                 })
                 .collect()
