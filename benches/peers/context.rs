@@ -32,6 +32,10 @@ pub struct Args {
     /// Where the report goes: a markdown file (its peer section is replaced) and an image folder.
     #[arg(long, default_value = "docs/benchmarks.md")]
     pub report: PathBuf,
+    /// Leave out SQLite and PostgreSQL at S too (DuckDB stays): a quicker
+    /// run when only Nudge and DuckDB are compared.
+    #[arg(long)]
+    pub without_row_stores: bool,
 }
 
 /// A dataset scale of the benchmark plan.
@@ -147,6 +151,12 @@ pub struct Context {
 }
 
 impl Context {
+    /// Whether SQLite and PostgreSQL take part: at S and tiny, unless
+    /// `--without-row-stores`.
+    pub fn row_stores(&self) -> bool {
+        self.args.scale.row_stores() && !self.args.without_row_stores
+    }
+
     /// Installs what is missing and exports the dataset (once per scale).
     pub fn prepare(args: &Args) -> Result<Context> {
         if args.runs < 5 && !args.check {

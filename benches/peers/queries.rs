@@ -193,7 +193,7 @@ pub fn run(ctx: &Context) -> Result<Part> {
         Ok(timings)
     };
     peers.push(("DuckDB", peer("duckdb", &[])?));
-    if ctx.args.scale.row_stores() {
+    if ctx.row_stores() {
         peers.push(("SQLite", peer("sqlite", &[])?));
         let postgres = Postgres::start(&ctx.scale_dir().join("postgres"))?;
         peers.push(("PostgreSQL", peer("postgres", &postgres.script_args())?));

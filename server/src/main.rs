@@ -122,7 +122,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Gen { users, days, seed, now } => generate::run(users, days, seed, now),
         Command::Import { data, file, head_memory_mb } => {
             let budget =
-                head_memory_mb.map_or_else(import::default_head_budget_bytes, |mb| mb << 20);
+                head_memory_mb.map_or_else(nudge_engine::default_head_budget_bytes, |mb| mb << 20);
             let summary = import::run(&data, &file, EngineOptions::default(), budget)?;
             eprintln!(
                 "imported {} records ({} duplicate events skipped) from {} lines into {}; {} day files written",

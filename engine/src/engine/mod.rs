@@ -26,7 +26,9 @@ pub mod state;
 mod triggers;
 
 pub use loops::{FireLoop, LOOP_IDLE_WAIT_MS, SealLoop};
-pub use sealing::{DEFAULT_SEAL_GRACE_MS, SealedDayReport, StorageTiers};
+pub use sealing::{
+    DEFAULT_SEAL_GRACE_MS, SealedDayReport, StorageTiers, default_head_budget_bytes,
+};
 pub use state::DerivedState;
 pub use triggers::Fire;
 

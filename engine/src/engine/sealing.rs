@@ -29,6 +29,20 @@ use crate::store::sequencer::Input;
 /// within this grace still go straight into the day's first version.
 pub const DEFAULT_SEAL_GRACE_MS: i64 = 2 * 60 * 60 * 1000;
 
+/// The head budget when physical memory cannot be read.
+const FALLBACK_HEAD_BUDGET_BYTES: usize = 2 << 30;
+
+/// A default for [`Engine::seal_over_budget`]: a quarter of physical memory
+/// (`MemTotal` of `/proc/meminfo`; 2 GiB where that cannot be read).
+pub fn default_head_budget_bytes() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+    });
+    total_kib.map_or(FALLBACK_HEAD_BUDGET_BYTES, |kib| kib * 1024 / 4)
+}
+
 /// What sealing one day did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SealedDayReport {

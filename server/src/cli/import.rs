@@ -30,19 +30,6 @@ use crate::json::ndjson;
 pub const IMPORT_BATCH_RECORDS: usize = 2000;
 /// Batches between two looks at the head's size.
 const BUDGET_CHECK_BATCHES: u64 = 64;
-/// The head budget when physical memory cannot be read.
-const FALLBACK_HEAD_BUDGET_BYTES: usize = 2 << 30;
-
-/// A quarter of physical memory (`MemTotal` of `/proc/meminfo`).
-pub fn default_head_budget_bytes() -> usize {
-    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
-        text.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-    });
-    total_kib.map_or(FALLBACK_HEAD_BUDGET_BYTES, |kib| kib * 1024 / 4)
-}
-
 /// What an import did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ImportSummary {
