@@ -235,7 +235,14 @@ fn compare(nudge: &[Timing], peers: &[(&str, Vec<Timing>)]) -> Result<()> {
 
 fn nudge_timings(ctx: &Context) -> Result<Vec<Timing>> {
     let options = EngineOptions { snapshot_on_close: false, ..Default::default() };
+    let opened = Instant::now();
     let engine = Engine::open(ingest::nudge_dir(ctx), options)?;
+    eprintln!(
+        "peers: Nudge opened in {:.2} s ({:?}); memory {}",
+        opened.elapsed().as_secs_f64(),
+        engine.storage_tiers(),
+        resident_memory()
+    );
     let mut timings = Vec::new();
     for (id, text) in nudge_benches::SEGMENT_QUERIES {
         let list = id.ends_with("_ids");
@@ -272,7 +279,21 @@ fn nudge_timings(ctx: &Context) -> Result<Vec<Timing>> {
         );
         timings.push(timing);
     }
+    eprintln!("peers: Nudge after the queries: memory {}", resident_memory());
     Ok(timings)
+}
+
+/// This process's resident memory by kind, from `/proc/self/status`:
+/// anonymous (the heap) and file-backed (mapped day files in the page cache).
+fn resident_memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map_or_else(|| "?".to_owned(), |v| v.trim().to_owned())
+    };
+    format!("RssAnon {}, RssFile {}", field("RssAnon:"), field("RssFile:"))
 }
 
 fn report(ctx: &Context, nudge: &[Timing], peers: &[(&str, Vec<Timing>)]) -> Part {
