@@ -181,10 +181,17 @@ fn nudge_ingest(ctx: &Context) -> Result<Load> {
     eprintln!("peers: Nudge ingested {events} events in {ingest_seconds:.1} s");
     let started = Instant::now();
     let sealed = engine.seal_closed_days()?;
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        nudge_benches::percentile(&times, 0.5).unwrap_or(f64::NAN)
+    };
     eprintln!(
-        "peers: Nudge sealed the last {} days in {:.1} s: {:?}",
+        "peers: Nudge sealed the last {} days in {:.1} s (per day, median: cut {:.0} ms, write {:.0} ms, install {:.0} ms): {:?}",
         sealed.len(),
         started.elapsed().as_secs_f64(),
+        median(sealed.iter().map(|s| s.cut.as_secs_f64() * 1000.0).collect()),
+        median(sealed.iter().map(|s| s.write.as_secs_f64() * 1000.0).collect()),
+        median(sealed.iter().map(|s| s.install.as_secs_f64() * 1000.0).collect()),
         engine.storage_tiers()
     );
     engine.close()?;

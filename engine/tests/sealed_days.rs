@@ -46,6 +46,11 @@ fn answers(engine: &Engine) -> Vec<(u64, Vec<String>)> {
     common::answers(engine, &QUERIES)
 }
 
+/// Where the rows are (the heap figures depend on how vectors grew).
+fn placement(t: nudge_engine::StorageTiers) -> (u64, usize, usize, u64, usize, u64) {
+    (t.head_rows, t.head_days, t.sealed_days, t.sealed_rows, t.mapped_days, t.mapped_bytes)
+}
+
 fn day_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("sealed"))
         .expect("sealed dir")
@@ -109,7 +114,7 @@ fn sealing_changes_no_answer_and_replay_rebuilds_the_same_sealed_days() {
     let full = Engine::open(dir.path(), EngineOptions { load_snapshot: false, ..options(&clock) })
         .expect("open");
     assert!(full.encode_state().expect("encode") == incremental, "full replay");
-    assert_eq!(full.storage_tiers(), tiers);
+    assert_eq!(placement(full.storage_tiers()), placement(tiers));
     assert_eq!(answers(&full), expected);
     // Once no kept snapshot names the first versions, they go.
     for b in 0..2 {
@@ -203,7 +208,7 @@ fn a_cut_without_its_file_is_finished_at_open_and_stray_files_go() {
     drop(engine);
     let full = Engine::open(dir.path(), EngineOptions { load_snapshot: false, ..options(&clock) })
         .expect("open");
-    assert_eq!(full.storage_tiers(), tiers, "replay finds the same file");
+    assert_eq!(placement(full.storage_tiers()), placement(tiers), "replay finds the same file");
     assert_eq!(answers(&full), expected);
 }
 

@@ -27,7 +27,7 @@ mod triggers;
 
 pub use loops::{FireLoop, LOOP_IDLE_WAIT_MS, SealLoop};
 pub use sealing::{
-    DEFAULT_SEAL_GRACE_MS, SealedDayReport, StorageTiers, default_head_budget_bytes,
+    DEFAULT_SEAL_GRACE_MS, HeapBytes, SealedDayReport, StorageTiers, default_head_budget_bytes,
 };
 pub use state::DerivedState;
 pub use triggers::Fire;

@@ -15,6 +15,7 @@
 //! and open finishes what was started ([`Engine::finish_sealing`]).
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use super::Engine;
 use crate::clock::{DAY_MS, day_of};
@@ -54,6 +55,13 @@ pub struct SealedDayReport {
     pub rows: u64,
     /// Bytes of the file.
     pub bytes: u64,
+    /// Time to append and fold `SealDay`: the cut, under the state's write
+    /// lock, so queries and ingest wait for about this long.
+    pub cut: Duration,
+    /// Time to write the day file (no lock held).
+    pub write: Duration,
+    /// Time to append and fold `DaySealed`: mapping and checking the file.
+    pub install: Duration,
 }
 
 /// Where the events are: the in-memory head and the sealed days.
@@ -71,11 +79,34 @@ pub struct StorageTiers {
     pub mapped_days: usize,
     /// Bytes of the mapped day files.
     pub mapped_bytes: u64,
+    /// Heap bytes of what stays in memory, by kind (approximate).
+    pub heap: HeapBytes,
+}
+
+/// Approximate heap bytes of the derived state that stays in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeapBytes {
+    /// The head's timelines and property arena.
+    pub head: usize,
+    /// Sealing buffers (days cut and not yet in their files).
+    pub sealing_buffers: usize,
+    /// Per-event user bitmaps (all time and per day, week, month, quarter).
+    pub event_bitmaps: usize,
+    /// Per (event, property, value) and per (profile property, value) bitmaps.
+    pub value_bitmaps: usize,
+    /// Profiles.
+    pub profiles: usize,
+    /// Web push subscriptions.
+    pub subscriptions: usize,
+    /// User, event and property name dictionaries.
+    pub dictionaries: usize,
 }
 
 impl Engine {
     /// Where the events are now (see [`StorageTiers`]).
     pub fn storage_tiers(&self) -> StorageTiers {
+        // Dictionaries first, never while holding the state (the lock order).
+        let dictionaries = self.dicts.read().heap_bytes();
         let state = self.state.read();
         let (timelines, sealed) = (&state.store.timelines, &state.store.sealed);
         let mapped: Vec<_> = sealed.iter().filter_map(|d| d.file()).collect();
@@ -86,6 +117,16 @@ impl Engine {
             sealed_rows: sealed.rows(),
             mapped_days: mapped.len(),
             mapped_bytes: mapped.iter().map(|f| f.byte_len() as u64).sum(),
+            heap: HeapBytes {
+                head: timelines.heap_bytes(),
+                sealing_buffers: sealed.heap_bytes(),
+                event_bitmaps: state.store.indexes.event_bitmap_bytes(),
+                value_bitmaps: state.store.indexes.heap_bytes()
+                    - state.store.indexes.event_bitmap_bytes(),
+                profiles: state.store.profiles.heap_bytes(),
+                subscriptions: state.store.subscriptions.heap_bytes(),
+                dictionaries,
+            },
         }
     }
 
@@ -145,8 +186,10 @@ impl Engine {
         if self.state.read().store.timelines.rows_of_day(day) == 0 {
             return Ok(None);
         }
+        let started = Instant::now();
         self.ingest_inputs(vec![Input::Entry(LogEntry::SealDay(LogSealDay { day }))])?;
-        self.write_sealed(day)
+        let cut = started.elapsed();
+        Ok(self.write_sealed(day)?.map(|report| SealedDayReport { cut, ..report }))
     }
 
     /// Writes the buffer of `day` as its file and records it durable.
@@ -160,7 +203,10 @@ impl Engine {
             return Ok(None);
         };
         let spec = DayFileSpec { day, version: sealed.version, cut_position: sealed.cut_position };
+        let started = Instant::now();
         let written = write_day_file(files.storage.as_ref(), &files.dir, spec, buffer.to_write())?;
+        let write = started.elapsed();
+        let started = Instant::now();
         match sealed.checksum {
             None => {
                 let entry = LogEntry::DaySealed(LogDaySealed {
@@ -178,12 +224,16 @@ impl Engine {
                 state.queries.columns = ColumnCache::default();
             }
         }
+        let install = started.elapsed();
         self.remove_day_files(Some(day))?;
         Ok(Some(SealedDayReport {
             day,
             version: sealed.version,
             rows: written.rows,
             bytes: written.bytes,
+            cut: Duration::ZERO,
+            write,
+            install,
         }))
     }
 

@@ -332,6 +332,15 @@ impl Indexes {
 
     /// Approximate heap bytes of all bitmaps.
     pub fn heap_bytes(&self) -> usize {
+        let values =
+            |v: &ValueUserIds| v.entries().iter().map(|(_, b)| b.serialized_size()).sum::<usize>();
+        self.event_bitmap_bytes()
+            + self.event_property_value_user_ids.values().map(values).sum::<usize>()
+            + self.profile_property_value_user_ids.values().map(values).sum::<usize>()
+    }
+
+    /// Approximate bytes of the per-event bitmaps and the user sets.
+    pub fn event_bitmap_bytes(&self) -> usize {
         let events: usize = self
             .event_user_ids
             .iter()
@@ -344,13 +353,7 @@ impl Indexes {
                         .sum::<usize>()
             })
             .sum();
-        let values =
-            |v: &ValueUserIds| v.entries().iter().map(|(_, b)| b.serialized_size()).sum::<usize>();
-        events
-            + self.event_property_value_user_ids.values().map(values).sum::<usize>()
-            + self.profile_property_value_user_ids.values().map(values).sum::<usize>()
-            + self.all_user_ids.serialized_size()
-            + self.webpush_user_ids.serialized_size()
+        events + self.all_user_ids.serialized_size() + self.webpush_user_ids.serialized_size()
     }
 }
 

@@ -48,6 +48,23 @@ impl PartialEq for Subscriptions {
 }
 
 impl Subscriptions {
+    /// Approximate heap bytes held: the slots and their strings, the
+    /// endpoint table and the per-user lists.
+    pub fn heap_bytes(&self) -> usize {
+        let strings: usize = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|s| s.endpoint.capacity() + s.p256dh.capacity() + s.auth.capacity())
+            .sum();
+        let per_user: usize = self.by_user.values().map(|v| 8 + 8 + 24 + v.capacity() * 4).sum();
+        strings
+            + self.slots.capacity() * std::mem::size_of::<Option<StoredSubscription>>()
+            + self.free.capacity() * 4
+            + self.by_endpoint.capacity() * 5
+            + per_user
+    }
+
     fn slot(&self, index: u32) -> Option<&StoredSubscription> {
         self.slots.get(index as usize).and_then(Option::as_ref)
     }
