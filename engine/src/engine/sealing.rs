@@ -121,8 +121,7 @@ impl Engine {
                 head: timelines.heap_bytes(),
                 sealing_buffers: sealed.heap_bytes(),
                 event_bitmaps: state.store.indexes.event_bitmap_bytes(),
-                value_bitmaps: state.store.indexes.heap_bytes()
-                    - state.store.indexes.event_bitmap_bytes(),
+                value_bitmaps: state.store.indexes.value_bitmap_bytes(),
                 profiles: state.store.profiles.heap_bytes(),
                 subscriptions: state.store.subscriptions.heap_bytes(),
                 dictionaries,
@@ -149,14 +148,14 @@ impl Engine {
     }
 
     /// Seals the closed days holding the most head rows until the head's
-    /// timelines take at most `budget_bytes` (history import keeps memory
+    /// rows take at most `budget_bytes` (`Timelines::row_bytes`) (history import keeps memory
     /// bounded this way, since every day of history is already closed).
     pub fn seal_over_budget(&self, budget_bytes: usize) -> Result<Vec<SealedDayReport>> {
         let mut done = Vec::new();
         loop {
             let largest = {
                 let state = self.state.read();
-                if state.store.timelines.heap_bytes() <= budget_bytes {
+                if state.store.timelines.row_bytes() <= budget_bytes {
                     break;
                 }
                 let now = self.options.clock.now_ms();
@@ -194,14 +193,12 @@ impl Engine {
 
     /// Writes the buffer of `day` as its file and records it durable.
     fn write_sealed(&self, day: i32) -> Result<Option<SealedDayReport>> {
-        let Some(sealed) = self.state.read().store.sealed.get(day).cloned() else {
-            return Ok(None);
+        let (sealed, files) = {
+            let state = self.state.read();
+            (state.store.sealed.get(day).cloned(), state.store.sealed.files().cloned())
         };
-        let (Some(buffer), Some(files)) =
-            (sealed.buffer(), self.state.read().store.sealed.files().cloned())
-        else {
-            return Ok(None);
-        };
+        let (Some(sealed), Some(files)) = (sealed, files) else { return Ok(None) };
+        let Some(buffer) = sealed.buffer() else { return Ok(None) };
         let spec = DayFileSpec { day, version: sealed.version, cut_position: sealed.cut_position };
         let started = Instant::now();
         let written = write_day_file(files.storage.as_ref(), &files.dir, spec, buffer.to_write())?;

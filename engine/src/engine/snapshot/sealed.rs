@@ -38,24 +38,18 @@ pub(super) fn encode(out: &mut Out, sealed_days: &SealedDays) {
         out.u32(day.day as u32);
         out.u32(day.version);
         out.u64(day.cut_position);
-        match (day.buffer(), day.checksum) {
-            (None, Some(checksum)) => {
+        // A file in use always has its checksum (`DaySealed` installed it).
+        let checksum = day.checksum;
+        match day.buffer() {
+            None => {
                 out.u8(0);
                 out.u64(day.rows());
-                out.u32(checksum);
+                out.u32(checksum.unwrap_or(0));
             }
-            (buffer, checksum) => {
+            Some(buffer) => {
                 out.u8(1);
                 out.u8(u8::from(checksum.is_some()));
                 out.u32(checksum.unwrap_or(0));
-                let owned;
-                let buffer = match buffer {
-                    Some(buffer) => buffer,
-                    None => {
-                        owned = crate::store::state::sealed_days::to_buffer(day);
-                        &owned
-                    }
-                };
                 out.len(buffer.events.len());
                 for e in &buffer.events {
                     out.u32(e.event);

@@ -332,10 +332,14 @@ impl Indexes {
 
     /// Approximate heap bytes of all bitmaps.
     pub fn heap_bytes(&self) -> usize {
+        self.event_bitmap_bytes() + self.value_bitmap_bytes()
+    }
+
+    /// Approximate bytes of the event and profile value bitmaps.
+    pub fn value_bitmap_bytes(&self) -> usize {
         let values =
             |v: &ValueUserIds| v.entries().iter().map(|(_, b)| b.serialized_size()).sum::<usize>();
-        self.event_bitmap_bytes()
-            + self.event_property_value_user_ids.values().map(values).sum::<usize>()
+        self.event_property_value_user_ids.values().map(values).sum::<usize>()
             + self.profile_property_value_user_ids.values().map(values).sum::<usize>()
     }
 

@@ -352,6 +352,19 @@ impl SealedDays {
         }
     }
 
+    /// Installs a day with fresh handles for its blobs.
+    fn put(
+        &mut self,
+        day: i32,
+        version: u32,
+        cut_position: u64,
+        checksum: Option<u32>,
+        source: Arc<DayRowsSource>,
+    ) {
+        let day = SealedDay::new(day, version, cut_position, checksum, source, &mut self.next_base);
+        self.install(day);
+    }
+
     fn install(&mut self, day: SealedDay) {
         self.ranges.retain(|&(_, d, _)| d != day.day);
         for &(event, base) in &day.events {
@@ -382,29 +395,19 @@ impl SealedDays {
                 self.reinstall(d);
             }
         }
-        let day = SealedDay::new(
+        self.put(
             buffer.day,
             version,
             buffer.cut_position,
             None,
             Arc::new(DayRowsSource::Buffer(buffer)),
-            &mut self.next_base,
         );
-        self.install(day);
     }
 
     /// Gives day `d` fresh handles (same rows).
     fn reinstall(&mut self, d: i32) {
         let Some(old) = self.days.remove(&d) else { return };
-        let day = SealedDay::new(
-            old.day,
-            old.version,
-            old.cut_position,
-            old.checksum,
-            Arc::clone(&old.source),
-            &mut self.next_base,
-        );
-        self.install(day);
+        self.put(old.day, old.version, old.cut_position, old.checksum, Arc::clone(&old.source));
     }
 
     /// Folds `DaySealed`: version `version` of `day` is durable with
@@ -426,15 +429,7 @@ impl SealedDays {
             None => Arc::clone(&current.source),
         };
         self.days.remove(&day);
-        let sealed = SealedDay::new(
-            day,
-            version,
-            current.cut_position,
-            Some(checksum),
-            source,
-            &mut self.next_base,
-        );
-        self.install(sealed);
+        self.put(day, version, current.cut_position, Some(checksum), source);
     }
 
     /// Days whose rows are only in a buffer: `(day, version, checksum)`,
@@ -466,44 +461,32 @@ impl SealedDays {
         )?;
         let (version, cut_position) = (current.version, current.cut_position);
         self.days.remove(&day);
-        let sealed = SealedDay::new(
-            day,
-            version,
-            cut_position,
-            Some(checksum),
-            Arc::new(DayRowsSource::File(file)),
-            &mut self.next_base,
-        );
-        self.install(sealed);
+        self.put(day, version, cut_position, Some(checksum), Arc::new(DayRowsSource::File(file)));
         Ok(())
     }
 
     /// Restores a day from a snapshot: its file, already opened and checked.
     pub fn restore_file(&mut self, file: DayFile, checksum: u32) {
         let header = file.header();
-        let day = SealedDay::new(
+        self.put(
             header.day,
             header.version,
             header.cut_position,
             Some(checksum),
             Arc::new(DayRowsSource::File(file)),
-            &mut self.next_base,
         );
-        self.install(day);
     }
 
     /// Restores a day from a snapshot: a buffer (its file not durable yet,
     /// or to be written again when `checksum` is `Some`).
     pub fn restore_buffer(&mut self, buffer: SealBuffer, version: u32, checksum: Option<u32>) {
-        let day = SealedDay::new(
+        self.put(
             buffer.day,
             version,
             buffer.cut_position,
             checksum,
             Arc::new(DayRowsSource::Buffer(buffer)),
-            &mut self.next_base,
         );
-        self.install(day);
     }
 }
 
@@ -546,25 +529,6 @@ fn buffered_rows(e: &BufferedEvent, base: u64) -> SealedRows<'_> {
         props: &e.props,
         base,
     }
-}
-
-/// A sealed day's rows as a buffer (to write its file again, or to merge).
-pub fn to_buffer(day: &SealedDay) -> SealBuffer {
-    if let Some(buffer) = day.buffer() {
-        return buffer.clone();
-    }
-    let mut events = Vec::new();
-    for event in day.events() {
-        let Some(rows) = day.event(event) else { continue };
-        let mut out = BufferedEvent { event, ..Default::default() };
-        for (i, &user) in rows.users.iter().enumerate() {
-            for r in rows.starts[i] as usize..rows.starts[i + 1] as usize {
-                out.push(user, rows.ts_ms[r], rows.order[r], rows.blob(r));
-            }
-        }
-        events.push(out);
-    }
-    SealBuffer { day: day.day, cut_position: day.cut_position, events }
 }
 
 /// The next version of a day: `old`'s rows and the late rows of `cut`, per

@@ -193,6 +193,13 @@ impl Timelines {
         &self.arena
     }
 
+    /// Bytes of the rows and blobs held, without walking the timelines
+    /// (16 per entry plus the arena): what the import's head budget counts,
+    /// looked at every few batches.
+    pub fn row_bytes(&self) -> usize {
+        self.events as usize * std::mem::size_of::<TimelineEntry>() + self.arena.bytes()
+    }
+
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         let entries: usize = self.by_user.iter().map(|t| t.capacity() * 16).sum();
