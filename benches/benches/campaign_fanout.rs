@@ -105,7 +105,7 @@ fn main() {
         engine.fire_due().expect("fire");
         busy += started.elapsed();
     }
-    let stats = engine.campaign_stats("digest").expect("stats");
+    let stats = engine.campaign_stats("digest").expect("stats").expect("campaign");
     let decided = stats.targeted;
     assert_eq!(decided as usize, USERS);
     println!(

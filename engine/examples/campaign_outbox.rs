@@ -65,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(engine.outbox_len(), 0, "every message was sent and reported");
-    let stats = engine.campaign_stats("cart").ok_or("no stats")?;
+    let stats = engine.campaign_stats("cart")?.ok_or("no stats")?;
     println!("sent {}, delivered {}", stats.sent, stats.delivered);
     Ok(())
 }

@@ -70,9 +70,9 @@ mod triggers;
 
 pub use engine::loops::{MAX_ITEMS_IN_FLIGHT, OUTBOX_DRAIN_GRACE, OutboxLoop, OutboxReports};
 pub use engine::{
-    DEFAULT_SEAL_GRACE_MS, Engine, EngineOptions, Fire, FireLoop, HeapBytes, IngestOutcome,
-    LOOP_IDLE_WAIT_MS, OpenReport, SealLoop, SealedDayReport, StorageTiers,
-    default_head_budget_bytes,
+    DAMAGED_EXTENSION, DEFAULT_SEAL_GRACE_MS, DayFileCheck, Engine, EngineOptions, Fire, FireLoop,
+    HeapBytes, IngestOutcome, LOOP_IDLE_WAIT_MS, OpenReport, SealLoop, SealedDayReport,
+    StorageTiers, default_head_budget_bytes,
 };
 pub use error::{Error, Result};
 pub use query::{

@@ -452,7 +452,7 @@ fn test_sends_skip_the_rules_and_stay_out_of_caps() {
         reasons(&engine, &deliver(&engine, &["ann"])).last().cloned(),
         Some(("ann".into(), "send ".into()))
     );
-    let stats = engine.campaign_stats("c").expect("stats");
+    let stats = engine.campaign_stats("c").expect("stats").expect("campaign");
     assert_eq!((stats.sent, stats.targeted), (0, 0), "tests stay out of the stats");
 }
 

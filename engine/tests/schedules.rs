@@ -114,7 +114,7 @@ fn a_daily_local_time_follows_each_zone_across_the_dst_change() {
         assert_eq!(sends(&engine, "utc"), utc);
         assert_eq!(sends(&engine, "bad"), utc, "an unknown zone falls back to the default");
         assert!(sends(&engine, "free").is_empty(), "not in the audience");
-        let stats = engine.campaign_stats("digest").expect("stats");
+        let stats = engine.campaign_stats("digest").expect("stats").expect("campaign");
         assert_eq!((stats.targeted, stats.sent), (16, 16));
     }
     // Reopened at the same time, and stepped on: nothing is sent twice.
@@ -204,7 +204,7 @@ fn occurrences_missed_while_down_are_dropped_as_late_and_end_and_cutoff_bound_se
     });
     engine.save_campaign(campaign).expect("save");
     run_until(&engine, &clock, NOW + 6 * DAY, 5 * MIN);
-    let stats = engine.campaign_stats("cut").expect("stats");
+    let stats = engine.campaign_stats("cut").expect("stats").expect("campaign");
     assert_eq!(stats.dropped.get("cutoff"), Some(&1), "{stats:?}");
     assert_eq!(stats.sent, 0);
 }

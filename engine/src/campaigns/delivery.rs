@@ -281,6 +281,8 @@ impl<'a> Planner<'a> {
             (now, None)
         } else {
             let sent = self.sends(user);
+            // The caps count sends read from day files: none may have failed its check.
+            self.state.sealed.damage()?;
             let rules = DeliveryRules {
                 campaign: campaign.id.clone(),
                 caps: campaign.caps.unwrap_or(self.settings.caps),

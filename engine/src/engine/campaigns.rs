@@ -81,18 +81,24 @@ impl Engine {
     }
 
     /// A campaign's statistics, now; `None` when there is no such campaign.
-    pub fn campaign_stats(&self, id: &str) -> Option<CampaignStats> {
+    /// `Err` only when a day file they read failed its check.
+    pub fn campaign_stats(&self, id: &str) -> Result<Option<CampaignStats>> {
         let now = self.options.clock.now_ms();
         let reader = self.read_state();
-        stats::campaign_stats(&reader.dicts, &reader.state.store, &reader.state.campaigns, id, now)
+        let store = &reader.state.store;
+        let stats = stats::campaign_stats(&reader.dicts, store, &reader.state.campaigns, id, now);
+        store.sealed.damage()?;
+        Ok(stats)
     }
 
     /// Why each message to `user_id` was sent, dropped or delayed, and what
     /// became of it, oldest first; only `campaign`'s when given. Empty for an
-    /// unknown user.
-    pub fn decisions(&self, user_id: &str, campaign: Option<&str>) -> Vec<DecisionEntry> {
+    /// unknown user; `Err` only when a day file read failed its check.
+    pub fn decisions(&self, user_id: &str, campaign: Option<&str>) -> Result<Vec<DecisionEntry>> {
         let reader = self.read_state();
-        stats::decisions(&reader.dicts, &reader.state.store, user_id, campaign)
+        let entries = stats::decisions(&reader.dicts, &reader.state.store, user_id, campaign);
+        reader.state.store.sealed.damage()?;
+        Ok(entries)
     }
 
     /// Records a service worker's report about a delivery as an event of its
@@ -103,14 +109,16 @@ impl Engine {
         let now = self.options.clock.now_ms();
         let event = {
             let reader = self.read_state();
-            stats::engagement_event(
+            let found = stats::engagement_event(
                 &reader.dicts,
                 &reader.state.store,
                 delivery_id,
                 kind,
                 action,
                 now,
-            )?
+            )?;
+            reader.state.store.sealed.damage()?;
+            found
         };
         let Some(event) = event else { return Ok(false) };
         self.ingest_inputs(vec![event.into()])?;

@@ -207,6 +207,18 @@ impl SealLoop {
         on_error: impl Fn(crate::Error) + Send + 'static,
     ) -> std::io::Result<SealLoop> {
         EngineLoop::spawn(engine, "nudge-sealer", move |engine| {
+            // First the background pass over the day files open left
+            // unchecked, one file per step (so stopping stays quick).
+            match engine.check_next_day_file() {
+                Ok(Some(check)) => {
+                    if let Some(damage) = check.damage {
+                        on_error(damage);
+                    }
+                    return Some(engine.options.clock.now_ms());
+                }
+                Ok(None) => {}
+                Err(e) => on_error(e),
+            }
             if let Err(e) = engine.seal_closed_days() {
                 on_error(e);
             }

@@ -27,7 +27,8 @@ mod triggers;
 
 pub use loops::{FireLoop, LOOP_IDLE_WAIT_MS, SealLoop};
 pub use sealing::{
-    DEFAULT_SEAL_GRACE_MS, HeapBytes, SealedDayReport, StorageTiers, default_head_budget_bytes,
+    DAMAGED_EXTENSION, DEFAULT_SEAL_GRACE_MS, DayFileCheck, HeapBytes, SealedDayReport,
+    StorageTiers, default_head_budget_bytes,
 };
 pub use state::DerivedState;
 pub use triggers::Fire;
@@ -421,6 +422,19 @@ impl Engine {
             events = 0;
             recovered = replay_log(&mut dicts, &mut dedupe, &mut state, &mut events)?;
         }
+        if let Err(damage) = state.store.sealed.damage() {
+            // Replay after the snapshot merged late rows into a version whose
+            // file failed its check: set that file aside and replay the whole
+            // log, which rebuilds it.
+            report.warnings.push(format!("{damage}; replaying the whole log"));
+            report.snapshot_position = None;
+            if let crate::Error::Corrupt { path, .. } = &damage {
+                sealing::set_aside(&day_files, path)?;
+            }
+            (dicts, dedupe, state) = fresh();
+            events = 0;
+            recovered = replay_log(&mut dicts, &mut dedupe, &mut state, &mut events)?;
+        }
         dedupe.prune(options.clock.now_ms());
         report.replayed_frames = recovered.frames;
         report.replayed_events = events;
@@ -519,15 +533,20 @@ impl Engine {
         f(&dicts, &sequencer.dedupe, &state)
     }
 
-    /// Writes a snapshot of derived state at the current log position (ingest
-    /// waits meanwhile) and removes older snapshots beyond the few kept.
+    /// Writes a snapshot of derived state at the current log position and
+    /// removes older snapshots beyond the few kept. Ingest waits while the
+    /// state is encoded in memory, not while the file is written and synced.
     pub fn snapshot(&self) -> Result<PathBuf> {
         // No day file is replaced while the snapshot naming it is written.
         let _sealing = self.seal_lock.lock();
         let dir = self.dir.join(SNAPSHOT_DIR);
-        let (path, position) = self.with_quiesced(|dicts, dedupe, state| {
-            Ok((snapshot::write(&dir, dicts, dedupe, state)?, state.store.position))
+        let encoded = self.with_quiesced(|dicts, dedupe, state| {
+            // A snapshot is never taken of answers a damaged file left short.
+            state.store.sealed.damage()?;
+            Ok(snapshot::encode_for_write(dicts, dedupe, state))
         })?;
+        let position = encoded.position();
+        let path = snapshot::write_encoded(&dir, encoded)?;
         if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
             self.meta.set_newest_snapshot(name)?;
         }

@@ -15,6 +15,7 @@
 //! and open finishes what was started ([`Engine::finish_sealing`]).
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Engine;
@@ -25,6 +26,7 @@ use crate::store::log::entry::{LogDaySealed, LogEntry, LogSealDay};
 use crate::store::sealed::format::{TEMP_SUFFIX, parse_file_name};
 use crate::store::sealed::{DayFileSpec, write_day_file};
 use crate::store::sequencer::Input;
+use crate::store::state::sealed_days::{DayFiles, SealedDay};
 
 /// How long after a UTC day ends it is sealed, by default: late events
 /// within this grace still go straight into the day's first version.
@@ -62,6 +64,39 @@ pub struct SealedDayReport {
     pub write: Duration,
     /// Time to append and fold `DaySealed`: mapping and checking the file.
     pub install: Duration,
+}
+
+/// What checking one day file's sections found.
+#[derive(Debug)]
+pub struct DayFileCheck {
+    /// The UTC day.
+    pub day: i32,
+    /// The file's version.
+    pub version: u32,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Time taken.
+    pub took: Duration,
+    /// The failed check, if any (the file is then moved aside).
+    pub damage: Option<crate::Error>,
+}
+
+/// What a damaged day file is renamed to, beside the others: kept for
+/// inspection, never read, and not a day file name (so not removed either).
+pub const DAMAGED_EXTENSION: &str = "damaged";
+
+/// Renames the damaged day file at `path` to `<name>.damaged`, durably
+/// (nothing when it is gone already): the next open finds the day's file
+/// missing and rebuilds it from the log.
+pub(super) fn set_aside(files: &DayFiles, path: &Path) -> Result<()> {
+    if files.storage.len(path).is_err() {
+        return Ok(());
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let aside = path.with_file_name(format!("{name}.{DAMAGED_EXTENSION}"));
+    let moving = || format!("moving the damaged {} aside", path.display());
+    files.storage.rename(path, &aside).context(moving)?;
+    files.storage.sync_dir(&files.dir).context(moving)
 }
 
 /// Where the events are: the in-memory head and the sealed days.
@@ -185,6 +220,15 @@ impl Engine {
         if self.state.read().store.timelines.rows_of_day(day) == 0 {
             return Ok(None);
         }
+        // The next version merges the current file's rows: check all of them
+        // first, so the cut never meets a damaged section.
+        let current = self.state.read().store.sealed.get(day).cloned();
+        if let Some(current) = current
+            && let Some(DayFileCheck { damage: Some(damage), .. }) =
+                self.check_day_file(&current)?
+        {
+            return Err(damage);
+        }
         let started = Instant::now();
         self.ingest_inputs(vec![Input::Entry(LogEntry::SealDay(LogSealDay { day }))])?;
         let cut = started.elapsed();
@@ -231,6 +275,51 @@ impl Engine {
             cut: Duration::ZERO,
             write,
             install,
+        }))
+    }
+
+    /// Checks every section of the next mapped day file not checked yet
+    /// (open checks only headers and directories); `None` once all are. A
+    /// damaged file is moved aside as `<name>.damaged`, answers that would
+    /// read it fail (`SealedDays::damage`), and the next open rebuilds the
+    /// day from the log.
+    pub fn check_next_day_file(&self) -> Result<Option<DayFileCheck>> {
+        let next = {
+            let state = self.state.read();
+            state.store.sealed.iter().find(|d| d.file().is_some_and(|f| !f.is_checked())).cloned()
+        };
+        match next {
+            Some(day) => self.check_day_file(&day),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks every mapped day file not checked yet (see
+    /// [`Engine::check_next_day_file`]).
+    pub fn check_day_files(&self) -> Result<Vec<DayFileCheck>> {
+        let mut done = Vec::new();
+        while let Some(check) = self.check_next_day_file()? {
+            done.push(check);
+        }
+        Ok(done)
+    }
+
+    fn check_day_file(&self, day: &SealedDay) -> Result<Option<DayFileCheck>> {
+        let Some(file) = day.file() else { return Ok(None) };
+        let started = Instant::now();
+        let damage = file.verify_all().err();
+        if damage.is_some() {
+            let files = self.state.read().store.sealed.files().cloned();
+            if let Some(files) = files {
+                set_aside(&files, file.path())?;
+            }
+        }
+        Ok(Some(DayFileCheck {
+            day: day.day,
+            version: day.version,
+            bytes: file.byte_len() as u64,
+            took: started.elapsed(),
+            damage,
         }))
     }
 

@@ -282,6 +282,8 @@ pub fn evaluate(
         names.sort_unstable();
         (selected.len(), names.into_iter().map(str::to_owned).collect())
     };
+    // A day file section that failed its check read as no rows.
+    state.sealed.damage()?;
     Ok(Answer {
         count,
         users,
@@ -308,7 +310,10 @@ pub(crate) fn select_by(
     let mut evaluator =
         eval::Evaluator::new(dicts, state, now_ms, state.segments.by_name(), strategy);
     evaluator.event = event;
-    evaluator.expr(expr, scope)
+    let selected = evaluator.expr(expr, scope)?;
+    // A day file section that failed its check read as no rows.
+    state.sealed.damage()?;
+    Ok(selected)
 }
 
 #[cfg(test)]

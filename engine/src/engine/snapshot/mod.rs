@@ -549,22 +549,48 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
     Ok(Contents { dicts, dedupe, state, day_files })
 }
 
-/// Writes a snapshot durably into `dir`; returns its path.
-pub fn write(
-    dir: &Path,
+/// A snapshot encoded in memory, not yet on disk: what is taken while
+/// ingest waits ([`encode_for_write`]); writing it ([`write_encoded`]) needs
+/// no lock on the state.
+pub struct EncodedSnapshot {
+    position: LogPosition,
+    bytes: Vec<u8>,
+    day_files: Vec<String>,
+}
+
+impl EncodedSnapshot {
+    /// The log position it is the state at.
+    pub fn position(&self) -> LogPosition {
+        self.position
+    }
+}
+
+/// Encodes the snapshot of `state` at its position, in memory.
+pub fn encode_for_write(
     dicts: &Dictionaries,
     dedupe: &Dedupe,
     state: &DerivedState,
-) -> Result<PathBuf> {
+) -> EncodedSnapshot {
+    EncodedSnapshot {
+        position: state.store.position,
+        bytes: encode(dicts, dedupe, state),
+        day_files: sealed::day_file_names(&state.store.sealed),
+    }
+}
+
+/// Writes an encoded snapshot into `dir` crash-safely (temporary file,
+/// fsync, rename, directory fsync), the list of the day files it names
+/// first. The caller keeps those files in place meanwhile.
+pub fn write_encoded(dir: &Path, snapshot: EncodedSnapshot) -> Result<PathBuf> {
     fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    let bytes = encode(dicts, dedupe, state);
-    let path = dir.join(file_name(state.store.position));
+    let position = snapshot.position;
+    let path = dir.join(file_name(position));
     // The day files it names, beside it, written first: they are kept while
     // the snapshot is ([`day_files_in_use`]).
-    sealed::write_manifest(dir, state.store.position, &state.store.sealed)?;
-    let tmp = dir.join(format!("{}.tmp", file_name(state.store.position)));
+    sealed::write_manifest(dir, position, &snapshot.day_files)?;
+    let tmp = dir.join(format!("{}.tmp", file_name(position)));
     let mut file = File::create(&tmp).context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(&bytes).context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(&snapshot.bytes).context(|| format!("writing {}", tmp.display()))?;
     file.sync_all().context(|| format!("syncing {}", tmp.display()))?;
     fs::rename(&tmp, &path).context(|| format!("renaming {} into place", tmp.display()))?;
     sync_dir(dir)?;

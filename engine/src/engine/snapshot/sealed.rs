@@ -130,31 +130,38 @@ pub fn day_files_in_use(dir: &Path) -> std::collections::BTreeSet<String> {
     names
 }
 
-/// Maps and checks the day files `contents` names and installs them.
+/// Maps the day files `contents` names, checks their headers and
+/// directories (sections are checked on first read and in the background
+/// pass, `Engine::check_day_files`), and installs them.
 pub(super) fn resolve_day_files(mut contents: Contents, files: &DayFiles) -> Decoded<Contents> {
     let sealed = &mut contents.state.store.sealed;
     sealed.set_files(files.clone());
     for r in std::mem::take(&mut contents.day_files) {
-        let file =
-            sealed_days::open_checked(files, r.day, r.version, r.checksum, r.rows, r.cut_position)
-                .map_err(|e| format!("its day file cannot be used: {e}"))?;
+        let file = sealed_days::open_checked(
+            files,
+            (r.day, r.version, r.checksum),
+            r.rows,
+            r.cut_position,
+            sealed_days::SectionChecks::OnFirstRead,
+        )
+        .map_err(|e| format!("its day file cannot be used: {e}"))?;
         sealed.restore_file(file, r.checksum);
     }
     Ok(contents)
 }
 
-/// Writes the list of day files `state` uses beside the snapshot at
-/// `position` in `dir`, durably.
-pub(super) fn write_manifest(
-    dir: &Path,
-    position: LogPosition,
-    sealed_days: &SealedDays,
-) -> Result<()> {
-    let names: Vec<String> = sealed_days
+/// The names of the day files `sealed_days` uses.
+pub(super) fn day_file_names(sealed_days: &SealedDays) -> Vec<String> {
+    sealed_days
         .iter()
         .filter(|d| d.file().is_some())
         .map(|d| crate::store::sealed::format::file_name(d.day, d.version))
-        .collect();
+        .collect()
+}
+
+/// Writes the list of day files `names` beside the snapshot at `position`
+/// in `dir`, durably.
+pub(super) fn write_manifest(dir: &Path, position: LogPosition, names: &[String]) -> Result<()> {
     let manifest = dir.join(manifest_name(position));
     let manifest_tmp = dir.join(format!("{}.tmp", manifest_name(position)));
     let mut file =

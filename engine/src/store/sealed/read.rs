@@ -1,12 +1,14 @@
 //! Reading a day file in place: open checks the header, the footer, the
 //! directory and every section's bounds; each section's checksum and shape
 //! (ascending users, row ranges that fit) is checked the first time it is
-//! read, and the result kept. A file that fails a check is never read; the
-//! error says which file and what was wrong, so the caller rebuilds the day.
+//! read, and the result kept. A section that fails a check is never read;
+//! the error says which file and what was wrong, the file reports itself
+//! damaged ([`DayFile::damage`]), and the caller rebuilds the day.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, IoContext, Result};
 use crate::store::log::storage::{FileBytes, LogStorage};
@@ -25,6 +27,9 @@ pub struct DayFile {
     checksum: u32,
     /// One per event of the directory: whether its sections checked out.
     verified: Vec<OnceLock<std::result::Result<(), String>>>,
+    /// Whether a section failed its check (read on every answer, so kept
+    /// apart from `verified`).
+    damaged: AtomicBool,
 }
 
 impl DayFile {
@@ -60,6 +65,7 @@ impl DayFile {
             directory,
             checksum: footer.directory_crc,
             verified,
+            damaged: AtomicBool::new(false),
         })
     }
 
@@ -95,15 +101,52 @@ impl DayFile {
         };
         let entry = &self.directory.events[index];
         self.verified[index]
-            .get_or_init(|| self.verify_event(entry))
+            .get_or_init(|| {
+                let checked = self.verify_event(entry);
+                if checked.is_err() {
+                    self.damaged.store(true, Ordering::Release);
+                }
+                checked
+            })
             .clone()
             .map_err(|reason| Error::corrupt(&self.path, reason))?;
         Ok(Some(self.rows_unchecked(entry)))
     }
 
-    /// Checks every section now (the background pass after open).
+    /// Bytes of `event`'s property blobs, from the directory (no section is
+    /// read or checked).
+    pub fn props_len(&self, event: u32) -> u64 {
+        let events = &self.directory.events;
+        events.binary_search_by_key(&event, |e| e.event).map_or(0, |i| events[i].props.len)
+    }
+
+    /// Checks every section now (the background pass after open); the
+    /// first failure, once all are checked.
     pub fn verify_all(&self) -> Result<()> {
-        self.events().try_for_each(|event| self.event(event).map(|_| ()))
+        let mut first_failure = Ok(());
+        for event in self.events() {
+            if let Err(e) = self.event(event)
+                && first_failure.is_ok()
+            {
+                first_failure = Err(e);
+            }
+        }
+        first_failure
+    }
+
+    /// Whether every section has been checked (whatever the outcome).
+    pub fn is_checked(&self) -> bool {
+        self.verified.iter().all(|v| v.get().is_some())
+    }
+
+    /// The first failed check, once a section failed one: its rows were
+    /// never read, so whatever was being answered from this file is wrong.
+    pub fn damage(&self) -> Option<Error> {
+        if !self.damaged.load(Ordering::Acquire) {
+            return None;
+        }
+        let reason = self.verified.iter().find_map(|v| v.get().and_then(|r| r.clone().err()));
+        Some(Error::corrupt(&self.path, reason.unwrap_or_default()))
     }
 
     fn bytes_of(&self, section: SectionRef) -> &[u8] {

@@ -137,7 +137,13 @@ impl SealedDay {
             DayRowsSource::File(file) => file.events().collect(),
         };
         for event in events {
-            let len = sealed.rows_at(event, 0).map_or(0, |rows| rows.props.len() as u64);
+            // A file's lengths come from its directory: installing reads no section.
+            let len = match &*sealed.source {
+                DayRowsSource::File(file) => file.props_len(event),
+                DayRowsSource::Buffer(_) => {
+                    sealed.rows_at(event, 0).map_or(0, |rows| rows.props.len() as u64)
+                }
+            };
             sealed.events.push((event, *next_base));
             // One spare byte, so no range ends where the next begins.
             *next_base += len + 1;
@@ -162,8 +168,9 @@ impl SealedDay {
                 let i = buffer.events.binary_search_by_key(&event, |e| e.event).ok()?;
                 Some(buffered_rows(&buffer.events[i], base))
             }
-            // Every section was checked when the file was installed, so this
-            // cannot fail; a failure reads as no rows rather than a panic.
+            // A section is checked on its first read. One that fails reads as
+            // no rows, and the file reports its damage (`SealedDays::damage`),
+            // which every answer checks before it is given.
             DayRowsSource::File(file) => {
                 let rows = file.event(event).ok().flatten()?;
                 Some(SealedRows {
@@ -210,6 +217,11 @@ impl SealedDay {
         }
     }
 
+    /// The damage its file found, if a section failed its check.
+    pub fn damage(&self) -> Option<crate::Error> {
+        self.file()?.damage()
+    }
+
     /// Heap bytes held (a buffer's rows; a mapped file counts nothing).
     pub fn heap_bytes(&self) -> usize {
         let rows = match &*self.source {
@@ -246,6 +258,9 @@ pub struct SealedDays {
     ranges: Vec<(u64, i32, u32)>,
     next_base: u64,
     files: Option<DayFiles>,
+    /// A merge that met a damaged old version: `(file, what failed)`. The
+    /// next version lacks rows, so nothing is answered until a rebuild.
+    damaged_merge: Option<(PathBuf, String)>,
 }
 
 impl Default for SealedDays {
@@ -255,6 +270,7 @@ impl Default for SealedDays {
             ranges: Vec::new(),
             next_base: SEALED_PROPS_BASE,
             files: None,
+            damaged_merge: None,
         }
     }
 }
@@ -279,6 +295,20 @@ impl SealedDays {
     /// Where day files live, if anywhere.
     pub fn files(&self) -> Option<&DayFiles> {
         self.files.as_ref()
+    }
+
+    /// `Err` naming the file once a day file failed a check: an answer
+    /// read while it is `Err` may lack that file's rows, so it is not given.
+    /// The day is rebuilt from the log at the next open (the damaged file is
+    /// moved aside, see `Engine::check_day_files`).
+    pub fn damage(&self) -> Result<()> {
+        if let Some((path, reason)) = &self.damaged_merge {
+            return Err(crate::Error::corrupt(path, reason.clone()));
+        }
+        match self.days.values().find_map(|d| d.damage()) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     /// Whether no day is sealed.
@@ -380,7 +410,20 @@ impl SealedDays {
     pub fn cut(&mut self, cut: SealBuffer) {
         let (version, buffer) = match self.days.get(&cut.day) {
             None => (1, cut),
-            Some(old) => (old.version + 1, merge(old, &cut)),
+            Some(old) => {
+                // A merge reads every row of the old version: check them all
+                // first, so a damaged section is never merged as "no rows".
+                if let Some(file) = old.file()
+                    && let Err(e) = file.verify_all()
+                {
+                    let reason = match e {
+                        crate::Error::Corrupt { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    self.damaged_merge = Some((file.path().to_path_buf(), reason));
+                }
+                (old.version + 1, merge(old, &cut))
+            }
         };
         if self.next_base + buffer.events.iter().map(|e| e.props.len() as u64 + 1).sum::<u64>()
             > SEALED_PROPS_END
@@ -421,7 +464,15 @@ impl SealedDays {
             return;
         }
         let opened = self.files.as_ref().and_then(|files| {
-            open_checked(files, day, version, checksum, current.rows(), current.cut_position).ok()
+            let checks = SectionChecks::Now;
+            open_checked(
+                files,
+                (day, version, checksum),
+                current.rows(),
+                current.cut_position,
+                checks,
+            )
+            .ok()
         });
         let current = Arc::clone(current);
         let source = match opened {
@@ -453,11 +504,10 @@ impl SealedDays {
         };
         let file = open_checked(
             files,
-            day,
-            current.version,
-            checksum,
+            (day, current.version, checksum),
             current.rows(),
             current.cut_position,
+            SectionChecks::Now,
         )?;
         let (version, cut_position) = (current.version, current.cut_position);
         self.days.remove(&day);
@@ -490,19 +540,31 @@ impl SealedDays {
     }
 }
 
-/// Opens version `version` of `day`'s file and checks it completely: every
-/// section's checksum, and that it is the file `DaySealed` recorded.
+/// How much of a day file is checked when it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionChecks {
+    /// Every section now (a file just written, or met during replay).
+    Now,
+    /// Header, footer and directory now; each section on its first read and
+    /// in the background pass (a snapshot's files at open, so open does not
+    /// read every sealed byte).
+    OnFirstRead,
+}
+
+/// Opens version `version` of `day`'s file, checks that it is the file
+/// `DaySealed` recorded, and checks its sections as `checks` says.
 pub fn open_checked(
     files: &DayFiles,
-    day: i32,
-    version: u32,
-    checksum: u32,
+    (day, version, checksum): (i32, u32, u32),
     rows: u64,
     cut_position: u64,
+    checks: SectionChecks,
 ) -> Result<DayFile> {
     let path = files.dir.join(file_name(day, version));
     let file = DayFile::open(files.storage.as_ref(), &path)?;
-    file.verify_all()?;
+    if checks == SectionChecks::Now {
+        file.verify_all()?;
+    }
     let header = file.header();
     let expected = (day, version, cut_position, rows, checksum);
     let found = (header.day, header.version, header.cut_position, header.rows, file.checksum());

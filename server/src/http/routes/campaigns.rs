@@ -136,8 +136,9 @@ pub(super) async fn campaign_stats(
 ) -> Result<Json<Value>> {
     let engine = state.engine.clone();
     let key = id.clone();
-    let stats =
-        blocking(move || Ok(engine.campaign_stats(&key))).await?.ok_or_else(|| no_campaign(&id))?;
+    let stats = blocking(move || Ok(engine.campaign_stats(&key)?))
+        .await?
+        .ok_or_else(|| no_campaign(&id))?;
     Ok(Json(json::stats_to_json(&stats)))
 }
 
@@ -159,7 +160,7 @@ pub(super) async fn get_decisions(
         .ok_or_else(|| Error::invalid("user_id", "missing query parameter ?user_id=…"))?;
     let engine = state.engine.clone();
     let (user, campaign) = (user_id.clone(), q.campaign.clone());
-    let entries = blocking(move || Ok(engine.decisions(&user, campaign.as_deref()))).await?;
+    let entries = blocking(move || Ok(engine.decisions(&user, campaign.as_deref())?)).await?;
     let decisions: Vec<Value> = entries
         .iter()
         .map(|e| {
