@@ -195,6 +195,16 @@ pub fn run(options: ServeOptions) -> Result<()> {
     )
     .map_err(|e| Error::Io { context: "starting the outbox loop".into(), source: e })?;
 
+    let opened = engine.open_report();
+    println!(
+        "nudge: opened in {:.2} s ({}, {} events replayed from the log)",
+        opened.took.as_secs_f64(),
+        opened.snapshot_position.map_or("no snapshot".into(), |p| format!("snapshot at {p}")),
+        opened.replayed_events
+    );
+    for warning in &opened.warnings {
+        eprintln!("nudge: open: {warning}");
+    }
     println!("nudge: serving {} on http://{local}", options.data.display());
     if keys.created {
         println!("nudge: write key (public, for browsers): {}", keys.write);

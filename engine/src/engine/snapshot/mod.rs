@@ -323,18 +323,18 @@ impl<R: Read> In<R> {
     }
     /// A length-prefixed byte string, read into a buffer of exactly its size.
     fn bytes(&mut self) -> Decoded<Vec<u8>> {
-        let n = self.len()?;
-        let mut out = Vec::with_capacity(n);
-        let read = (&mut self.reader)
-            .take(n as u64)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("read failed: {e}"))?;
-        if read != n {
-            return Err(format!("truncated: {n} bytes wanted, {read} read"));
-        }
-        self.crc = crc32c::crc32c_append(self.crc, &out);
-        self.left -= n as u64;
+        let mut out = Vec::new();
+        self.bytes_into(&mut out)?;
         Ok(out)
+    }
+    /// A length-prefixed byte string, read into `out` (replacing what it
+    /// held): one `read_exact`, no allocation when `out` is large enough (ten
+    /// million user ids are read this way at open).
+    fn bytes_into(&mut self, out: &mut Vec<u8>) -> Decoded<()> {
+        let n = self.len()?;
+        out.clear();
+        out.resize(n, 0);
+        self.fill(out)
     }
     fn str(&mut self) -> Decoded<String> {
         String::from_utf8(self.bytes()?).map_err(|_| "invalid UTF-8 in a string".to_string())
@@ -345,9 +345,12 @@ impl<R: Read> In<R> {
     fn dict(&mut self) -> Decoded<Dictionary> {
         let count = self.len()?;
         let mut dict = Dictionary::with_capacity(count);
+        let mut scratch = Vec::new();
         for _ in 0..count {
-            let name = self.str()?;
-            if dict.try_push(&name).is_none() {
+            self.bytes_into(&mut scratch)?;
+            let name = std::str::from_utf8(&scratch)
+                .map_err(|_| "invalid UTF-8 in a string".to_string())?;
+            if dict.try_push(name).is_none() {
                 return Err(format!("dictionary repeats {name:?}"));
             }
         }
