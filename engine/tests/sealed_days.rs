@@ -182,14 +182,21 @@ fn damage_a_section(file: &Path) {
     std::fs::write(file, bytes).expect("write");
 }
 
+/// A closed directory holding `records` sealed twice, and what to compare with.
+struct SealedTwice {
+    dir: tempfile::TempDir,
+    clock: ManualClock,
+    /// The state the engine encoded before it closed.
+    state: Vec<u8>,
+    /// The answers of a head-only engine.
+    expected: Vec<(u64, Vec<String>)>,
+    /// The day files, sorted.
+    files: Vec<PathBuf>,
+}
+
 /// `records` sealed twice in a fresh directory (one snapshot after the
-/// first seal, and one more at the end when `snapshot_at_end`), closed;
-/// with the state it encoded, the answers of a head-only engine, and the
-/// day files.
-fn closed_sealed_twice(
-    records: &[Record],
-    snapshot_at_end: bool,
-) -> (tempfile::TempDir, ManualClock, Vec<u8>, Vec<(u64, Vec<String>)>, Vec<PathBuf>) {
+/// first seal, and one more at the end when `snapshot_at_end`), closed.
+fn closed_sealed_twice(records: &[Record], snapshot_at_end: bool) -> SealedTwice {
     let expected = head_only_answers(records);
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(NOW);
@@ -200,7 +207,7 @@ fn closed_sealed_twice(
     }
     drop(engine);
     let files = day_files(dir.path());
-    (dir, clock, state, expected, files)
+    SealedTwice { dir, clock, state, expected, files }
 }
 
 /// Open checks a snapshot's day files by their headers and directories
@@ -210,7 +217,7 @@ fn closed_sealed_twice(
 /// rebuilds the day from the log.
 #[test]
 fn a_section_damaged_after_its_check_at_open_fails_answers_until_rebuilt() {
-    let (dir, clock, state, expected, files) = closed_sealed_twice(&records(), true);
+    let SealedTwice { dir, clock, state, expected, files } = closed_sealed_twice(&records(), true);
     let original = std::fs::read(&files[3]).expect("read");
     damage_a_section(&files[3]);
 
@@ -330,7 +337,7 @@ fn a_users_whole_history_reads_the_same_from_both_tiers() {
 #[test]
 fn a_merge_at_open_over_a_damaged_version_replays_the_whole_log() {
     // One snapshot, after the first seal; the second versions are only in the log.
-    let (dir, clock, state, expected, files) = closed_sealed_twice(&records(), false);
+    let SealedTwice { dir, clock, state, expected, files } = closed_sealed_twice(&records(), false);
     let merged = files
         .iter()
         .find(|f| f.to_string_lossy().ends_with("-v1.day"))
