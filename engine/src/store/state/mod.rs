@@ -112,9 +112,9 @@ impl StoreState {
     }
 
     /// Folds `SealDay`: the head's rows of `day` go to a sealing buffer (the
-    /// next version when the day was sealed before), and the arena keeps
-    /// only what the head still points to. A day without head rows is left
-    /// as it is.
+    /// next version when the day was sealed before); the arena is compacted
+    /// once cut blobs are most of it. A day without head rows is left as it
+    /// is.
     fn seal_day(&mut self, day: i32) {
         if self.timelines.rows_of_day(day) == 0 {
             return;
@@ -126,7 +126,7 @@ impl StoreState {
             }
         }
         let cut = self.timelines.cut_day(day, users.iter(), self.position);
-        self.timelines.compact_arena();
+        self.timelines.compact_arena_when_sparse();
         self.sealed.cut(cut);
     }
 

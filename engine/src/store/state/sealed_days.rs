@@ -31,7 +31,8 @@ use crate::store::sealed::{BufferedEvent, DayFile, SealBuffer, SealedEventRows};
 use crate::store::state::timeline::TimelineEntry;
 
 /// The first virtual offset of sealed property blobs; the head's arena
-/// stays below it (it is compacted after every cut).
+/// stays below it (it holds at most twice the head's live blobs: it is
+/// compacted once cut blobs are most of it).
 pub const SEALED_PROPS_BASE: u64 = 1 << 39;
 /// One past the last virtual offset a [`TimelineEntry`] can hold.
 const SEALED_PROPS_END: u64 = 1 << 40;

@@ -129,6 +129,9 @@ pub struct Timelines {
     events: u64,
     /// Rows per UTC day (days with none are absent).
     days: BTreeMap<i32, u64>,
+    /// Bytes of the arena's blobs that entries still point to; the rest was
+    /// cut away and waits for [`Timelines::compact_arena_when_sparse`].
+    arena_live_bytes: u64,
 }
 
 impl Timelines {
@@ -136,6 +139,9 @@ impl Timelines {
     /// timestamp; returns where its properties are in the arena.
     pub fn insert(&mut self, user: UserId, event: EventId, ts_ms: i64, blob: &[u8]) -> u64 {
         let props_at = self.arena.push(blob);
+        if props_at != 0 {
+            self.arena_live_bytes += blob.len() as u64;
+        }
         let index = user as usize;
         if self.by_user.len() <= index {
             self.by_user.resize_with(index + 1, Vec::new);
@@ -197,7 +203,7 @@ impl Timelines {
     /// (16 per entry plus the arena): what the import's head budget counts,
     /// looked at every few batches.
     pub fn row_bytes(&self) -> usize {
-        self.events as usize * std::mem::size_of::<TimelineEntry>() + self.arena.bytes()
+        self.events as usize * std::mem::size_of::<TimelineEntry>() + self.arena_live_bytes as usize
     }
 
     /// Approximate heap bytes held.
@@ -232,6 +238,9 @@ impl Timelines {
                 let blob = self.arena.get(entry.props_at());
                 let blob = &blob[..props::blob_len(blob)];
                 event.push(user, entry.ts_ms, rank as u32, blob);
+                if entry.props_at() != 0 {
+                    self.arena_live_bytes -= blob.len() as u64;
+                }
                 self.events -= 1;
             }
             // The memory of the rows that left goes back (sealing exists to bound it).
@@ -250,27 +259,48 @@ impl Timelines {
     /// offsets. Offsets change: anything that kept one must be rebuilt.
     pub fn compact_arena(&mut self) {
         let mut arena = PropsArena::default();
+        let mut live = 0;
         for timeline in &mut self.by_user {
             for entry in timeline.iter_mut() {
                 if entry.props_at() == 0 {
                     continue;
                 }
                 let blob = self.arena.get(entry.props_at());
-                let at = arena.push(&blob[..props::blob_len(blob)]);
+                let blob = &blob[..props::blob_len(blob)];
+                live += blob.len() as u64;
+                let at = arena.push(blob);
                 *entry = TimelineEntry::new(entry.ts_ms, entry.event(), at);
             }
         }
         self.arena = arena;
+        self.arena_live_bytes = live;
+    }
+
+    /// Compacts the arena once cut blobs are most of it: each compaction
+    /// copies the live blobs, at most twice the bytes cut since the last one,
+    /// so sealing every day of a month copies the head about twice, not
+    /// once per day. A function of the timelines alone, so replay and
+    /// incremental folds compact at the same cuts.
+    pub fn compact_arena_when_sparse(&mut self) -> bool {
+        let sparse = self.arena_live_bytes.saturating_mul(2) < self.arena.bytes() as u64;
+        if sparse {
+            self.compact_arena();
+        }
+        sparse
     }
 
     /// Rebuilds timelines from snapshot parts.
     pub fn from_parts(by_user: Vec<Vec<TimelineEntry>>, arena: PropsArena) -> Self {
         let events = by_user.iter().map(|t| t.len() as u64).sum();
         let mut days = BTreeMap::new();
+        let mut arena_live_bytes = 0;
         for entry in by_user.iter().flatten() {
             *days.entry(crate::clock::day_of(entry.ts_ms)).or_default() += 1;
+            if entry.props_at() != 0 {
+                arena_live_bytes += props::blob_len(arena.get(entry.props_at())) as u64;
+            }
         }
-        Timelines { by_user, arena, events, days }
+        Timelines { by_user, arena, events, days, arena_live_bytes }
     }
 }
 
@@ -360,6 +390,47 @@ mod tests {
         let left: usize = (0..40).map(|u| timelines.of(u).len()).sum();
         assert_eq!(left as u64 + buffer.rows() as u64, 3000);
         assert_eq!(timelines.event_count(), left as u64);
+    }
+
+    /// Cutting days one at a time compacts the arena only once the cut
+    /// blobs are most of it; the live bytes it counts are what a rebuild
+    /// from the parts (a snapshot) counts, so both compact at the same cuts.
+    #[test]
+    fn the_arena_is_compacted_when_cut_blobs_are_most_of_it() {
+        let day_ms = crate::clock::DAY_MS;
+        let mut timelines = Timelines::default();
+        let blob = |n: u32| {
+            let mut b = Vec::new();
+            props::encode(&mut b, &[(1, &props::Value::String(format!("value {n}")))]);
+            b
+        };
+        let mut live = 0;
+        for n in 0..4000u32 {
+            let (day, user) = (i64::from(n % 4), n % 50);
+            let b = blob(n);
+            live += b.len();
+            timelines.insert(user, 1, day * day_ms + i64::from(n), &b);
+        }
+        let live_of = |t: &Timelines| t.row_bytes() - t.event_count() as usize * 16;
+        assert_eq!(live_of(&timelines), live);
+        let mut compacted = Vec::new();
+        for day in 0..4 {
+            let arena_before = timelines.arena().bytes();
+            timelines.cut_day(day, 0..50u32, 1);
+            compacted.push(timelines.compact_arena_when_sparse());
+            let rebuilt = Timelines::from_parts(
+                (0..50).map(|u| timelines.of(u).to_vec()).collect(),
+                timelines.arena().clone(),
+            );
+            assert_eq!(live_of(&rebuilt), live_of(&timelines), "after day {day}");
+            assert!(timelines.arena().bytes() <= 2 * live_of(&timelines) + props::EMPTY.len());
+            assert!(timelines.arena().bytes() <= arena_before);
+        }
+        // A quarter cut: not yet; by the last cut, the arena is compacted,
+        // but not at every cut.
+        assert!(!compacted[0] && compacted[3], "{compacted:?}");
+        assert!(compacted.iter().filter(|&&c| c).count() < 4, "{compacted:?}");
+        assert_eq!(live_of(&timelines), 0);
     }
 
     #[test]
