@@ -73,10 +73,6 @@ pub struct DayFileCheck {
     pub day: i32,
     /// The file's version.
     pub version: u32,
-    /// Bytes read.
-    pub bytes: u64,
-    /// Time taken.
-    pub took: Duration,
     /// The failed check, if any (the file is then moved aside).
     pub damage: Option<crate::Error>,
 }
@@ -306,7 +302,6 @@ impl Engine {
 
     fn check_day_file(&self, day: &SealedDay) -> Result<Option<DayFileCheck>> {
         let Some(file) = day.file() else { return Ok(None) };
-        let started = Instant::now();
         let damage = file.verify_all().err();
         if damage.is_some() {
             let files = self.state.read().store.sealed.files().cloned();
@@ -314,13 +309,7 @@ impl Engine {
                 set_aside(&files, file.path())?;
             }
         }
-        Ok(Some(DayFileCheck {
-            day: day.day,
-            version: day.version,
-            bytes: file.byte_len() as u64,
-            took: started.elapsed(),
-            damage,
-        }))
+        Ok(Some(DayFileCheck { day: day.day, version: day.version, damage }))
     }
 
     /// At open: writes the days that are only in buffers (cut before a

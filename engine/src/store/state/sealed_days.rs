@@ -415,13 +415,10 @@ impl SealedDays {
                 // A merge reads every row of the old version: check them all
                 // first, so a damaged section is never merged as "no rows".
                 if let Some(file) = old.file()
-                    && let Err(e) = file.verify_all()
+                    && file.verify_all().is_err()
+                    && let Some(crate::Error::Corrupt { path, reason }) = file.damage()
                 {
-                    let reason = match e {
-                        crate::Error::Corrupt { reason, .. } => reason,
-                        other => other.to_string(),
-                    };
-                    self.damaged_merge = Some((file.path().to_path_buf(), reason));
+                    self.damaged_merge = Some((path, reason));
                 }
                 (old.version + 1, merge(old, &cut))
             }
