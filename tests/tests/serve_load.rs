@@ -288,6 +288,13 @@ fn stalled_uploads(address: &str, n: usize) -> Vec<TcpStream> {
     (0..n).map(|_| open_and_write(address, head.as_bytes())).collect()
 }
 
+/// The server's `nudge_requests_in_flight` gauge.
+fn requests_in_flight(agent: &ureq::Agent, server: &NudgeServer) -> usize {
+    let text = agent.get(&server.url("/metrics")).call().expect("/metrics").into_string().unwrap();
+    let line = text.lines().find(|l| l.starts_with("nudge_requests_in_flight "));
+    line.and_then(|l| l.split(' ').nth(1)).and_then(|n| n.parse().ok()).expect("the gauge")
+}
+
 fn events_of(request: &str, n: usize, name: &str) -> Value {
     let events: Vec<Value> = (0..n)
         .map(|i| json!({"user_id": request, "name": name, "id": format!("{request}-{i}")}))
@@ -309,13 +316,17 @@ fn a_burst_gets_429_and_503_with_retry_after_and_what_was_acknowledged_is_stored
 
     // Every in-flight slot held by a stalled upload: everything else but
     // /healthz and /metrics is refused at once with 503 and Retry-After.
+    // The uploads are admitted once the server has read their heads; until
+    // then /metrics (exempt) shows fewer in flight. A request sent before that
+    // could take a slot and leave an upload refused, so nothing else is sent.
     let mut uploads = stalled_uploads(&address, in_flight);
     let started = Instant::now();
-    let segments = server.url("/v1/segments");
-    while send(&agent, "GET", &segments, TEST_ADMIN_KEY, None).status != 503 {
-        assert!(started.elapsed() < HANG, "no 503 with every slot taken");
+    while requests_in_flight(&agent, &server) < in_flight {
+        assert!(started.elapsed() < HANG, "the stalled uploads never took every slot");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let segments = server.url("/v1/segments");
+    assert_eq!(send(&agent, "GET", &segments, TEST_ADMIN_KEY, None).status, 503);
     let shed: Vec<Answer> = (0..20)
         .map(|n| {
             let body = events_of(&format!("shed{n}"), 1, "Shed");

@@ -5,7 +5,7 @@
 //! push outcomes are counted by push service (`fcm`, `mozilla`, `apple`,
 //! `wns`, `other`, never the endpoint), outcome and status, and queue depths
 //! are read from the engine at scrape time. Load shedding is counted too:
-//! requests refused at the in-flight limit, connections open, refused at the
+//! requests refused at the in-flight limit, requests in flight, connections open, refused at the
 //! connection limit, and closed for idling.
 
 use prometheus_client::encoding::text::encode;
@@ -43,6 +43,8 @@ pub struct Metrics {
     pub vapid_mints: Gauge,
     /// Requests refused at the in-flight limit (503).
     pub overloaded: Counter,
+    /// Requests holding an in-flight slot, read at scrape time.
+    pub requests_in_flight: Gauge,
     /// Connections open now.
     pub connections_open: Gauge,
     /// Connections closed at once because the connection limit was reached.
@@ -73,6 +75,7 @@ impl Metrics {
             pending_fires: Gauge::default(),
             vapid_mints: Gauge::default(),
             overloaded: Counter::default(),
+            requests_in_flight: Gauge::default(),
             connections_open: Gauge::default(),
             connections_refused: Counter::default(),
             connections_idle_closed: Counter::default(),
@@ -124,6 +127,11 @@ impl Metrics {
             "overloaded_requests",
             "Requests refused at the in-flight limit",
             metrics.overloaded.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests holding an in-flight slot (the /metrics request itself is exempt)",
+            metrics.requests_in_flight.clone(),
         );
         registry.register(
             "connections_open",

@@ -67,5 +67,6 @@ pub(super) async fn metrics(State(state): Shared) -> Response {
     state.metrics.outbox_depth.set(engine.outbox_len() as i64);
     state.metrics.pending_fires.set(engine.pending_fires() as i64);
     state.metrics.vapid_mints.set(state.sender.vapid_mints() as i64);
+    state.metrics.requests_in_flight.set(state.in_flight.current() as i64);
     asset("application/openmetrics-text; version=1.0.0; charset=utf-8", state.metrics.render(), &[])
 }
