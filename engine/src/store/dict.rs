@@ -83,6 +83,16 @@ impl Dictionary {
     }
 
     fn append(&mut self, name: &str) -> u32 {
+        let id = self.store_text(name);
+        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
+        let rehash = |&id: &u32| hasher.hash_one(name_of(text, ends, id));
+        self.table.insert_unique(self.hasher.hash_one(name), id, rehash);
+        id
+    }
+
+    /// Appends `name`'s text as the next id's, which is returned (the caller
+    /// puts the id in the table).
+    fn store_text(&mut self, name: &str) -> u32 {
         let id = self.len();
         // Grow by an eighth, not double: at 10M users the text is most of
         // the dictionaries, and doubling would leave up to half of it unused.
@@ -94,9 +104,6 @@ impl Dictionary {
         }
         self.text.push_str(name);
         self.ends.push(self.text.len() as u64);
-        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
-        let rehash = |&id: &u32| hasher.hash_one(name_of(text, ends, id));
-        self.table.insert_unique(self.hasher.hash_one(name), id, rehash);
         id
     }
 
@@ -110,11 +117,21 @@ impl Dictionary {
     }
 
     /// Appends `name` with the next id, or returns `None` (changing nothing)
-    /// when it is already present.
+    /// when it is already present. One hash and one probe of the table (open
+    /// rebuilds every dictionary of a snapshot through here).
     pub fn try_push(&mut self, name: &str) -> Option<u32> {
-        match self.get(name) {
-            Some(_) => None,
-            None => Some(self.append(name)),
+        let id = self.len();
+        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
+        let is_name = |&id: &u32| name_of(text, ends, id) == name;
+        let rehash = |&id: &u32| hasher.hash_one(name_of(text, ends, id));
+        match self.table.entry(self.hasher.hash_one(name), is_name, rehash) {
+            hashbrown::hash_table::Entry::Occupied(_) => None,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                // The table holds the id before its text is stored: nothing
+                // reads the table until this returns.
+                slot.insert(id);
+                Some(self.store_text(name))
+            }
         }
     }
 
@@ -207,6 +224,10 @@ mod tests {
             assert_eq!(dict.name(i as u32), Some(name.as_str()));
         }
         assert_eq!(dict.get("u_missing"), None);
+        // Repeats are refused after the table grew many times, and change nothing.
+        let (len, bytes) = (dict.len(), dict.heap_bytes());
+        assert!(names.iter().step_by(97).all(|name| dict.try_push(name).is_none()));
+        assert_eq!((dict.len(), dict.heap_bytes(), dict.get(&names[5])), (len, bytes, Some(5)));
         let text: usize = names.iter().map(String::len).sum();
         let per_name = (dict.heap_bytes() - text) as f64 / names.len() as f64;
         // Growth slack included: ends and table at most double their need.
