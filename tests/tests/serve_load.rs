@@ -288,13 +288,6 @@ fn stalled_uploads(address: &str, n: usize) -> Vec<TcpStream> {
     (0..n).map(|_| open_and_write(address, head.as_bytes())).collect()
 }
 
-/// The server's `nudge_requests_in_flight` gauge.
-fn requests_in_flight(agent: &ureq::Agent, server: &NudgeServer) -> usize {
-    let text = agent.get(&server.url("/metrics")).call().expect("/metrics").into_string().unwrap();
-    let line = text.lines().find(|l| l.starts_with("nudge_requests_in_flight "));
-    line.and_then(|l| l.split(' ').nth(1)).and_then(|n| n.parse().ok()).expect("the gauge")
-}
-
 fn events_of(request: &str, n: usize, name: &str) -> Value {
     let events: Vec<Value> = (0..n)
         .map(|i| json!({"user_id": request, "name": name, "id": format!("{request}-{i}")}))
@@ -321,7 +314,7 @@ fn a_burst_gets_429_and_503_with_retry_after_and_what_was_acknowledged_is_stored
     // could take a slot and leave an upload refused, so nothing else is sent.
     let mut uploads = stalled_uploads(&address, in_flight);
     let started = Instant::now();
-    while requests_in_flight(&agent, &server) < in_flight {
+    while metric(&server, "nudge_requests_in_flight") < in_flight as f64 {
         assert!(started.elapsed() < HANG, "the stalled uploads never took every slot");
         std::thread::sleep(Duration::from_millis(20));
     }

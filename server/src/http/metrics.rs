@@ -5,8 +5,8 @@
 //! push outcomes are counted by push service (`fcm`, `mozilla`, `apple`,
 //! `wns`, `other`, never the endpoint), outcome and status, and queue depths
 //! are read from the engine at scrape time. Load shedding is counted too:
-//! requests refused at the in-flight limit, requests in flight, connections open, refused at the
-//! connection limit, and closed for idling.
+//! requests refused at the in-flight limit, requests in flight, connections
+//! open, refused at the connection limit, and closed for idling.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
