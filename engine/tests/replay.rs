@@ -104,7 +104,7 @@ fn a_truncated_or_damaged_snapshot_is_rejected_without_panicking() {
     let path = engine.snapshot().expect("snapshot");
     drop(engine);
     let bytes = std::fs::read(&path).expect("read");
-    let decode = |b: &[u8]| nudge_engine::internals::snapshot::decode(b, b.len() as u64, 1000);
+    let decode = |b: &[u8]| nudge_engine::internals::snapshot::decode_bytes(b, 1000);
     assert!(decode(&bytes).is_ok());
     for cut in (0..bytes.len()).step_by(7) {
         assert!(decode(&bytes[..cut]).is_err(), "cut at {cut} accepted");
@@ -114,4 +114,72 @@ fn a_truncated_or_damaged_snapshot_is_rejected_without_panicking() {
         damaged[at] ^= 0x40;
         assert!(decode(&damaged).is_err(), "flip at byte {at} accepted");
     }
+}
+
+#[test]
+fn profiles_and_subscriptions_open_in_place_and_only_later_changes_use_the_heap() {
+    use nudge_engine::{ProfileUpdate, Subscription, Value};
+    let spec = DatasetSpec { now_ms: NOW, ..DatasetSpec::new(300) };
+    let records: Vec<Record> = dataset::records(spec).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let queries = ["user.city == \"Zurich\"", "user.age > 30", "not user.city exists"];
+    let engine = open(dir.path(), &clock);
+    ingest_all(&engine, &records);
+    let users_with_profiles = engine.storage_tiers().heap_profiles;
+    assert!(users_with_profiles > 100, "the dataset sets profiles: {users_with_profiles}");
+    let subscriptions = engine.storage_tiers().heap_subscriptions;
+    assert!(subscriptions > 50, "the dataset subscribes: {subscriptions}");
+    let expected = answers(&engine, &queries);
+    // Writing a snapshot moves every profile it holds off the heap.
+    engine.snapshot().expect("snapshot");
+    let tiers = engine.storage_tiers();
+    assert_eq!((tiers.heap_profiles, tiers.heap_subscriptions), (0, 0), "{tiers:?}");
+    assert!(tiers.mapped_snapshot_bytes > 0, "{tiers:?}");
+    assert_eq!(answers(&engine, &queries), expected);
+    let state = engine.encode_state().expect("encode");
+    drop(engine);
+
+    let reopened = open(dir.path(), &clock);
+    let tiers = reopened.storage_tiers();
+    assert_eq!((tiers.heap_profiles, tiers.heap.profiles), (0, 0), "{tiers:?}");
+    assert_eq!((tiers.heap_subscriptions, tiers.heap.subscriptions), (0, 0), "{tiers:?}");
+    assert!(reopened.encode_state().expect("encode") == state, "the mapped profiles differ");
+    assert_eq!(answers(&reopened, &queries), expected);
+
+    // One change after open: one profile on the heap, shadowing the mapped one.
+    let moved = ProfileUpdate {
+        user_id: "a-new-user".into(),
+        set: vec![("city".into(), Value::String("Zurich".into()))],
+        ..Default::default()
+    };
+    let subscription = Subscription {
+        endpoint: "https://push.example/a-new-user".into(),
+        p256dh: "BOr8l8MiNrzxzJuo0bmbgbhXgvkhthaNy3b6Qz8TgcgQAm0H2wC9nRhJs2dzf6nkl-2BqYVaiWrkB8cO2QKLgaA".into(),
+        auth: "8eDyX_uCN0XRhSbY5hs7Hg".into(),
+    };
+    reopened
+        .ingest(vec![
+            Record::Profile(moved),
+            Record::Subscribe { user_id: "a-new-user".into(), subscription },
+        ])
+        .expect("ingest");
+    let reachable = answers(&reopened, &["user.city == \"Zurich\" and reachable via webpush"]);
+    assert!(reachable[0].1.contains(&"a-new-user".to_string()));
+    let zurich = answers(&reopened, &queries[..1]);
+    assert_eq!(zurich[0].0, expected[0].0 + 1);
+    assert!(zurich[0].1.contains(&"a-new-user".to_string()));
+    let tiers = reopened.storage_tiers();
+    assert_eq!((tiers.heap_profiles, tiers.heap_subscriptions), (1, 1), "{tiers:?}");
+    let changed = reopened.encode_state().expect("encode");
+    reopened.snapshot().expect("snapshot");
+    let tiers = reopened.storage_tiers();
+    assert_eq!((tiers.heap_profiles, tiers.heap_subscriptions), (0, 0), "{tiers:?}");
+    assert!(reopened.encode_state().expect("encode") == changed, "rebase changed the state");
+    drop(reopened);
+
+    let full = Engine::open(dir.path(), EngineOptions { load_snapshot: false, ..options(&clock) })
+        .expect("open");
+    assert!(full.encode_state().expect("encode") == changed, "full replay differs");
+    assert_eq!(full.storage_tiers().heap_profiles, users_with_profiles + 1);
 }

@@ -3,8 +3,8 @@
 //!
 //! The first byte picks whether the rest is decoded as it is (bit 0 clear) or with its
 //! last four bytes replaced by the right checksum (bit 0 set), so that decoding can
-//! succeed and the contents be checked. The decoder checks the checksum last, so every
-//! section is reached either way.
+//! succeed and the contents be checked. The decoder checks the checksum first, so only
+//! the second kind reaches the sections.
 //!
 //! Failure means a panic, or a decoded snapshot whose encoding does not decode again to
 //! the same encoding (`encode` ∘ `decode` must be idempotent).
@@ -19,7 +19,7 @@ use nudge_engine::internals::snapshot;
 const TRAILER_BYTES: usize = 4;
 
 fn decode(bytes: &[u8]) -> Result<snapshot::Contents, String> {
-    snapshot::decode(bytes, bytes.len() as u64, DEFAULT_DEDUPE_WINDOW_MS)
+    snapshot::decode_bytes(bytes, DEFAULT_DEDUPE_WINDOW_MS)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -346,7 +346,7 @@ impl<'a> Planner<'a> {
         let variant_name = chosen.map(|v| v.name.clone());
         let mut targets: Vec<(Target, outbox::Notification)> = Vec::new();
         for sub in &subscriptions {
-            let shown = if template::is_safari(&sub.endpoint) {
+            let shown = if template::is_safari(sub.endpoint) {
                 match template::for_safari(&notification) {
                     Ok(n) => n,
                     Err(reason) => {
@@ -360,9 +360,9 @@ impl<'a> Planner<'a> {
                 notification.clone()
             };
             let target = Target::WebPush {
-                endpoint: sub.endpoint.clone(),
-                p256dh: sub.p256dh.clone(),
-                auth: sub.auth.clone(),
+                endpoint: sub.endpoint.to_owned(),
+                p256dh: sub.p256dh.to_owned(),
+                auth: sub.auth.to_owned(),
             };
             targets.push((target, shown));
         }

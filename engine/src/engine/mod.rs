@@ -523,12 +523,23 @@ impl Engine {
         &self,
         f: impl FnOnce(&Dictionaries, &Dedupe, &DerivedState) -> Result<T>,
     ) -> Result<T> {
+        self.with_quiesced_after(|_| {}, f)
+    }
+
+    /// [`Engine::with_quiesced`], running `first` on the state (exclusively)
+    /// at the same cut.
+    fn with_quiesced_after<T>(
+        &self,
+        first: impl FnOnce(&mut DerivedState),
+        f: impl FnOnce(&Dictionaries, &Dedupe, &DerivedState) -> Result<T>,
+    ) -> Result<T> {
         let mut sequencer = self.sequencer.lock();
         Self::request_sync(&sequencer)?.recv().map_err(|_| Error::Closed)??;
         // Expired ids are dropped first, so that the cut does not depend on when
         // pruning last ran (incremental state and replayed state encode equal).
         sequencer.dedupe.prune(self.options.clock.now_ms());
         let dicts = self.dicts.read();
+        first(&mut self.state.write());
         let state = self.state.read();
         f(&dicts, &sequencer.dedupe, &state)
     }
@@ -540,13 +551,31 @@ impl Engine {
         // No day file is replaced while the snapshot naming it is written.
         let _sealing = self.seal_lock.lock();
         let dir = self.dir.join(SNAPSHOT_DIR);
-        let encoded = self.with_quiesced(|dicts, dedupe, state| {
+        // Subscription changes made while the snapshot is written are kept,
+        // to be replayed onto it.
+        let journal = |state: &mut DerivedState| state.store.subscriptions.start_journal();
+        let encoded = self.with_quiesced_after(journal, |dicts, dedupe, state| {
             // A snapshot is never taken of answers a damaged file left short.
             state.store.sealed.damage()?;
             Ok(snapshot::encode_for_write(dicts, dedupe, state))
-        })?;
-        let position = encoded.position();
-        let path = snapshot::write_encoded(&dir, encoded)?;
+        });
+        let written = encoded.and_then(|encoded| snapshot::write_encoded(&dir, encoded));
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                self.state.write().store.subscriptions.drop_journal();
+                return Err(e);
+            }
+        };
+        // What the snapshot holds as it stands now leaves the heap: the
+        // running state reads it in place from the file just written.
+        let position = {
+            let mut state = self.state.write();
+            state.store.profiles.rebase(written.profiles);
+            state.store.subscriptions.rebase(written.subscriptions);
+            written.position
+        };
+        let path = written.path;
         if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
             self.meta.set_newest_snapshot(name)?;
         }

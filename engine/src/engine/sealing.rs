@@ -110,6 +110,12 @@ pub struct StorageTiers {
     pub mapped_days: usize,
     /// Bytes of the mapped day files.
     pub mapped_bytes: u64,
+    /// Bytes of the snapshot file read in place: profiles and subscriptions.
+    pub mapped_snapshot_bytes: u64,
+    /// Profiles on the heap: changed since that snapshot.
+    pub heap_profiles: usize,
+    /// Subscriptions on the heap: added since that snapshot.
+    pub heap_subscriptions: usize,
     /// Heap bytes of what stays in memory, by kind (approximate).
     pub heap: HeapBytes,
 }
@@ -148,6 +154,11 @@ impl Engine {
             sealed_rows: sealed.rows(),
             mapped_days: mapped.len(),
             mapped_bytes: mapped.iter().map(|f| f.byte_len() as u64).sum(),
+            mapped_snapshot_bytes: (state.store.profiles.mapped_bytes()
+                + state.store.subscriptions.mapped_bytes())
+                as u64,
+            heap_profiles: state.store.profiles.changed_count(),
+            heap_subscriptions: state.store.subscriptions.heap_count(),
             heap: HeapBytes {
                 head: timelines.heap_bytes(),
                 sealing_buffers: sealed.heap_bytes(),

@@ -29,8 +29,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
@@ -47,18 +48,19 @@ use crate::store::dedupe::Dedupe;
 use crate::store::dict::{Dictionaries, Dictionary};
 use crate::store::log::LogPosition;
 use crate::store::log::recovery::sync_dir;
+use crate::store::log::storage::{FileBytes, FsStorage, LogStorage};
 use crate::store::state::StoreState;
 use crate::store::state::index::{EventUserIds, IndexedValue, Indexes, TIME_LEVELS, ValueUserIds};
-use crate::store::state::profiles::Profiles;
+use crate::store::state::profiles::{MappedProfiles, Profiles};
 use crate::store::state::sealed_days::DayFiles;
-use crate::store::state::subscriptions::{StoredSubscription, Subscriptions};
+use crate::store::state::subscriptions::{MappedSubscriptions, Subscriptions};
 use crate::store::state::timeline::{PropsArena, TimelineEntry, Timelines};
 
 /// Directory inside the data directory that holds snapshots.
 pub const SNAPSHOT_DIR: &str = "snapshots";
 const MAGIC: &[u8; 8] = b"NUDGSNAP";
 /// Version of the snapshot layout written today.
-pub const SNAPSHOT_VERSION: u32 = 7;
+pub const SNAPSHOT_VERSION: u32 = 8;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone)]
@@ -146,6 +148,22 @@ impl Out {
 
 /// Encodes a snapshot file's complete bytes.
 pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Vec<u8> {
+    encode_marked(dicts, dedupe, state).0
+}
+
+/// Where the sections read in place start in an encoded snapshot.
+#[derive(Debug, Clone, Copy, Default)]
+struct SectionsAt {
+    profiles: usize,
+    subscriptions: usize,
+}
+
+/// [`encode`], and where its sections read in place start.
+fn encode_marked(
+    dicts: &Dictionaries,
+    dedupe: &Dedupe,
+    state: &DerivedState,
+) -> (Vec<u8>, SectionsAt) {
     let estimate = state.store.heap_bytes() + dicts.heap_bytes() + 1024;
     let mut out = Out { bytes: Vec::with_capacity(estimate) };
     out.bytes.extend_from_slice(MAGIC);
@@ -182,27 +200,12 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
         out.bytes(page);
     }
     sealed::encode(&mut out, &state.store.sealed);
-    // Profiles: slots, each present flag + blob.
-    let profiles = state.store.profiles.parts();
-    out.len(profiles.len());
-    for profile in profiles {
-        match profile {
-            Some(blob) => {
-                out.u8(1);
-                out.bytes(blob);
-            }
-            None => out.u8(0),
-        }
-    }
-    // Subscriptions, per user (ascending), oldest first.
-    let subs = state.store.subscriptions.all();
-    out.len(subs.len());
-    for sub in subs {
-        out.u32(sub.user);
-        out.str(&sub.endpoint);
-        out.str(&sub.p256dh);
-        out.str(&sub.auth);
-    }
+    // Profiles, read in place at open (`MappedProfiles`): slots, offsets, blobs.
+    let profiles = out.bytes.len();
+    state.store.profiles.encode_section(&mut out.bytes);
+    // Subscriptions, read in place at open (`MappedSubscriptions`).
+    let subscriptions = out.bytes.len();
+    state.store.subscriptions.encode_section(&mut out.bytes);
     // Indexes.
     let indexes = &state.store.indexes;
     out.bitmap(&indexes.all_user_ids);
@@ -268,65 +271,53 @@ pub fn encode(dicts: &Dictionaries, dedupe: &Dedupe, state: &DerivedState) -> Ve
     out.bytes(&state.campaigns.outbox.encode());
     let crc = crc32c::crc32c(&out.bytes);
     out.u32(crc);
-    out.bytes
+    (out.bytes, SectionsAt { profiles, subscriptions })
 }
 
-/// Reads a snapshot front to back, checksumming as it goes, so that nothing is
-/// held twice: sections are decoded straight into the state they rebuild.
-struct In<R> {
-    /// The body (everything before the trailer), checksummed as the buffer
-    /// fills: one CRC call per mebibyte, not one per value read.
-    reader: std::io::BufReader<Hashing<std::io::Take<R>>>,
-    /// Bytes left before the checksum trailer.
+/// Reads a snapshot's bytes (its mapped file) front to back; the checksum
+/// of the whole body is checked before anything is decoded.
+struct In {
+    file: Arc<FileBytes>,
+    /// Where the next read starts.
+    at: usize,
+    /// Where the body ends (the checksum trailer starts).
+    end: usize,
+    /// Bytes left before the trailer.
     left: u64,
 }
-
-/// A reader that keeps the CRC32C of every byte read through it.
-struct Hashing<R> {
-    inner: R,
-    crc: u32,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
-        Ok(n)
-    }
-}
-
-/// Bytes of the buffer the snapshot body is read through.
-const DECODE_BUFFER_BYTES: usize = 1 << 20;
 
 type Decoded<T> = std::result::Result<T, String>;
 
 /// The CRC32C of the body, after it.
 const TRAILER_BYTES: u64 = 4;
 
-impl<R: Read> In<R> {
-    /// Reads a snapshot of `total_len` bytes from `reader`.
-    fn new(reader: R, total_len: u64) -> In<R> {
-        let body = total_len - TRAILER_BYTES;
-        let hashing = Hashing { inner: reader.take(body), crc: 0 };
-        In { reader: std::io::BufReader::with_capacity(DECODE_BUFFER_BYTES, hashing), left: body }
+impl In {
+    /// Reads the snapshot `file`, at least a trailer long.
+    fn new(file: Arc<FileBytes>) -> In {
+        let end = file.len() - TRAILER_BYTES as usize;
+        In { file, at: 0, end, left: end as u64 }
     }
 
-    /// Whether the trailer holds the checksum of the body, every byte of
-    /// which has been read.
-    fn trailer_matches(&mut self) -> Decoded<bool> {
-        let crc = self.reader.get_ref().crc;
-        let mut trailer = [0u8; TRAILER_BYTES as usize];
-        let rest = self.reader.get_mut().inner.get_mut();
-        rest.read_exact(&mut trailer).map_err(|e| format!("reading the checksum: {e}"))?;
-        Ok(u32::from_le_bytes(trailer) == crc)
+    /// Whether the trailer holds the checksum of the body.
+    fn trailer_matches(&self) -> bool {
+        let trailer = &self.file[self.end..];
+        crc32c::crc32c(&self.file[..self.end]).to_le_bytes() == trailer
+    }
+
+    /// The next `n` bytes, in place.
+    fn take(&mut self, n: usize) -> Decoded<&[u8]> {
+        if n as u64 > self.left {
+            return Err(format!("truncated: {n} bytes wanted, {} left", self.left));
+        }
+        let at = self.at;
+        self.at += n;
+        self.left -= n as u64;
+        Ok(&self.file[at..at + n])
     }
 
     fn fill(&mut self, buf: &mut [u8]) -> Decoded<()> {
-        if buf.len() as u64 > self.left {
-            return Err(format!("truncated: {} bytes wanted, {} left", buf.len(), self.left));
-        }
-        self.reader.read_exact(buf).map_err(|e| format!("read failed: {e}"))?;
-        self.left -= buf.len() as u64;
+        let n = buf.len();
+        buf.copy_from_slice(self.take(n)?);
         Ok(())
     }
     fn array<const N: usize>(&mut self) -> Decoded<[u8; N]> {
@@ -357,34 +348,26 @@ impl<R: Read> In<R> {
         }
         Ok(n as usize)
     }
-    /// A length-prefixed byte string, read into a buffer of exactly its size.
-    fn bytes(&mut self) -> Decoded<Vec<u8>> {
-        let mut out = Vec::new();
-        self.bytes_into(&mut out)?;
-        Ok(out)
-    }
-    /// A length-prefixed byte string, read into `out` (replacing what it
-    /// held): one `read_exact`, no allocation when `out` is large enough (ten
-    /// million user ids are read this way at open).
-    fn bytes_into(&mut self, out: &mut Vec<u8>) -> Decoded<()> {
+    /// A length-prefixed byte string, in place.
+    fn slice(&mut self) -> Decoded<&[u8]> {
         let n = self.len()?;
-        out.clear();
-        out.resize(n, 0);
-        self.fill(out)
+        self.take(n)
+    }
+    /// A length-prefixed byte string, copied into a buffer of exactly its size.
+    fn bytes(&mut self) -> Decoded<Vec<u8>> {
+        Ok(self.slice()?.to_vec())
     }
     fn str(&mut self) -> Decoded<String> {
         String::from_utf8(self.bytes()?).map_err(|_| "invalid UTF-8 in a string".to_string())
     }
     fn bitmap(&mut self) -> Decoded<RoaringBitmap> {
-        decode_bitmap(&self.bytes()?)
+        decode_bitmap(self.slice()?)
     }
     fn dict(&mut self) -> Decoded<Dictionary> {
         let count = self.len()?;
         let mut dict = Dictionary::with_capacity(count);
-        let mut scratch = Vec::new();
         for _ in 0..count {
-            self.bytes_into(&mut scratch)?;
-            let name = std::str::from_utf8(&scratch)
+            let name = std::str::from_utf8(self.slice()?)
                 .map_err(|_| "invalid UTF-8 in a string".to_string())?;
             if dict.try_push(name).is_none() {
                 return Err(format!("dictionary repeats {name:?}"));
@@ -408,35 +391,27 @@ impl<R: Read> In<R> {
     }
 }
 
-/// Decodes a snapshot of `total_len` bytes from `reader`, checking magic,
-/// version and checksum (the checksum last: a damaged file is rejected after
-/// decoding, every count having been bounded by the bytes left).
-pub fn decode(reader: impl Read, total_len: u64, dedupe_window_ms: i64) -> Decoded<Contents> {
-    if total_len < 16 + TRAILER_BYTES {
+/// Decodes a snapshot held in `file` (mapped, or a copy), checking magic,
+/// version and the checksum (first: a damaged file is rejected before any
+/// section is decoded). The profiles section stays in `file`, read in place.
+pub fn decode(file: Arc<FileBytes>, dedupe_window_ms: i64) -> Decoded<Contents> {
+    if (file.len() as u64) < 16 + TRAILER_BYTES {
         return Err("file too short".into());
     }
-    let mut input = In::new(reader, total_len);
-    match decode_sections(&mut input, dedupe_window_ms) {
-        Ok(contents) => Ok(contents),
-        Err(why) => {
-            // Damage is the likelier cause of a decode error: read on to the
-            // trailer, and say so when the checksum fails.
-            let mut rest = vec![0u8; 1 << 16];
-            while input.left > 0 {
-                let n = rest.len().min(input.left as usize);
-                if input.fill(&mut rest[..n]).is_err() {
-                    return Err(why);
-                }
-            }
-            match input.trailer_matches() {
-                Ok(false) => Err("checksum mismatch".into()),
-                _ => Err(why),
-            }
-        }
+    let mut input = In::new(file);
+    if !input.trailer_matches() {
+        return Err("checksum mismatch".into());
     }
+    decode_sections(&mut input, dedupe_window_ms)
 }
 
-fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<Contents> {
+/// [`decode`] of a copy of `bytes` (tests, fuzzing).
+#[cfg(any(test, feature = "internals"))]
+pub fn decode_bytes(bytes: &[u8], dedupe_window_ms: i64) -> Decoded<Contents> {
+    decode(Arc::new(FileBytes::copied(bytes)), dedupe_window_ms)
+}
+
+fn decode_sections(input: &mut In, dedupe_window_ms: i64) -> Decoded<Contents> {
     if &input.array::<8>()? != MAGIC {
         return Err("not a snapshot (bad magic)".into());
     }
@@ -481,23 +456,11 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
     }
     let timelines = Timelines::from_parts(by_user, PropsArena::from_pages(pages));
     let (sealed, day_files) = sealed::decode(input)?;
-    let mut profiles = Vec::new();
-    for _ in 0..input.len()? {
-        profiles.push(match input.u8()? {
-            0 => None,
-            _ => Some(input.bytes()?.into_boxed_slice()),
-        });
-    }
-    let count = input.len()?;
-    let mut stored = Vec::with_capacity(count.min(1 << 20));
-    for _ in 0..count {
-        let user = input.u32()?;
-        let endpoint = input.str()?;
-        let p256dh = input.str()?;
-        let auth = input.str()?;
-        stored.push(StoredSubscription { user, endpoint, p256dh, auth });
-    }
-    let subscriptions = Subscriptions::from_parts(stored);
+    let (profiles, after) = MappedProfiles::parse(input.file.clone(), input.at, input.end)?;
+    input.take(after - input.at)?;
+    let (subscriptions, after) =
+        MappedSubscriptions::parse(input.file.clone(), input.at, input.end)?;
+    input.take(after - input.at)?;
     let mut indexes = Indexes::default();
     indexes.all_user_ids = input.bitmap()?;
     indexes.webpush_user_ids = input.bitmap()?;
@@ -563,15 +526,12 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
     if input.left != 0 {
         return Err(format!("{} unexpected trailing bytes", input.left));
     }
-    if !input.trailer_matches()? {
-        return Err("checksum mismatch".into());
-    }
     let state = DerivedState {
         store: StoreState {
             timelines,
             indexes,
-            profiles: Profiles::from_parts(profiles),
-            subscriptions,
+            profiles: Profiles::mapped(profiles),
+            subscriptions: Subscriptions::mapped(subscriptions),
             position,
             sealed,
             ..Default::default()
@@ -589,6 +549,8 @@ fn decode_sections(input: &mut In<impl Read>, dedupe_window_ms: i64) -> Decoded<
 pub struct EncodedSnapshot {
     position: LogPosition,
     bytes: Vec<u8>,
+    /// Where the sections read in place start in `bytes`.
+    sections_at: SectionsAt,
     day_files: Vec<String>,
 }
 
@@ -605,17 +567,33 @@ pub fn encode_for_write(
     dedupe: &Dedupe,
     state: &DerivedState,
 ) -> EncodedSnapshot {
+    let (bytes, sections_at) = encode_marked(dicts, dedupe, state);
     EncodedSnapshot {
         position: state.store.position,
-        bytes: encode(dicts, dedupe, state),
+        bytes,
+        sections_at,
         day_files: sealed::day_file_names(&state.store.sealed),
     }
 }
 
+/// A snapshot written to disk.
+pub struct WrittenSnapshot {
+    /// Its file.
+    pub path: PathBuf,
+    /// The log position it is the state at.
+    pub position: LogPosition,
+    /// Its profiles section, read in place from the file: what
+    /// [`Profiles::rebase`] moves the running state onto.
+    pub profiles: MappedProfiles,
+    /// Its subscriptions section, likewise ([`Subscriptions::rebase`]).
+    pub subscriptions: MappedSubscriptions,
+}
+
 /// Writes an encoded snapshot into `dir` crash-safely (temporary file,
 /// fsync, rename, directory fsync), the list of the day files it names
-/// first. The caller keeps those files in place meanwhile.
-pub fn write_encoded(dir: &Path, snapshot: EncodedSnapshot) -> Result<PathBuf> {
+/// first, and maps the written file's profiles section. The caller keeps
+/// the day files in place meanwhile.
+pub fn write_encoded(dir: &Path, snapshot: EncodedSnapshot) -> Result<WrittenSnapshot> {
     fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     let position = snapshot.position;
     let path = dir.join(file_name(position));
@@ -628,7 +606,16 @@ pub fn write_encoded(dir: &Path, snapshot: EncodedSnapshot) -> Result<PathBuf> {
     file.sync_all().context(|| format!("syncing {}", tmp.display()))?;
     fs::rename(&tmp, &path).context(|| format!("renaming {} into place", tmp.display()))?;
     sync_dir(dir)?;
-    Ok(path)
+    drop(snapshot.bytes);
+    let file = Arc::new(FsStorage.map(&path).context(|| format!("mapping {}", path.display()))?);
+    let body_end = file.len() - TRAILER_BYTES as usize;
+    let corrupt = |reason| crate::error::Error::Corrupt { path: path.clone(), reason };
+    let at = snapshot.sections_at;
+    let (profiles, _) =
+        MappedProfiles::parse(file.clone(), at.profiles, body_end).map_err(corrupt)?;
+    let (subscriptions, _) =
+        MappedSubscriptions::parse(file, at.subscriptions, body_end).map_err(corrupt)?;
+    Ok(WrittenSnapshot { path, position, profiles, subscriptions })
 }
 
 /// Snapshot files in `dir`, newest (highest position) first.
@@ -667,10 +654,10 @@ pub fn load_newest(
         candidates.insert(0, chosen);
     }
     for (_, path) in candidates {
-        let decoded = File::open(&path).map_err(|e| e.to_string()).and_then(|file| {
-            let len = file.metadata().map_err(|e| e.to_string())?.len();
-            decode(file, len, dedupe_window_ms)
-        });
+        let decoded = FsStorage
+            .map(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|file| decode(Arc::new(file), dedupe_window_ms));
         match decoded.and_then(|contents| resolve_day_files(contents, files)) {
             Ok(contents) => return (Some(contents), problems),
             Err(why) => problems.push(format!("snapshot {} skipped: {why}", path.display())),

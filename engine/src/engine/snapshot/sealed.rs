@@ -4,7 +4,7 @@
 //! `docs/design/snapshots-and-recovery.md`).
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use super::{Contents, Decoded, In, Out, list};
@@ -68,7 +68,7 @@ pub(super) fn encode(out: &mut Out, sealed_days: &SealedDays) {
 }
 
 /// Reads what [`encode`] wrote: the days held in buffers, and the day files named.
-pub(super) fn decode(input: &mut In<impl Read>) -> Decoded<(SealedDays, Vec<DayFileRef>)> {
+pub(super) fn decode(input: &mut In) -> Decoded<(SealedDays, Vec<DayFileRef>)> {
     let mut sealed = SealedDays::default();
     let mut day_files = Vec::new();
     for _ in 0..input.len()? {

@@ -14,6 +14,7 @@
 
 mod day_changes;
 pub mod index;
+pub mod mapped;
 pub mod profiles;
 pub mod sealed_days;
 pub mod subscriptions;

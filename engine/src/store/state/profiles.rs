@@ -6,17 +6,39 @@
 //! changed. A profile holds at most `MAX_PROFILE_PROPERTIES` keys: an operation
 //! adding a further new key is ignored (deterministically, so replay agrees). Appending
 //! beyond `MAX_ARRAY_ELEMENTS` keeps the newest elements.
+//!
+//! Two tiers, like the events: the profiles a snapshot holds are read in
+//! place from its mapped file ([`MappedProfiles`], no heap), and a profile
+//! changed since is kept on the heap, where it shadows the mapped one. A
+//! process opened from a snapshot holds on its heap only the profiles
+//! changed since that snapshot was written ([`Profiles::rebase`] moves a
+//! running process onto the snapshot it has just written).
 
 use crate::limits::{MAX_ARRAY_ELEMENTS, MAX_PROFILE_PROPERTIES};
 use crate::store::dict::{FastMap, UserId};
 use crate::store::log::entry::ArchivedLogProfile;
 use crate::store::props::{self, KeyId, Value, ValueRef};
 use crate::store::state::index::ValueUserIds;
+pub use crate::store::state::mapped::MappedProfiles;
 
 /// Every user's current profile.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Profiles {
-    by_user: Vec<Option<Box<[u8]>>>,
+    /// The profiles of the snapshot this state was opened from (or last
+    /// rebased on).
+    mapped: MappedProfiles,
+    /// Profiles stored since, each shadowing the mapped one.
+    changed: FastMap<UserId, Box<[u8]>>,
+    /// One more than the highest user with a profile (0 when none).
+    slots: usize,
+}
+
+impl PartialEq for Profiles {
+    /// The same profiles, whichever tier holds them.
+    fn eq(&self, other: &Self) -> bool {
+        self.slots == other.slots
+            && (0..self.slots as UserId).all(|u| self.stored(u) == other.stored(u))
+    }
 }
 
 fn decode(blob: &[u8]) -> Vec<(KeyId, Value)> {
@@ -33,9 +55,24 @@ fn upsert(props: &mut Vec<(KeyId, Value)>, key: KeyId, value: Value, only_if_abs
 }
 
 impl Profiles {
+    /// Profiles read in place from a snapshot's section.
+    pub fn mapped(mapped: MappedProfiles) -> Self {
+        Profiles { slots: mapped.slots(), mapped, changed: FastMap::default() }
+    }
+
+    /// `user`'s stored profile blob, from whichever tier holds it.
+    pub fn stored(&self, user: UserId) -> Option<&[u8]> {
+        if !self.changed.is_empty()
+            && let Some(blob) = self.changed.get(&user)
+        {
+            return Some(blob);
+        }
+        self.mapped.get(user)
+    }
+
     /// `user`'s profile blob (empty when none).
     pub fn get(&self, user: UserId) -> &[u8] {
-        self.by_user.get(user as usize).and_then(|p| p.as_deref()).unwrap_or(props::EMPTY)
+        self.stored(user).unwrap_or(props::EMPTY)
     }
 
     /// One property of `user`'s profile.
@@ -43,15 +80,51 @@ impl Profiles {
         props::get(self.get(user), key)
     }
 
-    #[cfg(any(test, feature = "internals"))]
-    /// Number of user slots.
-    pub fn user_slots(&self) -> usize {
-        self.by_user.len()
+    /// Writes the profiles as a section [`MappedProfiles::parse`] reads.
+    pub fn encode_section(&self, out: &mut Vec<u8>) {
+        let slots = self.slots as UserId;
+        out.extend_from_slice(&u64::from(slots).to_le_bytes());
+        let mut offset = 0u64;
+        out.extend_from_slice(&offset.to_le_bytes());
+        for user in 0..slots {
+            offset += self.stored(user).map_or(0, |blob| blob.len() as u64);
+            out.extend_from_slice(&offset.to_le_bytes());
+        }
+        for user in 0..slots {
+            out.extend_from_slice(self.stored(user).unwrap_or_default());
+        }
     }
 
-    /// Approximate heap bytes.
+    #[cfg(test)]
+    /// One more than the highest user with a profile.
+    pub fn user_slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Approximate heap bytes: the changed profiles and their table.
     pub fn heap_bytes(&self) -> usize {
-        self.by_user.capacity() * 16 + self.by_user.iter().flatten().map(|b| b.len()).sum::<usize>()
+        self.changed.capacity() * (std::mem::size_of::<(UserId, Box<[u8]>)>() + 1)
+            + self.changed.values().map(|b| b.len()).sum::<usize>()
+    }
+
+    /// Bytes of the snapshot file read in place.
+    pub fn mapped_bytes(&self) -> usize {
+        self.mapped.mapped_bytes()
+    }
+
+    /// Profiles on the heap (changed since the mapped snapshot).
+    pub fn changed_count(&self) -> usize {
+        self.changed.len()
+    }
+
+    /// Moves onto `mapped`, a snapshot of these profiles written earlier:
+    /// every changed profile the snapshot holds as it stands leaves the heap;
+    /// one changed since it was taken stays.
+    pub fn rebase(&mut self, mapped: MappedProfiles) {
+        self.changed.retain(|&user, blob| mapped.get(user) != Some(&blob[..]));
+        self.changed.shrink_to_fit();
+        self.slots = self.slots.max(mapped.slots());
+        self.mapped = mapped;
     }
 
     /// Applies one update, keeping the value index in step.
@@ -117,11 +190,8 @@ impl Profiles {
     /// Replaces `user`'s profile with `new_blob`, moving the value index along.
     fn store(&mut self, user: UserId, new_blob: Vec<u8>, index: &mut FastMap<KeyId, ValueUserIds>) {
         self.reindex(user, self.get(user), &new_blob, index);
-        let slot = user as usize;
-        if self.by_user.len() <= slot {
-            self.by_user.resize(slot + 1, None);
-        }
-        self.by_user[slot] = Some(new_blob.into_boxed_slice());
+        self.slots = self.slots.max(user as usize + 1);
+        self.changed.insert(user, new_blob.into_boxed_slice());
     }
 
     fn reindex(
@@ -144,14 +214,91 @@ impl Profiles {
             }
         }
     }
+}
 
-    /// Rebuilds profiles from snapshot parts.
-    pub fn from_parts(by_user: Vec<Option<Box<[u8]>>>) -> Self {
-        Profiles { by_user }
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::log::storage::FileBytes;
+
+    fn blob(n: f64) -> Vec<u8> {
+        let value = Value::Number(n);
+        let mut out = Vec::new();
+        props::encode(&mut out, &[(3, &value)]);
+        out
     }
 
-    /// The per-user blobs (for snapshots).
-    pub fn parts(&self) -> &[Option<Box<[u8]>>] {
-        &self.by_user
+    fn section(profiles: &Profiles) -> MappedProfiles {
+        let mut bytes = vec![0xAA; 5];
+        profiles.encode_section(&mut bytes);
+        let file = Arc::new(FileBytes::copied(&bytes));
+        let (mapped, end) = MappedProfiles::parse(file, 5, bytes.len()).expect("parses");
+        assert_eq!(end, bytes.len());
+        mapped
+    }
+
+    #[test]
+    fn mapped_profiles_read_in_place_and_rebase_keeps_only_later_changes() {
+        let mut index = FastMap::default();
+        let mut written = Profiles::default();
+        for (user, n) in [(0, 1.0), (2, 2.0), (5, 5.0)] {
+            written.store(user, blob(n), &mut index);
+        }
+        let mut opened = Profiles::mapped(section(&written));
+        assert_eq!(opened, written);
+        assert_eq!((opened.changed_count(), opened.user_slots()), (0, 6));
+        assert_eq!(opened.stored(1), None);
+        assert_eq!(opened.get(2), &blob(2.0)[..]);
+        assert_eq!(opened.value(5, 3), Some(ValueRef::Number(5.0)));
+
+        // Changes after open go to the heap and shadow the mapped profiles.
+        let before = section(&opened);
+        opened.store(2, blob(20.0), &mut index);
+        opened.store(7, blob(7.0), &mut index);
+        assert_eq!(opened.get(2), &blob(20.0)[..]);
+        assert_eq!((opened.changed_count(), opened.user_slots()), (2, 8));
+        let expected = opened.clone();
+
+        // A snapshot taken before the changes leaves them on the heap...
+        opened.rebase(before);
+        assert_eq!(opened.changed_count(), 2);
+        assert_eq!(opened, expected);
+        // ...one taken after takes them all, and one more change stays.
+        let after = section(&opened);
+        opened.store(0, blob(10.0), &mut index);
+        opened.rebase(after);
+        assert_eq!(opened.changed_count(), 1);
+        assert_eq!(opened.get(0), &blob(10.0)[..]);
+        assert_eq!(opened.get(7), &blob(7.0)[..]);
+        assert!(opened.heap_bytes() > 0 && opened.mapped_bytes() > 0);
+    }
+
+    #[test]
+    fn a_damaged_section_is_refused_without_panicking() {
+        let mut index = FastMap::default();
+        let mut profiles = Profiles::default();
+        profiles.store(1, blob(1.0), &mut index);
+        profiles.store(3, blob(3.0), &mut index);
+        let mut bytes = Vec::new();
+        profiles.encode_section(&mut bytes);
+        let parse = |bytes: &[u8]| {
+            MappedProfiles::parse(Arc::new(FileBytes::copied(bytes)), 0, bytes.len()).map(|_| ())
+        };
+        assert_eq!(parse(&bytes), Ok(()));
+        for cut in 0..bytes.len() {
+            assert!(parse(&bytes[..cut]).is_err(), "cut at {cut} accepted");
+        }
+        // Offsets out of order: user 1's end before its start.
+        let mut disordered = bytes.clone();
+        disordered[16..24].copy_from_slice(&100u64.to_le_bytes());
+        let why = parse(&disordered).expect_err("refused");
+        assert!(why.contains("out of order"), "{why}");
+        // A slot count far past the file.
+        let mut huge = bytes.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let why = parse(&huge).expect_err("refused");
+        assert!(why.contains("fit the file"), "{why}");
     }
 }
