@@ -117,13 +117,18 @@ fn a_truncated_or_damaged_snapshot_is_rejected_without_panicking() {
 }
 
 #[test]
-fn profiles_and_subscriptions_open_in_place_and_only_later_changes_use_the_heap() {
+fn per_user_state_and_bitmaps_open_in_place_and_only_later_changes_use_the_heap() {
     use nudge_engine::{ProfileUpdate, Subscription, Value};
     let spec = DatasetSpec { now_ms: NOW, ..DatasetSpec::new(300) };
     let records: Vec<Record> = dataset::records(spec).collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(NOW);
-    let queries = ["user.city == \"Zurich\"", "user.age > 30", "not user.city exists"];
+    let queries = [
+        "user.city == \"Zurich\"",
+        "user.age > 30",
+        "not user.city exists",
+        "user.city == \"Delhi\"",
+    ];
     let engine = open(dir.path(), &clock);
     ingest_all(&engine, &records);
     let users_with_profiles = engine.storage_tiers().heap_profiles;
@@ -144,8 +149,13 @@ fn profiles_and_subscriptions_open_in_place_and_only_later_changes_use_the_heap(
     let tiers = reopened.storage_tiers();
     assert_eq!((tiers.heap_profiles, tiers.heap.profiles), (0, 0), "{tiers:?}");
     assert_eq!((tiers.heap_subscriptions, tiers.heap.subscriptions), (0, 0), "{tiers:?}");
-    assert!(reopened.encode_state().expect("encode") == state, "the mapped profiles differ");
+    // The value bitmaps stay in the file until a query reads them.
+    assert_eq!(tiers.heap.value_bitmaps, 0, "{tiers:?}");
+    assert!(reopened.encode_state().expect("encode") == state, "the mapped sections differ");
     assert_eq!(answers(&reopened, &queries), expected);
+    assert!(reopened.storage_tiers().heap.value_bitmaps > 0, "the queries decoded some");
+    // Decoded bitmaps encode as the bytes they were read from.
+    assert!(reopened.encode_state().expect("encode") == state, "decoded bitmaps differ");
 
     // One change after open: one profile on the heap, shadowing the mapped one.
     let moved = ProfileUpdate {

@@ -134,8 +134,12 @@ fn zone_groups(
             for (value, users) in values.entries() {
                 let IndexedValue::Str(name) = value else { continue };
                 let Ok(tz) = crate::campaigns::policy::parse_timezone(&name) else { continue };
-                placed |= users;
-                groups.push(ZoneGroup { key: ZoneKey::Named(name), tz, users: users.clone() });
+                placed |= users.get();
+                groups.push(ZoneGroup {
+                    key: ZoneKey::Named(name),
+                    tz,
+                    users: users.get().clone(),
+                });
             }
         }
         // More distinct values than the index keeps: read each profile.

@@ -169,7 +169,7 @@ pub fn campaign_stats(
     let mut users = roaring::RoaringBitmap::new();
     for e in [fired, sent, dropped].into_iter().flatten() {
         if let Some(index) = state.indexes.event_user_ids.get(e as usize) {
-            users |= &index.all;
+            users |= index.all.get();
         }
     }
     let mut stats = CampaignStats::default();

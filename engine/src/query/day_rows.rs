@@ -149,7 +149,7 @@ impl DayRows {
         let from = i64::from(day) * DAY_MS;
         let until = from + DAY_MS;
         let mut cursor = 0;
-        for user in bucket {
+        for user in bucket.get() {
             let before = ts_ms.len();
             let mut old = 0..0;
             if let Some(sealed) = &sealed {

@@ -192,7 +192,11 @@ impl<'a> Evaluator<'a> {
             return Arc::default();
         }
         self.state.columns.union(self.state, event, from, to, || {
-            if from == first && to == last { index.all.clone() } else { index.in_days(from, to) }
+            if from == first && to == last {
+                index.all.get().clone()
+            } else {
+                index.in_days(from, to)
+            }
         })
     }
 

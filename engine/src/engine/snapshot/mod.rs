@@ -51,6 +51,7 @@ use crate::store::log::recovery::sync_dir;
 use crate::store::log::storage::{FileBytes, FsStorage, LogStorage};
 use crate::store::state::StoreState;
 use crate::store::state::index::{EventUserIds, IndexedValue, Indexes, TIME_LEVELS, ValueUserIds};
+use crate::store::state::lazy_bitmap::{BITMAP_COOKIE_NO_RUNS, LazyBitmap, decode_bitmap};
 use crate::store::state::profiles::{MappedProfiles, Profiles};
 use crate::store::state::sealed_days::DayFiles;
 use crate::store::state::subscriptions::{MappedSubscriptions, Subscriptions};
@@ -116,6 +117,13 @@ impl Out {
         // Writing into a Vec cannot fail.
         let _ = b.serialize_into(&mut self.bytes);
     }
+    /// A bitmap, copied as the bytes it was read from while it has not changed.
+    fn lazy_bitmap(&mut self, b: &LazyBitmap) {
+        match b.serialized() {
+            Some(bytes) => self.bytes(bytes),
+            None => self.bitmap(b.get()),
+        }
+    }
     fn dict(&mut self, d: &Dictionary) {
         self.len(d.len() as usize);
         for name in d.names() {
@@ -141,7 +149,7 @@ impl Out {
                     self.u8(u8::from(b));
                 }
             }
-            self.bitmap(bitmap);
+            self.lazy_bitmap(bitmap);
         }
     }
 }
@@ -212,12 +220,12 @@ fn encode_marked(
     out.bitmap(&indexes.webpush_user_ids);
     out.len(indexes.event_user_ids.len());
     for event in &indexes.event_user_ids {
-        out.bitmap(&event.all);
+        out.lazy_bitmap(&event.all);
         for level in &event.by_bucket {
             out.len(level.len());
             for (bucket, bitmap) in level {
                 out.u32(*bucket as u32);
-                out.bitmap(bitmap);
+                out.lazy_bitmap(bitmap);
             }
         }
     }
@@ -363,6 +371,17 @@ impl In {
     fn bitmap(&mut self) -> Decoded<RoaringBitmap> {
         decode_bitmap(self.slice()?)
     }
+    /// A bitmap left in the file, decoded when first read ([`LazyBitmap`]).
+    fn lazy_bitmap(&mut self) -> Decoded<LazyBitmap> {
+        let n = self.len()?;
+        let at = self.at;
+        if !self.take(n)?.starts_with(&BITMAP_COOKIE_NO_RUNS) {
+            return Err(
+                "bitmap: not in the format snapshots are written in (no run containers)".into()
+            );
+        }
+        Ok(LazyBitmap::mapped(self.file.clone(), at..at + n))
+    }
     fn dict(&mut self) -> Decoded<Dictionary> {
         let count = self.len()?;
         let mut dict = Dictionary::with_capacity(count);
@@ -385,7 +404,7 @@ impl In {
                 2 => IndexedValue::Bool(self.u8()? != 0),
                 t => return Err(format!("unknown value tag {t}")),
             };
-            entries.push((value, self.bitmap()?));
+            entries.push((value, self.lazy_bitmap()?));
         }
         Ok(ValueUserIds::from_entries(overflowed, entries))
     }
@@ -465,12 +484,12 @@ fn decode_sections(input: &mut In, dedupe_window_ms: i64) -> Decoded<Contents> {
     indexes.all_user_ids = input.bitmap()?;
     indexes.webpush_user_ids = input.bitmap()?;
     for _ in 0..input.len()? {
-        let mut event = EventUserIds { all: input.bitmap()?, ..Default::default() };
+        let mut event = EventUserIds { all: input.lazy_bitmap()?, ..Default::default() };
         for level in 0..TIME_LEVELS {
             let mut buckets = BTreeMap::new();
             for _ in 0..input.len()? {
                 let bucket = input.u32()? as i32;
-                buckets.insert(bucket, input.bitmap()?);
+                buckets.insert(bucket, input.lazy_bitmap()?);
             }
             event.by_bucket[level] = buckets;
         }
@@ -687,36 +706,4 @@ pub fn prune(dir: &Path, keep: usize) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The first four bytes of a bitmap as `RoaringBitmap::serialize_into` writes
-/// it (the format without run containers).
-const BITMAP_COOKIE_NO_RUNS: [u8; 4] = 12346u32.to_le_bytes();
-
-/// Decodes a bitmap the encoder wrote. Only the format without run containers
-/// is accepted: the encoder never writes run containers, and roaring accepts a
-/// run container with no runs, an empty container on which re-encoding
-/// panics (found by the `snapshot_decode` fuzz target).
-fn decode_bitmap(bytes: &[u8]) -> Decoded<RoaringBitmap> {
-    if !bytes.starts_with(&BITMAP_COOKIE_NO_RUNS) {
-        return Err("bitmap: not in the format snapshots are written in (no run containers)".into());
-    }
-    RoaringBitmap::deserialize_from(bytes).map_err(|e| format!("bitmap: {e}"))
-}
-
-#[cfg(test)]
-mod bitmap_tests {
-    use super::*;
-
-    #[test]
-    fn a_bitmap_with_run_containers_is_refused_and_ours_decode() {
-        // One run container with zero runs: roaring would decode it as an empty
-        // container, which panics when encoded again.
-        let empty_run = [0x3B, 0x30, 0, 0, 0x01, 0, 0, 0, 0, 0, 0];
-        assert!(decode_bitmap(&empty_run).is_err());
-        let ours: RoaringBitmap = [1u32, 5, 70_000].into_iter().collect();
-        let mut bytes = Vec::new();
-        ours.serialize_into(&mut bytes).expect("serialize");
-        assert_eq!(decode_bitmap(&bytes).expect("decodes"), ours);
-    }
 }

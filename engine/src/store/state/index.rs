@@ -28,6 +28,7 @@ use roaring::RoaringBitmap;
 use crate::limits::MAX_INDEXED_VALUES_PER_PROPERTY;
 use crate::store::dict::{EventId, FastMap, UserId};
 use crate::store::props::{self, KeyId, ValueRef};
+use crate::store::state::lazy_bitmap::LazyBitmap;
 
 /// Span in days of each level of the time-bucket pyramid.
 pub const TIME_BUCKET_DAYS: [i32; 4] = [1, 4, 16, 64];
@@ -38,9 +39,9 @@ pub const TIME_LEVELS: usize = TIME_BUCKET_DAYS.len();
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventUserIds {
     /// Users who ever did the event.
-    pub all: RoaringBitmap,
+    pub all: LazyBitmap,
     /// For each level, bucket number (`day.div_euclid(span)`) → users.
-    pub by_bucket: [BTreeMap<i32, RoaringBitmap>; TIME_LEVELS],
+    pub by_bucket: [BTreeMap<i32, LazyBitmap>; TIME_LEVELS],
 }
 
 impl EventUserIds {
@@ -51,11 +52,11 @@ impl EventUserIds {
             .filter_map(|(level, bucket)| self.by_bucket[level].get(&bucket));
         match (parts.next(), parts.next()) {
             (None, _) => RoaringBitmap::new(),
-            (Some(only), None) => only.clone(),
+            (Some(only), None) => only.get().clone(),
             (Some(first), Some(second)) => {
-                let mut union = first | second;
+                let mut union = first.get() | second.get();
                 for part in parts {
-                    union |= part;
+                    union |= part.get();
                 }
                 union
             }
@@ -99,7 +100,7 @@ pub struct ValueUserIds {
     strings: FastMap<Box<str>, u32>,
     numbers: FastMap<u64, u32>,
     bools: [Option<u32>; 2],
-    bitmaps: Vec<RoaringBitmap>,
+    bitmaps: Vec<LazyBitmap>,
     overflowed: bool,
     last_insert: Option<(UserId, u32)>,
 }
@@ -139,12 +140,12 @@ impl ValueUserIds {
         if self.overflowed || matches!(value, ValueRef::Array(_)) {
             return None;
         }
-        Some(self.find(value).and_then(|slot| self.bitmaps.get(slot as usize)))
+        Some(self.find(value).and_then(|slot| self.bitmaps.get(slot as usize)).map(LazyBitmap::get))
     }
 
     /// Every indexed value with its users, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = (ValueRef<'_>, &RoaringBitmap)> {
-        let bitmap = |slot: &u32| &self.bitmaps[*slot as usize];
+        let bitmap = |slot: &u32| self.bitmaps[*slot as usize].get();
         let strings = self.strings.iter().map(move |(s, slot)| (ValueRef::Str(s), bitmap(slot)));
         let numbers = self
             .numbers
@@ -159,7 +160,7 @@ impl ValueUserIds {
 
     /// Every indexed `(value, users)` pair, strings first then numbers then booleans,
     /// each group sorted (deterministic, for snapshots and tests).
-    pub fn entries(&self) -> Vec<(IndexedValue, &RoaringBitmap)> {
+    pub fn entries(&self) -> Vec<(IndexedValue, &LazyBitmap)> {
         let bitmap = |slot: u32| &self.bitmaps[slot as usize];
         let mut strings: Vec<_> = self
             .strings
@@ -194,7 +195,7 @@ impl ValueUserIds {
             return None;
         }
         let slot = self.bitmaps.len() as u32;
-        self.bitmaps.push(RoaringBitmap::new());
+        self.bitmaps.push(LazyBitmap::default());
         match value {
             ValueRef::Str(s) => {
                 self.strings.insert(s.into(), slot);
@@ -229,7 +230,7 @@ impl ValueUserIds {
     }
 
     /// Rebuilds an index from snapshot parts.
-    pub fn from_entries(overflowed: bool, entries: Vec<(IndexedValue, RoaringBitmap)>) -> Self {
+    pub fn from_entries(overflowed: bool, entries: Vec<(IndexedValue, LazyBitmap)>) -> Self {
         let mut index = ValueUserIds { overflowed, ..Default::default() };
         for (value, bitmap) in entries {
             let slot = index.bitmaps.len() as u32;
@@ -327,18 +328,18 @@ impl Indexes {
 
     /// Users who did `event` at any time.
     pub fn users_with_event(&self, event: EventId) -> Option<&RoaringBitmap> {
-        self.event_user_ids.get(event as usize).map(|e| &e.all)
+        self.event_user_ids.get(event as usize).map(|e| e.all.get())
     }
 
-    /// Approximate heap bytes of all bitmaps.
+    /// Approximate heap bytes of all bitmaps (those still only in the
+    /// snapshot file count nothing).
     pub fn heap_bytes(&self) -> usize {
         self.event_bitmap_bytes() + self.value_bitmap_bytes()
     }
 
     /// Approximate bytes of the event and profile value bitmaps.
     pub fn value_bitmap_bytes(&self) -> usize {
-        let values =
-            |v: &ValueUserIds| v.entries().iter().map(|(_, b)| b.serialized_size()).sum::<usize>();
+        let values = |v: &ValueUserIds| v.bitmaps.iter().map(LazyBitmap::heap_bytes).sum::<usize>();
         self.event_property_value_user_ids.values().map(values).sum::<usize>()
             + self.profile_property_value_user_ids.values().map(values).sum::<usize>()
     }
@@ -349,11 +350,11 @@ impl Indexes {
             .event_user_ids
             .iter()
             .map(|e| {
-                e.all.serialized_size()
+                e.all.heap_bytes()
                     + e.by_bucket
                         .iter()
                         .flat_map(|l| l.values())
-                        .map(|b| b.serialized_size())
+                        .map(LazyBitmap::heap_bytes)
                         .sum::<usize>()
             })
             .sum();

@@ -14,6 +14,7 @@
 
 mod day_changes;
 pub mod index;
+pub mod lazy_bitmap;
 pub mod mapped;
 pub mod profiles;
 pub mod sealed_days;
@@ -123,7 +124,7 @@ impl StoreState {
         let mut users = roaring::RoaringBitmap::new();
         for event in &self.indexes.event_user_ids {
             if let Some(bucket) = event.by_bucket[0].get(&day) {
-                users |= bucket;
+                users |= bucket.get();
             }
         }
         let cut = self.timelines.cut_day(day, users.iter(), self.position);
