@@ -20,8 +20,10 @@
 //! check is not used. Only a day still in its sealing buffer is written out
 //! whole.
 //!
-//! ```text
-//! ```
+//! Open maps the snapshot file. The profiles and subscriptions sections are
+//! read in place from it (`store/state/mapped.rs`) and the event and value
+//! bitmaps are decoded on first read (`store/state/lazy_bitmap.rs`), so the
+//! map outlives [`decode`]; everything else is decoded onto the heap.
 //!
 //! Encoding is deterministic (hash maps are written in sorted order), so two
 //! states are equal exactly when their encodings are: the replay tests compare
@@ -654,7 +656,9 @@ pub fn list(dir: &Path) -> Vec<(LogPosition, PathBuf)> {
 
 /// Loads the newest snapshot that decodes, trying `preferred` first; returns
 /// it with the problems met on the way (damaged files are reported, not fatal).
-/// The day files it names are mapped and checked completely; a snapshot
+/// The snapshot is mapped, and some of its sections are read in place for
+/// as long as the state lives ([`decode`]). The day files it names are mapped
+/// and their headers and directories checked; a snapshot
 /// naming one that is missing or fails a check is skipped like a damaged one
 /// (its rows are nowhere else but in the log).
 pub fn load_newest(

@@ -63,7 +63,8 @@ pub trait LogStorage: Send + Sync {
     /// only after [`LogStorage::sync_dir`] of the directory.
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()>;
     /// The contents of a file that is never written again (a sealed day
-    /// file), read-only: a memory map on the real file system.
+    /// file; `FsStorage` maps snapshots too), read-only: a memory map on the
+    /// real file system.
     fn map(&self, path: &Path) -> std::io::Result<FileBytes>;
 }
 
@@ -175,9 +176,9 @@ impl LogStorage for FsStorage {
             return Ok(FileBytes::copied(&[]));
         }
         // SAFETY: a map is undefined behaviour if the file changes while it is
-        // mapped. The engine maps only sealed day files: written once under a
-        // temporary name, renamed into place, and never written again (a new
-        // version is a new file). The data directory's lock keeps other Nudge
+        // mapped. The engine maps only sealed day files and snapshots: each
+        // written once under a temporary name, renamed into place, and never
+        // written again (a new version or position is a new file). The data directory's lock keeps other Nudge
         // processes out; another program writing into `sealed/` is outside
         // what the engine can defend against, as for any database's files.
         unsafe { memmap2::Mmap::map(&file) }.map(FileBytes::Mapped)
