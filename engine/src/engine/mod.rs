@@ -569,13 +569,11 @@ impl Engine {
         };
         // What the snapshot holds as it stands now leaves the heap: the
         // running state reads it in place from the file just written.
-        let position = {
-            let mut state = self.state.write();
-            state.store.profiles.rebase(written.profiles);
-            state.store.subscriptions.rebase(written.subscriptions);
-            written.position
-        };
-        let path = written.path;
+        let (position, path) = (written.position, written.path);
+        let mut state = self.state.write();
+        state.store.profiles.rebase(written.profiles);
+        state.store.subscriptions.rebase(written.subscriptions);
+        drop(state);
         if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
             self.meta.set_newest_snapshot(name)?;
         }

@@ -53,7 +53,7 @@ use crate::store::log::recovery::sync_dir;
 use crate::store::log::storage::{FileBytes, FsStorage, LogStorage};
 use crate::store::state::StoreState;
 use crate::store::state::index::{EventUserIds, IndexedValue, Indexes, TIME_LEVELS, ValueUserIds};
-use crate::store::state::lazy_bitmap::{BITMAP_COOKIE_NO_RUNS, LazyBitmap, decode_bitmap};
+use crate::store::state::lazy_bitmap::{LazyBitmap, check_bitmap_format, decode_bitmap};
 use crate::store::state::profiles::{MappedProfiles, Profiles};
 use crate::store::state::sealed_days::DayFiles;
 use crate::store::state::subscriptions::{MappedSubscriptions, Subscriptions};
@@ -292,8 +292,6 @@ struct In {
     at: usize,
     /// Where the body ends (the checksum trailer starts).
     end: usize,
-    /// Bytes left before the trailer.
-    left: u64,
 }
 
 type Decoded<T> = std::result::Result<T, String>;
@@ -305,7 +303,7 @@ impl In {
     /// Reads the snapshot `file`, at least a trailer long.
     fn new(file: Arc<FileBytes>) -> In {
         let end = file.len() - TRAILER_BYTES as usize;
-        In { file, at: 0, end, left: end as u64 }
+        In { file, at: 0, end }
     }
 
     /// Whether the trailer holds the checksum of the body.
@@ -314,14 +312,18 @@ impl In {
         crc32c::crc32c(&self.file[..self.end]).to_le_bytes() == trailer
     }
 
+    /// Bytes left before the trailer.
+    fn left(&self) -> u64 {
+        (self.end - self.at) as u64
+    }
+
     /// The next `n` bytes, in place.
     fn take(&mut self, n: usize) -> Decoded<&[u8]> {
-        if n as u64 > self.left {
-            return Err(format!("truncated: {n} bytes wanted, {} left", self.left));
+        if n as u64 > self.left() {
+            return Err(format!("truncated: {n} bytes wanted, {} left", self.left()));
         }
         let at = self.at;
         self.at += n;
-        self.left -= n as u64;
         Ok(&self.file[at..at + n])
     }
 
@@ -353,8 +355,8 @@ impl In {
     /// A count, bounded by the bytes left so that corrupt counts cannot make us allocate wildly.
     fn len(&mut self) -> Decoded<usize> {
         let n = self.u64()?;
-        if n > self.left {
-            return Err(format!("count {n} exceeds the {} bytes left", self.left));
+        if n > self.left() {
+            return Err(format!("count {n} exceeds the {} bytes left", self.left()));
         }
         Ok(n as usize)
     }
@@ -377,11 +379,7 @@ impl In {
     fn lazy_bitmap(&mut self) -> Decoded<LazyBitmap> {
         let n = self.len()?;
         let at = self.at;
-        if !self.take(n)?.starts_with(&BITMAP_COOKIE_NO_RUNS) {
-            return Err(
-                "bitmap: not in the format snapshots are written in (no run containers)".into()
-            );
-        }
+        check_bitmap_format(self.take(n)?)?;
         Ok(LazyBitmap::mapped(self.file.clone(), at..at + n))
     }
     fn dict(&mut self) -> Decoded<Dictionary> {
@@ -544,8 +542,8 @@ fn decode_sections(input: &mut In, dedupe_window_ms: i64) -> Decoded<Contents> {
     }
     let outbox = crate::campaigns::outbox::OutboxState::decode(&input.bytes()?)
         .ok_or_else(|| "the outbox section does not decode".to_string())?;
-    if input.left != 0 {
-        return Err(format!("{} unexpected trailing bytes", input.left));
+    if input.left() != 0 {
+        return Err(format!("{} unexpected trailing bytes", input.left()));
     }
     let state = DerivedState {
         store: StoreState {

@@ -19,7 +19,7 @@ use crate::store::log::storage::FileBytes;
 
 /// The first four bytes of a bitmap as `RoaringBitmap::serialize_into` writes
 /// it (the format without run containers).
-pub const BITMAP_COOKIE_NO_RUNS: [u8; 4] = 12346u32.to_le_bytes();
+const BITMAP_COOKIE_NO_RUNS: [u8; 4] = 12346u32.to_le_bytes();
 
 /// Decodes a bitmap in the format snapshots are written in. Only the format
 /// without run containers is accepted: the encoder never writes run
@@ -27,10 +27,18 @@ pub const BITMAP_COOKIE_NO_RUNS: [u8; 4] = 12346u32.to_le_bytes();
 /// container on which re-encoding panics (found by the `snapshot_decode` fuzz
 /// target).
 pub fn decode_bitmap(bytes: &[u8]) -> std::result::Result<RoaringBitmap, String> {
-    if !bytes.starts_with(&BITMAP_COOKIE_NO_RUNS) {
-        return Err("bitmap: not in the format snapshots are written in (no run containers)".into());
-    }
+    check_bitmap_format(bytes)?;
     RoaringBitmap::deserialize_from(bytes).map_err(|e| format!("bitmap: {e}"))
+}
+
+/// Checks that `bytes` start like a bitmap in the format snapshots are
+/// written in (what open checks of a bitmap it leaves in the file).
+pub fn check_bitmap_format(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.starts_with(&BITMAP_COOKIE_NO_RUNS) {
+        Ok(())
+    } else {
+        Err("bitmap: not in the format snapshots are written in (no run containers)".into())
+    }
 }
 
 /// A bitmap on the heap, or still in a mapped snapshot file.
