@@ -24,6 +24,26 @@ pub fn batches(users: u64, batch: usize) -> Vec<Vec<Record>> {
     out
 }
 
+/// The engine a data benchmark runs on, and its user count: the directory
+/// `NUDGE_BENCH_DATA` names (generated with `NUDGE_BENCH_USERS` users, default
+/// S), or else `scratch` after ingesting the generated dataset into it.
+pub fn bench_engine(scratch: &std::path::Path) -> (nudge_engine::Engine, u64) {
+    let users: u64 = std::env::var("NUDGE_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(dataset::SCALE_S_USERS);
+    let existing = std::env::var_os("NUDGE_BENCH_DATA");
+    let path = existing.as_ref().map_or(scratch, std::path::Path::new);
+    let options = nudge_engine::EngineOptions { snapshot_on_close: false, ..Default::default() };
+    let engine = nudge_engine::Engine::open(path, options).expect("open");
+    if existing.is_none() {
+        for batch in batches(users, 1000) {
+            engine.ingest(batch).expect("ingest");
+        }
+    }
+    (engine, users)
+}
+
 /// The nearest-rank `p` quantile (0 to 1) of `sorted` (ascending); `None` when empty.
 pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     let last = sorted.len().checked_sub(1)?;

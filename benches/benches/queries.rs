@@ -15,29 +15,15 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mimalloc::MiMalloc;
+use nudge_engine::QueryOptions;
 use nudge_engine::dataset::DatasetSpec;
-use nudge_engine::{Engine, EngineOptions, QueryOptions};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
 fn queries(c: &mut Criterion) {
-    let users: u64 = std::env::var("NUDGE_BENCH_USERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(nudge_engine::dataset::SCALE_S_USERS);
-    // An existing data directory (e.g. from `nudge gen | nudge import`) skips the ingest.
-    let existing = std::env::var_os("NUDGE_BENCH_DATA");
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = existing.as_ref().map_or(dir.path(), std::path::Path::new);
-    let engine =
-        Engine::open(path, EngineOptions { snapshot_on_close: false, ..Default::default() })
-            .expect("open");
-    if existing.is_none() {
-        for batch in nudge_benches::batches(users, 1000) {
-            engine.ingest(batch).expect("ingest");
-        }
-    }
+    let (engine, users) = nudge_benches::bench_engine(dir.path());
     let now = DatasetSpec::new(users).now_ms;
     let mut group = c.benchmark_group(format!("queries_{users}_users"));
     group

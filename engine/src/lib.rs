@@ -72,11 +72,13 @@ pub use engine::loops::{MAX_ITEMS_IN_FLIGHT, OUTBOX_DRAIN_GRACE, OutboxLoop, Out
 pub use engine::{
     DAMAGED_EXTENSION, DEFAULT_SEAL_GRACE_MS, DayFileCheck, Engine, EngineOptions, Fire, FireLoop,
     HeapBytes, IngestOutcome, LOOP_IDLE_WAIT_MS, OpenReport, SealLoop, SealedDayReport,
-    StorageTiers, default_head_budget_bytes,
+    StorageTiers, USER_LATEST_DECISIONS, USER_LATEST_EVENTS, UserEvent, UserSubscription, UserView,
+    default_head_budget_bytes,
 };
 pub use error::{Error, Result};
 pub use query::{
     Answer, DEFAULT_ANSWER_LIMIT, MAX_SEGMENT_NAME_BYTES, PlanStep, QueryOptions, Strategy,
+    UserSegments,
 };
 pub use store::dedupe::DEFAULT_DEDUPE_WINDOW_MS;
 pub use store::log::{Durability, RecoveryMode};

@@ -291,3 +291,73 @@ fn saved_segments_are_durable_re_evaluated_and_never_cyclic() {
     let engine = open(dir.path(), &clock);
     assert_eq!(engine.segments().keys().collect::<Vec<_>>(), ["delhi"], "and from a snapshot");
 }
+
+#[test]
+fn a_users_segments_agree_with_the_queries_and_only_public_ones_are_listed_as_public() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(NOW);
+    let segments = [
+        ("delhi", r#"user.city == "Delhi""#, true),
+        ("browsers", r#"did "Page Viewed" at least 3 times in last 1d"#, true),
+        ("quick_buyers", r#"did "Added To Cart" then "Charged" within 1h"#, false),
+        ("never_paid", r#"not did "Charged""#, true),
+        ("big_spenders", r#"sum(amount) of "Charged" >= 5000"#, false),
+        ("new_buyers", r#"first did "Charged" in last 2d"#, true),
+        ("reachable", "reachable via webpush", false),
+        ("delhi_buyers", r#"in segment "delhi" and did "Charged""#, true),
+    ];
+    let people = ["ann", "bob", "cat", "dan"];
+    {
+        let engine = engine(dir.path());
+        for (name, q, public) in segments {
+            engine.save_segment_as(name, q, public).expect("save");
+        }
+        // One user at a time agrees with each segment's whole answer.
+        for (name, _, _) in segments {
+            let members = users(&engine, &format!("in segment {name:?}"));
+            for person in people {
+                let found =
+                    engine.user_segments(person, false, None).expect("read").expect("known user");
+                assert!(found.warnings.is_empty(), "{:?}", found.warnings);
+                assert_eq!(
+                    found.segments.contains(&name.to_owned()),
+                    members.contains(&person.to_owned()),
+                    "{person} in {name}: {members:?}"
+                );
+            }
+        }
+        let public =
+            engine.user_segments("cat", true, None).expect("read").expect("known user").segments;
+        assert_eq!(public, ["delhi", "delhi_buyers", "new_buyers"]);
+        assert!(engine.user_segments("nobody", true, None).expect("read").is_none(), "never seen");
+        // Saving again without `public` makes a segment private.
+        engine.save_segment("delhi", r#"user.city == "Delhi""#).expect("save");
+        assert!(!engine.public_segments().contains("delhi"));
+    }
+    // The flag is in the log (replay) and in the snapshot.
+    let expected = engine_public(&open(dir.path(), &clock));
+    assert_eq!(expected, ["browsers", "delhi_buyers", "never_paid", "new_buyers"]);
+    let engine = open(dir.path(), &clock);
+    engine.snapshot().expect("snapshot");
+    drop(engine);
+    let engine = open(dir.path(), &clock);
+    assert!(engine.open_report().snapshot_position.is_some(), "opened from the snapshot");
+    assert_eq!(engine_public(&engine), expected);
+    let cat = engine.user_segments("cat", true, None).expect("read").expect("known user");
+    assert_eq!(cat.segments, ["delhi_buyers", "new_buyers"]);
+
+    // A segment that refers to one removed since is left out, with a warning.
+    assert!(engine.remove_segment("delhi").expect("remove").is_some());
+    let cat = engine.user_segments("cat", false, None).expect("read").expect("known user");
+    assert!(!cat.segments.iter().any(|s| s == "delhi_buyers"), "{:?}", cat.segments);
+    assert!(
+        cat.warnings.iter().any(|w| w.contains("delhi_buyers") && w.contains("\"delhi\"")),
+        "{:?}",
+        cat.warnings
+    );
+    assert!(!engine.public_segments().contains("delhi"), "removed");
+}
+
+fn engine_public(engine: &Engine) -> Vec<String> {
+    engine.public_segments().into_iter().collect()
+}

@@ -27,6 +27,9 @@
  *       with the server's VAPID key and POSTs /v1/subscriptions.
  *   disablePush()                  -> Promise<boolean>: unsubscribe and DELETE /v1/subscriptions.
  *   userId()                       the current user id.
+ *   segments()                     -> Promise<string[]|null>: the public saved segments the
+ *       current user is in (GET /v1/users/{id}/segments), for personalizing the page;
+ *       null when the server could not be asked.
  *
  * Automatic events (names are part of the contract; segments refer to them):
  *   "Page Viewed"     on init (and on a back/forward-cache restore) when trackPageViews:
@@ -352,6 +355,16 @@
     return res !== null && res.ok;
   }
 
+  async function segments() {
+    requireInit('segments');
+    await flush(); // what the user just did counts
+    var res = await request('GET', '/v1/users/' + encodeURIComponent(userId()) + '/segments',
+      undefined, { keepalive: false });
+    if (res === null || !res.ok) return null;
+    var answer = await res.json();
+    return Array.isArray(answer.segments) ? answer.segments : null;
+  }
+
   window.Nudge = {
     init: init,
     identify: identify,
@@ -360,5 +373,6 @@
     enablePush: enablePush,
     disablePush: disablePush,
     userId: userId,
+    segments: segments,
   };
 })();

@@ -252,6 +252,19 @@ fn browser_flow(server: &NudgeServer, receiver: &Receiver) {
         "did \"Product Viewed\" where (product_name == \"Trail running shoes\" and price == 4999)",
         USER,
     );
+    // The public segments the page may personalize with: only those marked public.
+    for (name, q, public) in [
+        ("cart-holders", "did \"Added To Cart\" where cart_id == \"c-9\"", true),
+        ("secret-carts", "did \"Added To Cart\"", false),
+    ] {
+        admin(
+            server,
+            "PUT",
+            &format!("/v1/segments/{name}"),
+            Some(json!({"q": q, "public": public})),
+        );
+    }
+    assert_eq!(browser.evaluate(&s, "Nudge.segments()").unwrap(), json!(["cart-holders"]));
 
     // 3. The service worker. enablePush registers it, fetches the VAPID key, subscribes.
     browser.call_in(Some(&s), "ServiceWorker.enable", json!({})).unwrap();

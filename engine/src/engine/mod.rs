@@ -24,6 +24,7 @@ mod sealing;
 pub mod snapshot;
 pub mod state;
 mod triggers;
+mod users;
 
 pub use loops::{FireLoop, LOOP_IDLE_WAIT_MS, SealLoop};
 pub use sealing::{
@@ -32,6 +33,7 @@ pub use sealing::{
 };
 pub use state::DerivedState;
 pub use triggers::Fire;
+pub use users::{USER_LATEST_DECISIONS, USER_LATEST_EVENTS, UserEvent, UserSubscription, UserView};
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};

@@ -49,7 +49,7 @@ impl DerivedState {
         // Triggers see the fresh events of live batches only.
         let live = self.triggers.is_live(batch);
         for (index, entry) in batch.entries.iter().enumerate() {
-            let applied = self.store.apply_entry(entry);
+            let applied = self.store.apply_entry(entry, received_ms);
             self.queries.apply_entry(entry);
             self.triggers.apply_entry(
                 dicts,

@@ -10,6 +10,7 @@
 //! the intersection runs over plain bit sets of the day spans instead, cached
 //! like window unions: a few microseconds per child whatever the sizes.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,7 +86,7 @@ impl<'a> Evaluator<'a> {
 
     /// The number of users `expr` selects (see the module notes).
     pub fn count(&mut self, expr: &ql::Expr) -> Result<u64> {
-        let universe = &self.state.indexes.all_user_ids;
+        let universe: &'a RoaringBitmap = &self.state.indexes.all_user_ids;
         let ExprKind::And(items) = &expr.node else { return Ok(self.expr(expr, universe)?.len()) };
         let shaped: Vec<Option<(Users<'a>, bool)>> =
             items.iter().map(|item| self.bitmap_shaped(item)).collect();
@@ -107,9 +108,10 @@ impl<'a> Evaluator<'a> {
             return Ok(self.expr(expr, universe)?.len());
         }
         self.nested(|this| {
-            let mut current: Option<RoaringBitmap> = None;
+            // The first positive set over the universe is read where it is, not copied.
+            let mut current: Option<Cow<'_, RoaringBitmap>> = None;
             for &i in rest {
-                let narrowed = current.as_ref().unwrap_or(universe);
+                let narrowed = current.as_deref().unwrap_or(universe);
                 if narrowed.is_empty() {
                     return Ok(0);
                 }
@@ -117,17 +119,19 @@ impl<'a> Evaluator<'a> {
                     Some((users, negated)) => {
                         let started = Instant::now();
                         let result = if *negated {
-                            narrowed - &**users
+                            Cow::Owned(narrowed - &**users)
+                        } else if std::ptr::eq(narrowed, universe) {
+                            Cow::Borrowed(&**users)
                         } else {
-                            this.within(users, narrowed)
+                            Cow::Owned(&**users & narrowed)
                         };
                         this.step(&items[i], narrowed.len(), result.len(), started);
                         result
                     }
-                    None => this.expr(&items[i], narrowed)?,
+                    None => Cow::Owned(this.expr(&items[i], narrowed)?),
                 });
             }
-            let narrowed = current.as_ref().unwrap_or(universe);
+            let narrowed = current.as_deref().unwrap_or(universe);
             let started = Instant::now();
             let Some((users, negated)) = &shaped[last] else { return Ok(0) };
             let both = narrowed.intersection_len(users);
@@ -196,6 +200,9 @@ impl<'a> Evaluator<'a> {
         selected_users: u64,
         started: Instant,
     ) {
+        if !self.record_plan {
+            return;
+        }
         self.plan.push(PlanStep {
             depth: self.depth,
             clause: expr.to_string(),

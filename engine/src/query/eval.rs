@@ -41,10 +41,13 @@ pub(crate) struct Evaluator<'a> {
     pub saved: &'a BTreeMap<String, String>,
     pub warnings: Vec<String>,
     pub plan: Vec<PlanStep>,
+    /// Whether to record `plan` (for `explain` and answers); a check of one
+    /// user (`select_by`) does not, which saves formatting every clause.
+    pub record_plan: bool,
     /// Names of the saved segments being evaluated, for cycle detection.
     stack: Vec<String>,
     pub(super) depth: usize,
-    strategy: Strategy,
+    pub(super) strategy: Strategy,
     /// The triggering event `event.P` reads from (triggers' `if`); `None` in a segment.
     pub event: condition::EventRefs<'a>,
     /// When a query must stop (`None` in a trigger's `if`, which is one user).
@@ -102,6 +105,7 @@ impl<'a> Evaluator<'a> {
             saved,
             warnings: Vec::new(),
             plan: Vec::new(),
+            record_plan: true,
             stack: Vec::new(),
             depth: 0,
             strategy,
@@ -118,7 +122,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Whether to check `candidates` on day rows rather than timelines.
-    fn use_day_rows(&self, candidates: &RoaringBitmap) -> bool {
+    pub(super) fn use_day_rows(&self, candidates: &RoaringBitmap) -> bool {
         match self.strategy {
             Strategy::Auto => candidates.len() >= DAY_ROWS_MIN_CANDIDATES,
             Strategy::Timelines => false,
@@ -126,7 +130,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn warn(&mut self, warning: String) {
+    pub(super) fn warn(&mut self, warning: String) {
         if !self.warnings.contains(&warning) {
             self.warnings.push(warning);
         }
@@ -270,6 +274,10 @@ impl<'a> Evaluator<'a> {
     pub(super) fn within(&self, users: &RoaringBitmap, scope: &RoaringBitmap) -> RoaringBitmap {
         if std::ptr::eq(scope, &self.state.indexes.all_user_ids) {
             users.clone()
+        } else if scope.len() <= WITHIN_BY_LOOKUP_MAX_USERS {
+            // A scope of a few users (one user's segments, a trigger's `if`):
+            // a lookup each, no pass over the containers of `users`.
+            super::from_ascending(scope.iter().filter(|&u| users.contains(u)))
         } else {
             users & scope
         }
@@ -301,7 +309,11 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    fn verify(&self, candidates: &RoaringBitmap, keep: impl Fn(UserId) -> bool) -> RoaringBitmap {
+    pub(super) fn verify(
+        &self,
+        candidates: &RoaringBitmap,
+        keep: impl Fn(UserId) -> bool,
+    ) -> RoaringBitmap {
         super::from_ascending(candidates.iter().filter(|&u| !self.stopping_at(u) && keep(u)))
     }
 
@@ -323,24 +335,6 @@ impl<'a> Evaluator<'a> {
             }
             _ => u64::MAX,
         }
-    }
-
-    /// `user.k == v` read from the profile value index: `Some(None)` when no
-    /// profile holds that value (or the key has no index, or was never seen),
-    /// `Some(Some(users))`, and `None` when the index cannot answer (another
-    /// test, an overflowed index, a list or an unresolved `event.P`).
-    pub(super) fn profile_equality(
-        &self,
-        comparison: &ql::Comparison,
-    ) -> Option<Option<&'a RoaringBitmap>> {
-        let ql::Test::Compare { op: ql::CompareOp::Eq, value } = &comparison.test.node else {
-            return None;
-        };
-        let index = condition::key_id(self.dicts, &comparison.property)
-            .and_then(|k| self.state.indexes.profile_property_value_user_ids.get(&k));
-        let Some(index) = index else { return Some(None) };
-        let literal = condition::Literal::resolve(value, self.event)?;
-        index.get(literal.as_value_ref()?)
     }
 
     /// Runs `f` one level deeper in the plan (the level is restored on errors too).
@@ -436,6 +430,9 @@ impl<'a> Evaluator<'a> {
         }
         if let Some(memory) = &mut self.memory {
             memory.charge(result.serialized_size() as u64)?;
+        }
+        if !self.record_plan {
+            return Ok(result);
         }
         self.plan.push(PlanStep {
             depth: self.depth,
@@ -637,6 +634,9 @@ impl<'a> Evaluator<'a> {
     ) -> RoaringBitmap {
         let started = Instant::now();
         let result = self.aggregate_all(group, scope);
+        if !self.record_plan {
+            return result;
+        }
         let clause = group.iter().map(|a| Clause::Aggregate((*a).clone()).to_string());
         self.plan.push(PlanStep {
             depth: self.depth,
@@ -694,42 +694,6 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    fn user(&mut self, comparison: &ql::Comparison, scope: &RoaringBitmap) -> RoaringBitmap {
-        let name = condition::key_name(&comparison.property);
-        let test = condition::bind_test_with(&comparison.test, self.event);
-        let Some(key) = condition::key_id(self.dicts, &comparison.property) else {
-            self.warn(format!(
-                "user property {name:?} has never been seen: it is missing on every profile"
-            ));
-            return if test == condition::BoundTest::NotExists {
-                scope.clone()
-            } else {
-                RoaringBitmap::new()
-            };
-        };
-        if let Some(answer) = self.profile_equality(comparison) {
-            return answer.map_or_else(RoaringBitmap::new, |users| self.within(users, scope));
-        }
-        let index = self.state.indexes.profile_property_value_user_ids.get(&key);
-        // Many users to test, a complete index and a test no array can pass:
-        // unite the bitmaps of the values that pass.
-        if let Some(index) = index
-            && index.is_complete()
-            && condition::never_holds_for_arrays(&test)
-            && self.use_day_rows(scope)
-        {
-            let mut users = RoaringBitmap::new();
-            for (value, bitmap) in index.values() {
-                if condition::test_value(&test, Some(value)) {
-                    users |= bitmap;
-                }
-            }
-            return self.within(&users, scope);
-        }
-        let profiles = &self.state.profiles;
-        self.verify(scope, |u| condition::test_value(&test, profiles.value(u, key)))
-    }
-
     fn in_segment(
         &mut self,
         name: &ql::Spanned<String>,
@@ -771,6 +735,9 @@ impl<'a> Evaluator<'a> {
         result
     }
 }
+
+/// Scopes of at most this many users are intersected by one lookup per user.
+const WITHIN_BY_LOOKUP_MAX_USERS: u64 = 16;
 
 /// A rough cost rank, so `and` evaluates cheap bitmap-shaped parts first and
 /// timeline-verified parts on the smallest scope.

@@ -4,6 +4,8 @@
 //!
 //! - `condition.rs`: `where` and `user.` comparisons, bound to key ids.
 //! - `eval.rs`: the clauses, evaluated within a narrowing scope of candidates.
+//! - `profile.rs`: `user.` comparisons, from the profile value index or the profiles.
+//! - `saved.rs`: saved segments, which are public, and their parsed expressions.
 //! - `columnar.rs`: counts, aggregates and sequences over event-major day rows.
 //! - `count.rs`: count-only answers that count the last step instead of building it.
 //! - `fusion.rs`: aggregates over the same values answered in one pass.
@@ -20,6 +22,7 @@ mod count;
 pub mod day_rows;
 mod eval;
 mod fusion;
+mod profile;
 mod saved;
 
 use std::time::Instant;
@@ -310,10 +313,58 @@ pub(crate) fn select_by(
     let mut evaluator =
         eval::Evaluator::new(dicts, state, now_ms, state.segments.by_name(), strategy);
     evaluator.event = event;
+    evaluator.record_plan = false;
     let selected = evaluator.expr(expr, scope)?;
     // A day file section that failed its check read as no rows.
     state.sealed.damage()?;
     Ok(selected)
+}
+
+/// The saved segments one user is in ([`segments_of_user`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserSegments {
+    /// Their names, sorted.
+    pub segments: Vec<String>,
+    /// The saved segments that could not be evaluated (a text that no longer
+    /// parses, a reference to a segment removed since), each with why; they
+    /// are left out of `segments`.
+    pub warnings: Vec<String>,
+}
+
+/// The saved segments (every one, or the public ones only) that `user` is in
+/// at `now_ms`: each is evaluated with a scope of that one user, from its
+/// parsed expression, reading that user's rows only.
+pub fn segments_of_user(
+    dicts: &Dictionaries,
+    state: &Source<'_>,
+    user: crate::store::dict::UserId,
+    public_only: bool,
+    now_ms: i64,
+) -> Result<UserSegments> {
+    let scope = roaring::RoaringBitmap::from_iter([user]);
+    let mut answer = UserSegments::default();
+    for name in state.segments.by_name().keys() {
+        if public_only && !state.segments.is_public(name) {
+            continue;
+        }
+        let Some(expr) = state.segments.parsed(name) else {
+            answer.warnings.push(format!("saved segment {name:?} no longer parses"));
+            continue;
+        };
+        let segments = state.segments.by_name();
+        let mut evaluator =
+            eval::Evaluator::new(dicts, state, now_ms, segments, Strategy::Timelines);
+        evaluator.record_plan = false;
+        // The day files are checked once, after every segment.
+        match evaluator.expr(expr, &scope) {
+            Ok(selected) if selected.contains(user) => answer.segments.push(name.clone()),
+            Ok(_) => {}
+            Err(error) => answer.warnings.push(format!("saved segment {name:?}: {error}")),
+        }
+    }
+    // A day file section that failed its check read as no rows: the answer is not whole.
+    state.sealed.damage()?;
+    Ok(answer)
 }
 
 #[cfg(test)]

@@ -1,31 +1,68 @@
 //! Saved segments: the fold of their log entries, the log entries that save
 //! and remove them, and the check that `in segment` references never form a
-//! cycle.
+//! cycle. Each segment keeps its parsed expression, so evaluating saved
+//! segments for one user (`GET /v1/users/{id}/segments`) parses nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::MAX_SEGMENT_REFERENCE_DEPTH;
 use crate::error::{Error, Result};
-use crate::store::log::entry::{ArchivedLogEntry, LogEntry, LogSegment, LogSegmentRemoved};
+use crate::store::log::entry::{
+    ArchivedLogEntry, LogEntry, LogSegment, LogSegmentRemoved, LogSegmentVisibility,
+};
 
-/// Saved segments by name: the expression text as the user wrote it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Saved segments by name: the expression text as the user wrote it, and
+/// which of them are public.
+#[derive(Debug, Clone, Default)]
 pub struct SavedSegments {
     by_name: BTreeMap<String, String>,
+    public: BTreeSet<String>,
+    /// The parsed expression of each segment whose text parses (derived from
+    /// `by_name`, not compared).
+    parsed: BTreeMap<String, Arc<nudge_query_lang::Expr>>,
 }
 
+impl PartialEq for SavedSegments {
+    fn eq(&self, other: &Self) -> bool {
+        self.by_name == other.by_name && self.public == other.public
+    }
+}
+
+impl Eq for SavedSegments {}
+
 impl SavedSegments {
-    /// Applies a `SegmentSaved` or `SegmentRemoved` entry; ignores the rest.
+    /// Applies a `SegmentSaved`, `SegmentRemoved` or `SegmentVisibility`
+    /// entry; ignores the rest.
     pub fn apply_entry(&mut self, entry: &ArchivedLogEntry) {
         match entry {
             ArchivedLogEntry::SegmentSaved(segment) => {
-                self.by_name.insert(segment.name.to_string(), segment.query.to_string());
+                self.insert(segment.name.to_string(), segment.query.to_string());
+                self.public.remove(segment.name.as_str());
             }
             ArchivedLogEntry::SegmentRemoved(removed) => {
                 self.by_name.remove(removed.name.as_str());
+                self.parsed.remove(removed.name.as_str());
+                self.public.remove(removed.name.as_str());
+            }
+            ArchivedLogEntry::SegmentVisibility(visibility) => {
+                let name = visibility.name.as_str();
+                if visibility.public && self.by_name.contains_key(name) {
+                    self.public.insert(name.to_owned());
+                } else {
+                    self.public.remove(name);
+                }
             }
             _ => {}
         }
+    }
+
+    fn insert(&mut self, name: String, query: String) {
+        match nudge_query_lang::parse_segment(&query) {
+            Ok(expr) => self.parsed.insert(name.clone(), Arc::new(expr)),
+            Err(_) => self.parsed.remove(&name),
+        };
+        self.by_name.insert(name, query);
     }
 
     /// The segments by name.
@@ -33,20 +70,54 @@ impl SavedSegments {
         &self.by_name
     }
 
-    /// Replaces every segment (a snapshot being loaded).
-    pub fn restore(by_name: BTreeMap<String, String>) -> Self {
-        SavedSegments { by_name }
+    /// The names of the public segments.
+    pub fn public(&self) -> &BTreeSet<String> {
+        &self.public
+    }
+
+    /// Whether `name` is a saved segment marked public.
+    pub fn is_public(&self, name: &str) -> bool {
+        self.public.contains(name)
+    }
+
+    /// The parsed expression of `name` (`None`: no such segment, or its text
+    /// no longer parses).
+    pub fn parsed(&self, name: &str) -> Option<&Arc<nudge_query_lang::Expr>> {
+        self.parsed.get(name)
+    }
+
+    /// Replaces every segment (a snapshot being loaded); public names that
+    /// are not segments are ignored.
+    pub fn restore(by_name: BTreeMap<String, String>, public: BTreeSet<String>) -> Self {
+        let mut segments = SavedSegments::default();
+        for (name, query) in by_name {
+            segments.insert(name, query);
+        }
+        segments.public =
+            public.into_iter().filter(|name| segments.by_name.contains_key(name)).collect();
+        segments
     }
 
     /// Checks a segment about to be saved (its name, its expression, and that
-    /// it forms no cycle with the segments saved now), and returns its log entry.
-    pub fn save_entry(&self, name: &str, query: &str) -> Result<LogEntry> {
+    /// it forms no cycle with the segments saved now), and returns its log
+    /// entries: the save, and when `public`, its visibility.
+    pub fn save_entries(&self, name: &str, query: &str, public: bool) -> Result<Vec<LogEntry>> {
         check_name(name)?;
         super::parse(query)?;
         let mut segments = self.by_name.clone();
         segments.insert(name.to_owned(), query.to_owned());
         check_references(&segments, name)?;
-        Ok(LogEntry::SegmentSaved(LogSegment { name: name.to_owned(), query: query.to_owned() }))
+        let mut entries = vec![LogEntry::SegmentSaved(LogSegment {
+            name: name.to_owned(),
+            query: query.to_owned(),
+        })];
+        if public {
+            entries.push(LogEntry::SegmentVisibility(LogSegmentVisibility {
+                name: name.to_owned(),
+                public,
+            }));
+        }
+        Ok(entries)
     }
 
     /// The log entry that removes `name`, or `None` when no segment has that name.

@@ -63,7 +63,7 @@ use crate::store::state::timeline::{PropsArena, TimelineEntry, Timelines};
 pub const SNAPSHOT_DIR: &str = "snapshots";
 const MAGIC: &[u8; 8] = b"NUDGSNAP";
 /// Version of the snapshot layout written today.
-pub const SNAPSHOT_VERSION: u32 = 8;
+pub const SNAPSHOT_VERSION: u32 = 9;
 
 /// Everything a snapshot holds.
 #[derive(Debug, Clone)]
@@ -251,6 +251,11 @@ fn encode_marked(
     for (name, query) in state.queries.segments.by_name() {
         out.str(name);
         out.str(query);
+    }
+    // The public ones, by name.
+    out.len(state.queries.segments.public().len());
+    for name in state.queries.segments.public() {
+        out.str(name);
     }
     // Saved triggers, by name, then their pending fires and armed events.
     out.len(state.triggers.triggers().count());
@@ -511,6 +516,10 @@ fn decode_sections(input: &mut In, dedupe_window_ms: i64) -> Decoded<Contents> {
         let name = input.str()?;
         segments.insert(name, input.str()?);
     }
+    let mut public = std::collections::BTreeSet::new();
+    for _ in 0..input.len()? {
+        public.insert(input.str()?);
+    }
     let mut rules = crate::triggers::TriggerState::default();
     for _ in 0..input.len()? {
         let name = input.str()?;
@@ -555,7 +564,10 @@ fn decode_sections(input: &mut In, dedupe_window_ms: i64) -> Decoded<Contents> {
             sealed,
             ..Default::default()
         },
-        queries: QueryState { segments: SavedSegments::restore(segments), ..Default::default() },
+        queries: QueryState {
+            segments: SavedSegments::restore(segments, public),
+            ..Default::default()
+        },
         triggers: rules,
         campaigns: CampaignState { campaigns, outbox },
     };
@@ -571,13 +583,6 @@ pub struct EncodedSnapshot {
     /// Where the sections read in place start in `bytes`.
     sections_at: SectionsAt,
     day_files: Vec<String>,
-}
-
-impl EncodedSnapshot {
-    /// The log position it is the state at.
-    pub fn position(&self) -> LogPosition {
-        self.position
-    }
 }
 
 /// Encodes the snapshot of `state` at its position, in memory.

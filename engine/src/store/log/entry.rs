@@ -66,6 +66,9 @@ pub enum LogEntry {
     SealDay(LogSealDay),
     /// The day file of a cut is durable.
     DaySealed(LogDaySealed),
+    /// Whether a saved segment may be named to the write key; written in the
+    /// batch that saves it (a save without it makes the segment private).
+    SegmentVisibility(LogSegmentVisibility),
 }
 
 /// An event with dense ids.
@@ -134,6 +137,15 @@ pub struct LogSegment {
 pub struct LogSegmentRemoved {
     /// Its name.
     pub name: String,
+}
+
+/// A saved segment's visibility.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LogSegmentVisibility {
+    /// The segment's name.
+    pub name: String,
+    /// Whether `GET /v1/users/{id}/segments` (the write key) may name it.
+    pub public: bool,
 }
 
 /// A trigger saved.

@@ -119,9 +119,8 @@ impl ValueUserIds {
         !self.overflowed
     }
 
-    #[cfg(any(test, feature = "internals"))]
     /// Distinct values indexed.
-    pub fn distinct_values(&self) -> usize {
+    pub fn value_count(&self) -> usize {
         self.bitmaps.len()
     }
 
@@ -399,7 +398,7 @@ mod tests {
         );
         assert_eq!(index.get(ValueRef::Str("v1")), None);
         index.insert(ValueRef::Str("again"), 4);
-        assert_eq!(index.distinct_values(), 0);
+        assert_eq!(index.value_count(), 0);
     }
 
     /// Renders every index as text, one `index key: users` line each.

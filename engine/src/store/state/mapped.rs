@@ -134,6 +134,8 @@ pub struct SubscriptionRef<'a> {
     pub p256dh: &'a str,
     /// Auth secret, base64url.
     pub auth: &'a str,
+    /// When it was stored: the engine clock of the batch that subscribed it, epoch ms.
+    pub created_ms: i64,
 }
 
 /// The hash of an endpoint in a section's table: CRC32C, fixed forever (a
@@ -147,7 +149,8 @@ pub fn endpoint_hash(endpoint: &str) -> u32 {
 /// ```text
 /// subscriptions := count u64 | table_slots u64 | users count × u32
 ///                  | offsets (count + 1) × u64 | table table_slots × u32 | records
-/// record        := endpoint_len u32 | endpoint | p256dh_len u32 | p256dh | auth
+/// record        := created_ms i64 | endpoint_len u32 | endpoint | p256dh_len u32
+///                  | p256dh | auth
 /// ```
 ///
 /// Subscriptions are in (user, age) order, so one user's are a run found by
@@ -179,8 +182,11 @@ impl MappedSubscriptions {
         let mut offset = 0u64;
         out.extend_from_slice(&offset.to_le_bytes());
         for sub in all {
-            offset +=
-                (2 * HALF_BYTES + sub.endpoint.len() + sub.p256dh.len() + sub.auth.len()) as u64;
+            offset += (WORD_BYTES
+                + 2 * HALF_BYTES
+                + sub.endpoint.len()
+                + sub.p256dh.len()
+                + sub.auth.len()) as u64;
             out.extend_from_slice(&offset.to_le_bytes());
         }
         let mut table = vec![0u32; table_slots];
@@ -195,6 +201,7 @@ impl MappedSubscriptions {
             out.extend_from_slice(&slot.to_le_bytes());
         }
         for sub in all {
+            out.extend_from_slice(&sub.created_ms.to_le_bytes());
             out.extend_from_slice(&(sub.endpoint.len() as u32).to_le_bytes());
             out.extend_from_slice(sub.endpoint.as_bytes());
             out.extend_from_slice(&(sub.p256dh.len() as u32).to_le_bytes());
@@ -269,10 +276,11 @@ impl MappedSubscriptions {
         let start = self.records_at.checked_add(word(bytes, at) as usize)?;
         let end = self.records_at.checked_add(word(bytes, at + WORD_BYTES) as usize)?;
         let record = bytes.get(start..end)?;
-        let (endpoint, rest) = Self::field(record)?;
+        let created_ms = i64::from_le_bytes(record.get(..WORD_BYTES)?.try_into().ok()?);
+        let (endpoint, rest) = Self::field(&record[WORD_BYTES..])?;
         let (p256dh, auth) = Self::field(rest)?;
         let auth = std::str::from_utf8(auth).ok()?;
-        Some(SubscriptionRef { user, endpoint, p256dh, auth })
+        Some(SubscriptionRef { user, endpoint, p256dh, auth, created_ms })
     }
 
     /// A length-prefixed string and what follows it.

@@ -73,7 +73,11 @@ impl StoreState {
     /// Applies one core entry of a durable batch: events, profile updates and
     /// subscriptions; every other entry belongs to a higher layer and is
     /// ignored. An event is handed back as it was applied.
-    pub fn apply_entry<'a>(&mut self, entry: &'a ArchivedLogEntry) -> Option<AppliedEvent<'a>> {
+    pub fn apply_entry<'a>(
+        &mut self,
+        entry: &'a ArchivedLogEntry,
+        received_ms: i64,
+    ) -> Option<AppliedEvent<'a>> {
         match entry {
             ArchivedLogEntry::Event(event) => {
                 let user = event.user.to_native();
@@ -96,6 +100,7 @@ impl StoreState {
                     endpoint: sub.endpoint.to_string(),
                     p256dh: sub.p256dh.to_string(),
                     auth: sub.auth.to_string(),
+                    created_ms: received_ms,
                 };
                 self.subscriptions.subscribe(stored, &mut self.indexes.webpush_user_ids);
             }
@@ -150,15 +155,13 @@ impl StoreState {
         }
         let mut sealed = Vec::new();
         let has_rows = |event: EventId, day: i32| {
-            only.is_none_or(|only| only.contains(&event))
-                && self
-                    .indexes
-                    .event_user_ids
-                    .get(event as usize)
-                    .and_then(|e| e.by_bucket[0].get(&day))
-                    .is_some_and(|users| users.contains(user))
+            self.indexes
+                .event_user_ids
+                .get(event as usize)
+                .and_then(|e| e.by_bucket[0].get(&day))
+                .is_some_and(|users| users.contains(user))
         };
-        self.sealed.user_rows(user, lo, hi, has_rows, &mut sealed);
+        self.sealed.user_rows(user, (lo, hi), only, has_rows, &mut sealed);
         if sealed.is_empty() {
             return Cow::Borrowed(head);
         }
@@ -300,6 +303,7 @@ pub fn check_batch_refs(batch: &ArchivedLogBatch, sizes: DictionarySizes) -> Res
             ArchivedLogEntry::Unsubscribe(_)
             | ArchivedLogEntry::SegmentSaved(_)
             | ArchivedLogEntry::SegmentRemoved(_)
+            | ArchivedLogEntry::SegmentVisibility(_)
             | ArchivedLogEntry::TriggerSaved(_)
             | ArchivedLogEntry::TriggerRemoved(_)
             | ArchivedLogEntry::History

@@ -234,10 +234,22 @@ impl SealedDay {
         rows + self.events.len() * 16
     }
 
-    /// All rows of `user` that day, in time and then log order.
-    fn user_rows(&self, user: u32, has_rows: impl Fn(u32) -> bool, out: &mut Vec<TimelineEntry>) {
+    /// The rows of `user` that day (of the events `only` when given), in
+    /// time and then log order.
+    fn user_rows(
+        &self,
+        user: u32,
+        only: Option<&[u32]>,
+        has_rows: impl Fn(u32) -> bool,
+        out: &mut Vec<TimelineEntry>,
+    ) {
         let mut ranked: Vec<(u32, TimelineEntry)> = Vec::new();
-        for event in self.events() {
+        let events: Box<dyn Iterator<Item = u32> + '_> = match only {
+            // A few wanted events: look each up rather than pass over the day's.
+            Some(only) => Box::new(only.iter().copied()),
+            None => Box::new(self.events()),
+        };
+        for event in events {
             if !has_rows(event) {
                 continue;
             }
@@ -355,21 +367,28 @@ impl SealedDays {
         rows.props.get((handle - base) as usize..).unwrap_or(props::EMPTY)
     }
 
-    /// Appends `user`'s sealed rows within `lo..=hi` to `out`, in time and
-    /// then log order; `has_rows(event, day)` may skip events the user has
-    /// no row of that day.
+    /// Appends `user`'s sealed rows within `lo..=hi` (of the events `only`
+    /// when given) to `out`, in time and then log order; `has_rows(event,
+    /// day)` may skip events the user has no row of that day.
     pub fn user_rows(
         &self,
         user: u32,
-        lo: i64,
-        hi: i64,
+        (lo, hi): (i64, i64),
+        only: Option<&[u32]>,
         has_rows: impl Fn(u32, i32) -> bool,
         out: &mut Vec<TimelineEntry>,
     ) {
         let (from, to) = (crate::clock::day_of(lo), crate::clock::day_of(hi));
+        // Each wanted event once (a sequence may name one twice).
+        let only: Option<Vec<u32>> = only.map(|only| {
+            let mut events = only.to_vec();
+            events.sort_unstable();
+            events.dedup();
+            events
+        });
         for day in self.within(from, to) {
             let start = out.len();
-            day.user_rows(user, |event| has_rows(event, day.day), out);
+            day.user_rows(user, only.as_deref(), |event| has_rows(event, day.day), out);
             if day.day == from || day.day == to {
                 let mut kept = start;
                 for i in start..out.len() {

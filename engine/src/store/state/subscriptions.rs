@@ -25,6 +25,8 @@ pub struct StoredSubscription {
     pub p256dh: String,
     /// Auth secret, base64url.
     pub auth: String,
+    /// When it was stored: the engine clock of the batch that subscribed it, epoch ms.
+    pub created_ms: i64,
 }
 
 /// All active subscriptions, in two tiers: those of the snapshot this state
@@ -78,6 +80,7 @@ impl StoredSubscription {
             endpoint: &self.endpoint,
             p256dh: &self.p256dh,
             auth: &self.auth,
+            created_ms: self.created_ms,
         }
     }
 }
@@ -303,7 +306,13 @@ mod tests {
     use super::*;
 
     fn sub(user: UserId, endpoint: &str) -> StoredSubscription {
-        StoredSubscription { user, endpoint: endpoint.into(), p256dh: "k".into(), auth: "a".into() }
+        StoredSubscription {
+            user,
+            endpoint: endpoint.into(),
+            p256dh: "k".into(),
+            auth: "a".into(),
+            created_ms: 7,
+        }
     }
 
     #[test]

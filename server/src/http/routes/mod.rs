@@ -2,10 +2,11 @@
 //! helpers its handlers share. One file per resource holds the handlers of
 //! `shared/spec/interfaces.md`: `events.rs` (events and profiles),
 //! `subscriptions.rs`, `track.rs`, `segments.rs` (queries and saved
-//! segments), `campaigns.rs` (with stats and decisions), `settings.rs`, and
-//! `public.rs` (what needs no key).
+//! segments), `campaigns.rs` (with stats and decisions), `settings.rs`,
+//! `users.rs` (one user, and a user's public segments), and `public.rs` (what needs no key).
 //!
-//! Write-key routes (events, profiles, subscriptions, track) answer CORS
+//! Write-key routes (events, profiles, subscriptions, track, a user's public
+//! segments) answer CORS
 //! preflights and accept either key; every other `/v1` route needs the admin
 //! key (`http/auth.rs`). Bodies are read with a size limit and decoded into
 //! derived structs (`http/extract.rs`), so every refusal is a JSON error that
@@ -34,6 +35,7 @@ mod segments;
 mod settings;
 mod subscriptions;
 mod track;
+mod users;
 
 pub use segments::{MAX_QUERY_DEADLINE_MS, MAX_QUERY_LIMIT, MAX_QUERY_MEMORY_LIMIT_BYTES};
 
@@ -53,11 +55,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(subscriptions::post_subscription).delete(subscriptions::delete_subscription),
         )
         .route("/v1/track", post(track::post_track))
+        .route("/v1/users/{id}/segments", get(users::user_segments))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_write))
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
-                .allow_methods([Method::POST, Method::DELETE])
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
                 .max_age(CORS_MAX_AGE),
         );
@@ -81,6 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/campaigns/{id}/stats", get(campaigns::campaign_stats))
         .route("/v1/decisions", get(campaigns::get_decisions))
         .route("/v1/settings", put(settings::put_settings).get(settings::get_settings))
+        .route("/v1/users/{id}", get(users::get_user))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let public = Router::new()
         .route("/", get(public::index_page))

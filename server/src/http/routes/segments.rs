@@ -81,10 +81,10 @@ fn within(name: &str, value: Option<WholeNumber>, max: u64, unit: &str) -> Resul
 #[serde(deny_unknown_fields)]
 pub(super) struct SegmentBody {
     q: NonEmptyText,
-    /// Part of the interface (`GET /v1/users/{id}/segments` lists public
-    /// segments); accepted, and not used until that endpoint is built.
-    #[serde(rename = "public")]
-    _public: Option<bool>,
+    /// Whether `GET /v1/users/{id}/segments` (the write key) may name it;
+    /// `false` when left out, also for a segment that was public before.
+    #[serde(default)]
+    public: bool,
 }
 
 async fn run_query(
@@ -111,11 +111,15 @@ pub(super) async fn post_query(
 
 /// `GET /v1/segments`.
 pub(super) async fn list_segments(State(state): Shared) -> Json<Value> {
+    let public = state.engine.public_segments();
     let segments: Vec<Value> = state
         .engine
         .segments()
         .into_iter()
-        .map(|(name, q)| json!({"name": name, "q": q}))
+        .map(|(name, q)| {
+            let public = public.contains(&name);
+            json!({"name": name, "q": q, "public": public})
+        })
         .collect();
     Json(json!({ "segments": segments }))
 }
@@ -127,10 +131,11 @@ pub(super) async fn put_segment(
     ApiJson(body): ApiJson<SegmentBody>,
 ) -> Result<Json<Value>> {
     let NonEmptyText(q) = body.q;
+    let public = body.public;
     let engine = state.engine.clone();
     let (n, text) = (name.clone(), q.clone());
-    blocking(move || Ok(engine.save_segment(&n, &text)?)).await?;
-    Ok(Json(json!({"name": name, "q": q})))
+    blocking(move || Ok(engine.save_segment_as(&n, &text, public)?)).await?;
+    Ok(Json(json!({"name": name, "q": q, "public": public})))
 }
 
 /// `GET /v1/segments/{name}`: the expression and how many users it selects now.
@@ -145,7 +150,14 @@ pub(super) async fn get_segment(
         .ok_or_else(|| Error::NotFound(format!("no segment {name:?}")))?;
     let options = QueryOptions { limit: Some(0), ..Default::default() };
     let answer = run_query(&state, q.clone(), options).await?;
-    Ok(Json(json!({"name": name, "q": q, "count": answer.count, "took_us": answer.took_us})))
+    let public = state.engine.public_segments().contains(&name);
+    Ok(Json(json!({
+        "name": name,
+        "q": q,
+        "public": public,
+        "count": answer.count,
+        "took_us": answer.took_us,
+    })))
 }
 
 /// `DELETE /v1/segments/{name}`: 204, or 404.
