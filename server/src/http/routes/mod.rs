@@ -1,11 +1,11 @@
 //! The HTTP API of `nudge serve` (`docs/http-api.md`): the router, and the
 //! helpers its handlers share. One file per resource holds the handlers of
-//! `shared/spec/interfaces.md`: `events.rs` (events and profiles),
+//! `shared/spec/interfaces.md`: `events.rs` (events, batches of any record, and profiles),
 //! `subscriptions.rs`, `track.rs`, `segments.rs` (queries and saved
 //! segments), `campaigns.rs` (with stats and decisions), `settings.rs`,
 //! `users.rs` (one user, and a user's public segments), and `public.rs` (what needs no key).
 //!
-//! Write-key routes (events, profiles, subscriptions, track, a user's public
+//! Write-key routes (events, batches, profiles, subscriptions, track, a user's public
 //! segments) answer CORS
 //! preflights and accept either key; every other `/v1` route needs the admin
 //! key (`http/auth.rs`). Bodies are read with a size limit and decoded into
@@ -49,6 +49,7 @@ type Shared = State<Arc<AppState>>;
 pub fn router(state: Arc<AppState>) -> Router {
     let write = Router::new()
         .route("/v1/events", post(events::post_events))
+        .route("/v1/batch", post(events::post_batch))
         .route("/v1/profiles", post(events::post_profile))
         .route(
             "/v1/subscriptions",
