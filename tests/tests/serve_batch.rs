@@ -109,3 +109,98 @@ fn a_bad_record_refuses_the_whole_batch_by_index_and_field_and_nothing_is_stored
     let (status, _) = call("POST", &server.url("/v1/batch"), None, Some(json!([good])));
     assert_eq!(status, 401);
 }
+
+fn post_segment(server: &NudgeServer, body: Value) -> (u16, Value) {
+    call("POST", &server.url("/v1/integrations/segment"), Some(TEST_WRITE_KEY), Some(body))
+}
+
+/// The delivery fields every Segment call carries (accepted, not stored).
+fn envelope(mut call: Value) -> Value {
+    let fields = json!({
+        "context": {"ip": "8.8.8.8", "library": {"name": "analytics.js", "version": "2.11.1"},
+                    "page": {"path": "/academy/", "url": "https://example.com/academy/"}},
+        "integrations": {"All": true},
+        "receivedAt": "2026-10-30T12:00:01.266Z",
+        "sentAt": "2026-10-30T12:00:01.169Z",
+        "originalTimestamp": "2026-10-30T12:00:01.152Z",
+        "version": 2,
+        "channel": "browser",
+    });
+    call.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+    call
+}
+
+#[test]
+fn segment_spec_calls_become_events_and_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NudgeServer::start(dir.path(), &[]);
+    let track = envelope(json!({
+        "type": "track", "userId": "u1", "anonymousId": "anon-1", "event": "Course Clicked",
+        "properties": {"title": "Intro to Analytics", "price": {"amount": 10}},
+        "timestamp": "2026-10-30T12:00:01.249Z", "messageId": "ajs-1",
+    }));
+    let (status, answer) = post_segment(&server, track.clone());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, json!({"accepted": 1, "duplicates": 0}));
+    // messageId is the idempotency id.
+    assert_eq!(post_segment(&server, track).1, json!({"accepted": 0, "duplicates": 1}));
+    assert_eq!(
+        count(
+            &server,
+            "did \"Course Clicked\" where (title == \"Intro to Analytics\" and price.amount == 10)"
+        ),
+        1
+    );
+
+    let batch = json!({"batch": [
+        envelope(json!({"type": "identify", "userId": "u2", "traits": {"name": "Peter", "plan": "premium"}})),
+        envelope(json!({"type": "page", "anonymousId": "anon-9", "name": "Home", "category": "Docs",
+                        "properties": {"path": "/", "title": "Welcome"}, "messageId": "ajs-2"})),
+        envelope(json!({"type": "screen", "userId": "u2", "name": "Settings", "messageId": "ajs-3"})),
+    ], "context": {"library": {"name": "analytics-node"}}, "sentAt": "2026-10-30T12:00:02Z"});
+    let (status, answer) = post_segment(&server, batch);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, json!({"accepted": 3, "duplicates": 0}));
+    assert_eq!(count(&server, "user.plan == \"premium\" and user.name == \"Peter\""), 1);
+    assert_eq!(
+        count(
+            &server,
+            "did \"Page Viewed\" where (name == \"Home\" and category == \"Docs\" and path == \"/\")"
+        ),
+        1,
+        "the anonymous id is the user"
+    );
+    assert_eq!(count(&server, "did \"Screen Viewed\" where name == \"Settings\""), 1);
+
+    // Refusals name the field (and the call of a batch); nothing is stored.
+    let cases: [(Value, Option<usize>, &str, &str); 6] = [
+        (
+            json!({"type": "track", "userId": "u1", "event": "A", "prperties": {}}),
+            None,
+            "prperties",
+            "",
+        ),
+        (json!({"type": "track", "userId": "u1"}), None, "event", "missing"),
+        (json!({"type": "track", "event": "A"}), None, "userId", "missing"),
+        (json!({"type": "alias", "userId": "u1", "previousId": "anon-1"}), None, "previousId", ""),
+        (json!({"type": "group", "userId": "u1"}), None, "type", "group"),
+        (
+            json!({"batch": [{"type": "track", "userId": "u1", "event": "A"}, {"type": "track", "userId": "u1"}]}),
+            Some(1),
+            "event",
+            "missing",
+        ),
+    ];
+    for (body, index, field, words) in cases {
+        let (status, answer) = post_segment(&server, body.clone());
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], json!(field), "{body}: {answer}");
+        assert_eq!(answer["error"]["index"], json!(index), "{body}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(words), "{body}: {answer}");
+    }
+    let (status, answer) =
+        post_segment(&server, json!({"type": "alias", "userId": "u1", "anonymousId": "anon-1"}));
+    assert_eq!((status, &answer["error"]["field"]), (400, &json!("type")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("identity merge"), "{answer}");
+    assert_eq!(count(&server, "did \"A\""), 0, "nothing of a refused batch was stored");
+}

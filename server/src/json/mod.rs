@@ -14,6 +14,7 @@
 
 mod campaign;
 pub mod ndjson;
+pub mod segment;
 mod settings;
 mod stats;
 mod values;
@@ -133,6 +134,17 @@ pub enum JsonError {
 }
 
 impl JsonError {
+    /// This error as the refusal of item `index` of a batch (an item that
+    /// is not JSON is named by its index too).
+    pub fn at_index(self, index: usize) -> JsonError {
+        let mut field = match self {
+            JsonError::NotJson(e) => FieldError::new("", format!("not valid JSON: {e}")),
+            JsonError::Field(field) => field,
+        };
+        field.index = Some(index);
+        JsonError::Field(field)
+    }
+
     fn from_serde(error: serde_path_to_error::Error<serde_json::Error>, in_batch: bool) -> Self {
         let inner = error.inner();
         if inner.is_data() {

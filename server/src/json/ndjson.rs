@@ -325,14 +325,7 @@ pub fn decode_batch(
     };
     let mut records = Vec::with_capacity(items.len().min(limit));
     for (index, item) in items.iter().enumerate().take(limit) {
-        let record = decode_batch_item(item).map_err(|error| {
-            let mut field = match error {
-                JsonError::NotJson(e) => FieldError::new("", format!("not valid JSON: {e}")),
-                JsonError::Field(field) => field,
-            };
-            field.index = Some(index);
-            JsonError::Field(field)
-        })?;
+        let record = decode_batch_item(item).map_err(|error| error.at_index(index))?;
         records.push(record);
     }
     Ok((records, items.len()))

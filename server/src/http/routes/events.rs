@@ -1,6 +1,7 @@
 //! The ingest routes of the write key: `POST /v1/events` (a batch of
 //! events), `POST /v1/batch` (a batch of any caller record, NDJSON or a JSON
-//! array) and `POST /v1/profiles` (one profile update). They hand their
+//! array), `POST /v1/integrations/segment` (Segment Spec calls) and
+//! `POST /v1/profiles` (one profile update). They hand their
 //! records to the coalescing ingest queue (`http/ingest.rs`) and answer after
 //! the fsync.
 //!
@@ -18,6 +19,7 @@ use super::Shared;
 use crate::error::{Error, Result};
 use crate::http::extract::{ApiJson, MAX_EVENTS_BODY_BYTES, body_error, read_body};
 use crate::json::ndjson::{self, ProfileJson, RecordJson};
+use crate::json::segment;
 
 /// `POST /v1/events`: an array of events, or `{"events": [...]}`, stored atomically.
 pub(super) async fn post_events(State(state): Shared, body: Body) -> Result<Json<Value>> {
@@ -55,6 +57,26 @@ pub(super) async fn post_batch(
     if count > limit {
         return Err(Error::TooLarge(format!("{count} records in one request; at most {limit}")));
     }
+    ingest_records(&state, records).await
+}
+
+/// `POST /v1/integrations/segment`: a Segment Spec call or `{"batch":
+/// [...]}` (`json/segment.rs`), stored atomically like `POST /v1/batch`.
+pub(super) async fn post_segment(State(state): Shared, body: Body) -> Result<Json<Value>> {
+    let bytes = read_body(body, MAX_EVENTS_BODY_BYTES).await?;
+    let limit = nudge_engine::limits::MAX_BATCH_RECORDS;
+    let (records, count) = segment::decode(&bytes, limit).map_err(body_error)?;
+    if count > limit {
+        return Err(Error::TooLarge(format!("{count} calls in one request; at most {limit}")));
+    }
+    ingest_records(&state, records).await
+}
+
+/// Ingests a decoded batch and answers `{"accepted", "duplicates"}`.
+async fn ingest_records(
+    state: &crate::http::AppState,
+    records: Vec<nudge_engine::Record>,
+) -> Result<Json<Value>> {
     let events = records.iter().filter(|r| matches!(r, nudge_engine::Record::Event(_))).count();
     let outcome = state.ingest.ingest(records).await?;
     state.metrics.ingest_batches.inc();

@@ -50,6 +50,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let write = Router::new()
         .route("/v1/events", post(events::post_events))
         .route("/v1/batch", post(events::post_batch))
+        .route("/v1/integrations/segment", post(events::post_segment))
         .route("/v1/profiles", post(events::post_profile))
         .route(
             "/v1/subscriptions",
