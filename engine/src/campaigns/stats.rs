@@ -28,6 +28,7 @@ use crate::store::dict::Dictionaries;
 use crate::store::props::{self, KeyId, ValueRef};
 use crate::store::record::Event;
 use crate::store::state::StoreState;
+use crate::store::state::timeline::TimelineEntry;
 
 /// Longest action name in a track report, in bytes.
 pub const MAX_ACTION_BYTES: usize = 128;
@@ -263,10 +264,20 @@ pub fn decisions(
     campaign: Option<&str>,
 ) -> Vec<DecisionEntry> {
     let Some(user) = dicts.users.get(user_id) else { return Vec::new() };
+    decisions_in(dicts, state, &state.events_of(user), campaign)
+}
+
+/// [`decisions`] among a user's events already read (`events`, in order).
+pub fn decisions_in(
+    dicts: &Dictionaries,
+    state: &StoreState,
+    events: &[TimelineEntry],
+    campaign: Option<&str>,
+) -> Vec<DecisionEntry> {
     let wanted: Vec<u32> = DECISION_EVENTS.iter().filter_map(|n| dicts.events.get(n)).collect();
     let campaign_key = dicts.keys.get(keys::CAMPAIGN).and_then(|k| KeyId::try_from(k).ok());
     let mut entries = Vec::new();
-    for entry in state.events_of(user).iter() {
+    for entry in events {
         if !wanted.contains(&entry.event()) {
             continue;
         }
@@ -274,11 +285,7 @@ pub fn decisions(
         if campaign.is_some() && text(blob, campaign_key) != campaign {
             continue;
         }
-        let props = props::iter(blob)
-            .filter_map(|(key, value)| {
-                Some((dicts.keys.name(u32::from(key))?.to_owned(), value.to_owned_value()))
-            })
-            .collect();
+        let props = props::named(blob, &dicts.keys);
         let name = dicts.events.name(entry.event()).unwrap_or_default().to_owned();
         entries.push(DecisionEntry { ts_ms: entry.ts_ms, name, props });
     }

@@ -64,13 +64,6 @@ impl Engine {
         let reader = self.read_state();
         let (dicts, store) = (&reader.dicts, &reader.state.store);
         let Some(user) = dicts.users.get(user_id) else { return Ok(None) };
-        let named = |blob: &[u8]| -> Vec<(String, Value)> {
-            props::iter(blob)
-                .filter_map(|(key, value)| {
-                    Some((dicts.keys.name(u32::from(key))?.to_owned(), value.to_owned_value()))
-                })
-                .collect()
-        };
         let all = store.events_of(user);
         let events = all
             .iter()
@@ -80,7 +73,7 @@ impl Engine {
                 (!name.starts_with('$')).then(|| UserEvent {
                     name: name.to_owned(),
                     ts_ms: entry.ts_ms,
-                    props: named(store.props(entry)),
+                    props: props::named(store.props(entry), &dicts.keys),
                 })
             })
             .take(USER_LATEST_EVENTS)
@@ -91,14 +84,14 @@ impl Engine {
             .into_iter()
             .map(|s| UserSubscription { endpoint: s.endpoint.to_owned(), created_ms: s.created_ms })
             .collect();
-        let mut decisions = stats::decisions(dicts, store, user_id, None);
+        let mut decisions = stats::decisions_in(dicts, store, &all, None);
         decisions.reverse();
         decisions.truncate(USER_LATEST_DECISIONS);
         let source = reader.state.source();
         let segments = query::segments_of_user(dicts, &source, user, false, now)?;
         let view = UserView {
             user_id: user_id.to_owned(),
-            profile: named(store.profiles.get(user)),
+            profile: props::named(store.profiles.get(user), &dicts.keys),
             subscriptions,
             event_count: all.len(),
             events,

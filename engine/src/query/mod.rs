@@ -342,8 +342,9 @@ pub fn segments_of_user(
     now_ms: i64,
 ) -> Result<UserSegments> {
     let scope = roaring::RoaringBitmap::from_iter([user]);
+    let segments = state.segments.by_name();
     let mut answer = UserSegments::default();
-    for name in state.segments.by_name().keys() {
+    for name in segments.keys() {
         if public_only && !state.segments.is_public(name) {
             continue;
         }
@@ -351,7 +352,6 @@ pub fn segments_of_user(
             answer.warnings.push(format!("saved segment {name:?} no longer parses"));
             continue;
         };
-        let segments = state.segments.by_name();
         let mut evaluator =
             eval::Evaluator::new(dicts, state, now_ms, segments, Strategy::Timelines);
         evaluator.record_plan = false;

@@ -225,6 +225,15 @@ pub struct PropsIter<'a> {
     left: u16,
 }
 
+/// A blob's properties by key name (keys `keys` does not name are left out).
+pub fn named(blob: &[u8], keys: &crate::store::dict::Dictionary) -> Vec<(String, Value)> {
+    iter(blob)
+        .filter_map(|(key, value)| {
+            Some((keys.name(u32::from(key))?.to_owned(), value.to_owned_value()))
+        })
+        .collect()
+}
+
 /// Starts iterating a blob.
 pub fn iter(blob: &[u8]) -> PropsIter<'_> {
     match read_u16(blob) {

@@ -32,10 +32,11 @@ pub use campaign::{
     CampaignJson, DEFAULT_IF_PASSED, USER_TIMEZONE, campaign_from_json, campaign_to_json,
 };
 pub use settings::{DEFAULT_TIMEZONE, SettingsJson, settings_from_json, settings_to_json};
-pub use stats::{STATS_DROP_REASONS, stats_to_json};
+pub use stats::{STATS_DROP_REASONS, decision_to_json, stats_to_json};
 pub use values::{
     Accepts, DurationMs, Increments, Kind, MAX_JSON_DEPTH, NonEmptyText, Object, Props, Strict,
     Text, TimestampMs, Unset, WholeNumber, format_duration, parse_duration, parse_timestamp_text,
+    timestamp_json,
 };
 
 /// A field-level error, the one kind of refusal of a JSON input: `field` is a

@@ -1,7 +1,8 @@
 //! `GET /v1/campaigns/{id}/stats`: the engine's campaign statistics as the
-//! "Stats" object of `shared/spec/interfaces.md`.
+//! "Stats" object of `shared/spec/interfaces.md`, and one decision of the
+//! decisions log (`GET /v1/decisions`, `GET /v1/users/{id}`).
 
-use nudge_engine::campaign::CampaignStats;
+use nudge_engine::campaign::{CampaignStats, DecisionEntry};
 use serde_json::{Map, Value, json};
 
 /// Drop reasons the Stats object always lists, 0 when none happened
@@ -44,6 +45,16 @@ pub fn stats_to_json(stats: &CampaignStats) -> Value {
         "converted": stats.converted,
         "revenue": stats.revenue,
         "variants": variants,
+    })
+}
+
+/// One decision of `GET /v1/decisions` and `GET /v1/users/{id}`:
+/// `{"ts", "event", "props"}`.
+pub fn decision_to_json(decision: &DecisionEntry) -> Value {
+    json!({
+        "ts": super::timestamp_json(decision.ts_ms),
+        "event": decision.name,
+        "props": super::ndjson::object(&decision.props),
     })
 }
 

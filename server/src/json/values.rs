@@ -552,7 +552,7 @@ where
 
 /// Epoch milliseconds as RFC 3339 UTC (`2026-11-01T10:00:00Z`, with a
 /// fraction only when there is one); a number when out of jiff's range.
-pub(super) fn timestamp_json(ms: i64) -> Json {
+pub fn timestamp_json(ms: i64) -> Json {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(ts) => Json::String(ts.to_string()),
         Err(_) => Json::from(ms),

@@ -16,7 +16,7 @@ use super::{Shared, blocking};
 use crate::error::{Error, Result};
 use crate::http::AppState;
 use crate::http::extract::ApiJson;
-use crate::json::{self, CampaignJson, NonEmptyText, Object, ndjson};
+use crate::json::{self, CampaignJson, NonEmptyText, Object};
 
 fn no_campaign(id: &str) -> Error {
     Error::NotFound(format!("no campaign {id:?}"))
@@ -161,14 +161,6 @@ pub(super) async fn get_decisions(
     let engine = state.engine.clone();
     let (user, campaign) = (user_id.clone(), q.campaign.clone());
     let entries = blocking(move || Ok(engine.decisions(&user, campaign.as_deref())?)).await?;
-    let decisions: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            let ts = jiff::Timestamp::from_millisecond(e.ts_ms)
-                .map(|t| t.to_string())
-                .unwrap_or_default();
-            json!({"ts": ts, "event": e.name, "props": ndjson::object(&e.props)})
-        })
-        .collect();
+    let decisions: Vec<Value> = entries.iter().map(json::decision_to_json).collect();
     Ok(Json(json!({"user_id": user_id, "campaign": q.campaign, "decisions": decisions})))
 }

@@ -10,12 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Shared, blocking};
 use crate::error::{Error, Result};
-use crate::json::ndjson;
-
-/// An epoch-ms time as RFC 3339 text.
-fn rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
-}
+use crate::json::{self, ndjson};
 
 /// `GET /v1/users/{id}`: profile, aliases, subscriptions (push service host
 /// and creation time, never the endpoint path or keys), the latest events,
@@ -35,21 +30,15 @@ pub(super) async fn get_user(State(state): Shared, Path(id): Path<String>) -> Re
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_owned))
                 .unwrap_or_default();
-            json!({"host": host, "created": rfc3339(s.created_ms)})
+            json!({"host": host, "created": json::timestamp_json(s.created_ms)})
         })
         .collect();
     let events: Vec<Value> = view
         .events
         .iter()
-        .map(|e| json!({"name": e.name, "ts": rfc3339(e.ts_ms), "props": ndjson::object(&e.props)}))
+        .map(|e| json!({"name": e.name, "ts": json::timestamp_json(e.ts_ms), "props": ndjson::object(&e.props)}))
         .collect();
-    let decisions: Vec<Value> = view
-        .decisions
-        .iter()
-        .map(
-            |d| json!({"ts": rfc3339(d.ts_ms), "event": d.name, "props": ndjson::object(&d.props)}),
-        )
-        .collect();
+    let decisions: Vec<Value> = view.decisions.iter().map(json::decision_to_json).collect();
     Ok(Json(json!({
         "user_id": view.user_id,
         "profile": ndjson::object(&view.profile),
